@@ -1,0 +1,55 @@
+/* libnode/grad.h — gradients of a loss on an ODE solution: the adjoint
+ * sensitivity method (Chen et al. 2018, Algorithm 1) and exact backpropagation
+ * through the discrete solve.  Include <libnode.h> rather than this file.
+ */
+#ifndef LIBNODE_GRAD_H
+#define LIBNODE_GRAD_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Both take the forward solution ys (nt × dim, as node_odeint wrote it) and dLdys
+   (nt × dim, the loss gradient at each output time) and write dLdy0 (dim),
+   dLdp (nparams, may be NULL) and dLdts (nt, may be NULL).  sys->vjp is required.
+   stats (may be NULL) counts the backward work. */
+
+/* Adjoint sensitivity (Chen et al. 2018, Algorithm 1): integrates the augmented
+   state [z, a, dL/dθ, dL/dt] backward, one solver call per interval between output
+   times; at each output time z is reset to ys[i] and dLdys[i] is added to a.
+   The backward error norm is the largest of the per-block RMS norms of z, a,
+   dL/dθ and dL/dt; opt->seminorm leaves the dL/dθ and dL/dt blocks out
+   (Kidger, Chen, Lyons 2021).  opt->adjoint_rtol/atol (0 = forward's) apply.
+   Memory does not grow with the number of steps: O(dim + nparams). */
+NODE_API node_status node_odeint_adjoint(const node_system *sys, const double *ts, size_t nt,
+                                         const double *ys, const double *dLdys,
+                                         double *dLdy0, double *dLdp, double *dLdts,
+                                         const node_options *opt, node_stats *stats);
+
+/* Discretise-then-optimise: re-runs the forward solve from ys[0], records it,
+   and returns the exact gradient of the discrete solution (step sizes taken as
+   constants), dense output at ts included.  Memory grows with the number of
+   steps: O(steps × dim) for the tape. */
+NODE_API node_status node_odeint_backprop(const node_system *sys, const double *ts, size_t nt,
+                                          const double *ys, const double *dLdys,
+                                          double *dLdy0, double *dLdp, double *dLdts,
+                                          const node_options *opt, node_stats *stats);
+
+/* The same two, with the workspaces (and tape) of a reusable solver object. */
+NODE_API node_status node_solver_adjoint(node_solver *s, const node_system *sys,
+                                         const double *ts, size_t nt,
+                                         const double *ys, const double *dLdys,
+                                         double *dLdy0, double *dLdp, double *dLdts,
+                                         const node_options *opt, node_stats *stats);
+NODE_API node_status node_solver_backprop(node_solver *s, const node_system *sys,
+                                          const double *ts, size_t nt,
+                                          const double *ys, const double *dLdys,
+                                          double *dLdy0, double *dLdp, double *dLdts,
+                                          const node_options *opt, node_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LIBNODE_GRAD_H */

@@ -1,0 +1,132 @@
+/* internal.h — node__* declarations shared inside src/; never installed.
+ *
+ * The contract between the layers: ode/ exposes a generic integrator (custom
+ * right-hand side, custom error norm, an observer of accepted steps) and the
+ * Butcher tableaus as data, so that grad/ can drive the same core for the
+ * adjoint and replay the same stages for exact backprop.
+ */
+#ifndef LIBNODE_INTERNAL_H
+#define LIBNODE_INTERNAL_H
+
+#include "libnode.h"
+#include <stdbool.h>
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#  define NODE__HIDDEN __attribute__((visibility("hidden")))
+#else
+#  define NODE__HIDDEN
+#endif
+
+/* ---- allocation ------------------------------------------------------------ */
+
+/* Every allocation of the library goes through these (tests wrap malloc to
+   count allocations and to fail the k-th one). */
+NODE__HIDDEN void *node__malloc(size_t n);
+NODE__HIDDEN void *node__calloc(size_t count, size_t size);
+NODE__HIDDEN void *node__realloc(void *p, size_t n);
+NODE__HIDDEN void  node__free(void *p);
+
+/* Grow *buf to hold at least n doubles (contents kept); never shrinks.
+   NODE_ENOMEM (with *buf untouched) if the allocation fails or n overflows. */
+NODE__HIDDEN node_status node__grow(double **buf, size_t *cap, size_t n);
+
+/* ---- Butcher tableaus (ode/tableau.c) ----------------------------------------- */
+
+#define NODE__MAXSTAGES 16
+
+typedef struct node__tableau {
+    const char *name;
+    node_method method;
+    int s;            /* stages of one step, an FSAL stage included */
+    int s_dense;      /* s plus the stages only dense output needs (>= s) */
+    int order;        /* order of the propagated solution */
+    int err_order;    /* order of the embedded solution; 0 for fixed-step methods */
+    int fsal;         /* stage s-1 is f(t+h, ynew) and serves as stage 0 of the next step */
+    const double *c;  /* [s_dense] */
+    const double *A;  /* [s_dense * s_dense], row-major, strictly lower triangular */
+    const double *b;  /* [s] weights of the propagated solution */
+    const double *e;  /* [s] error weights (b - b_hat); NULL for fixed-step methods */
+    const double *e3; /* [s] DOP853's 3rd-order error weights; NULL otherwise */
+    /* Dense output on an accepted step from (t, y) with stages k[0..s_dense-1]:
+         y(t + θh) = y + h Σ_i w_i(θ) k_i,     dy/dt(t + θh) = Σ_i dw_i(θ) k_i,
+       θ in [0, 1].  Writes w and dw (each s_dense; dw may be NULL).  Every method
+       has one (Hermite cubic on f(t), f(t+h) where no better exists). */
+    void (*dense)(double theta, double *w, double *dw);
+    int dense_order;
+} node__tableau;
+
+/* The tableau of m, or NULL for an unknown method. */
+NODE__HIDDEN const node__tableau *node__tableau_get(node_method m);
+
+/* ---- the integrator (ode/) --------------------------------------------------- */
+
+/* Error norm of a step: err is the local error estimate, y and ynew the states
+   at both ends.  The default (norm == NULL) is the contract's RMS of
+   err_i / (atol + rtol * max(|y_i|, |ynew_i|)).  The same function, called with
+   err = v and y = ynew = y0, measures vectors for the automatic initial step. */
+typedef double (*node__norm_fn)(void *nctx, size_t dim, const double *err,
+                                const double *y, const double *ynew,
+                                double rtol, double atol);
+
+typedef struct node__ode {
+    size_t dim;
+    int  (*f)(void *ctx, double t, const double *y, double *dydt);
+    void  *ctx;
+    node__norm_fn norm;   /* NULL: the default RMS norm */
+    void  *nctx;
+} node__ode;
+
+/* Watches a solve; used by exact backprop to record what the forward pass did.
+   Either callback may be NULL.  A non-zero return aborts with NODE_ECALLBACK
+   (or the status the observer stored for itself). */
+typedef struct node__observer {
+    void *ctx;
+    /* After each accepted step from t to t + h that started at state y. */
+    int (*step)(void *ctx, double t, double h, const double *y);
+    /* After row i (i >= 1) of ys was written by dense output at θ = (ts[i]-t)/h
+       of the step most recently reported to step(). */
+    int (*output)(void *ctx, size_t i, double theta);
+} node__observer;
+
+/* Workspaces the solver object keeps across calls. */
+struct node_solver {
+    double *ode;  size_t ode_cap;    /* integrator: stages, y, ynew, err, ... */
+    double *aug;  size_t aug_cap;    /* adjoint: augmented state and scratch */
+    double *tape; size_t tape_cap;   /* backprop: recorded steps */
+    double *work; size_t work_cap;   /* backprop: reverse-pass scratch */
+};
+
+/* Validate opt (NULL = defaults) and fill the defaults it leaves at 0
+   (max_steps, adjoint tolerances).  NODE_EINVAL for an unknown method,
+   non-positive or non-finite tolerances, a fixed method without a positive step,
+   negative step / max_step / max_steps. */
+NODE__HIDDEN node_status node__options_resolve(const node_options *opt, node_options *out);
+
+/* NODE_EINVAL unless ts has nt >= 1 finite entries, strictly increasing or
+   strictly decreasing. */
+NODE__HIDDEN node_status node__check_ts(const double *ts, size_t nt);
+
+/* Integrate ode from y0 at ts[0], writing y(ts[i]) as rows of ys (nt × dim) with
+   dense output; the last step ends exactly on ts[nt-1].  opt must come from
+   node__options_resolve.  Uses (and grows) s->ode only.  Adds the work done to
+   *stats (stats non-NULL).  obs may be NULL. */
+NODE__HIDDEN node_status node__integrate(node_solver *s, const node__ode *ode,
+                                         const double *y0, const double *ts, size_t nt,
+                                         double *ys, const node_options *opt,
+                                         node_stats *stats, const node__observer *obs);
+
+/* Stages k[from..to-1] of one step from (t, y) with step h, given k[0..from-1]:
+   k_i = f(t + c_i h, y + h Σ_{j<i} A_ij k_j).  tmp has dim entries.  Adds the
+   evaluations to *nfe.  Returns the first non-zero callback value, or 0. */
+NODE__HIDDEN int node__rk_stages(const node__tableau *tab, const node__ode *ode,
+                                 double t, double h, const double *y, double *const *k,
+                                 int from, int to, double *tmp, long *nfe);
+
+/* out = y + h Σ_{i<n} w_i k_i  (n stages, dim entries). */
+NODE__HIDDEN void node__rk_combine(size_t dim, const double *y, double h,
+                                   const double *w, int n, double *const *k, double *out);
+
+/* Does any of the n entries of v hold a NaN or an Inf? */
+NODE__HIDDEN bool node__nonfinite(const double *v, size_t n);
+
+#endif /* LIBNODE_INTERNAL_H */
