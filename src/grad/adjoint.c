@@ -1,0 +1,197 @@
+/* adjoint.c — gradients by the adjoint sensitivity method: Chen, Rubanova,
+ * Bettencourt, Duvenaud, "Neural Ordinary Differential Equations" (NeurIPS 2018),
+ * Algorithm 1 and appendix B.2 (time gradients); the backward error norm by
+ * blocks and the seminorm of Kidger, Chen, Lyons, "'Hey, that's not an ODE':
+ * faster ODE adjoints via seminorms" (ICML 2021).
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- the augmented system ----------------------------------------------------
+ * State [z | a | gθ | gt] with
+ *   dz/dt = f(t, z),  da/dt = -aᵀ∂f/∂z,  dgθ/dt = -aᵀ∂f/∂θ,  dgt/dt = -aᵀ∂f/∂t,
+ * solved from t_i back to t_{i-1}.  With a(t_i) = dL/dz(t_i) and gθ(t_i) = 0 this
+ * gives gθ(t_{i-1}) = ∫_{t_{i-1}}^{t_i} aᵀ∂f/∂θ dt, whatever the direction of time. */
+
+typedef struct aug_ctx {
+    const node_system *sys;
+    size_t dim, np, nt;   /* np: length of the gθ block (0 = skipped); nt: of gt (0 or 1) */
+} aug_ctx;
+
+static int aug_f(void *ctx, double t, const double *y, double *dydt)
+{
+    const aug_ctx *c = ctx;
+    size_t n = c->dim;
+    double *da = dydt + n, *dp = dydt + 2 * n, *dt = dydt + 2 * n + c->np;
+    /* One vjp call: f into the z block, aᵀ∂f/∂(z, θ, t) into the others, negated. */
+    int rc = c->sys->vjp(c->sys->ctx, t, y, y + n, dydt, da,
+                         c->np ? dp : NULL, c->nt ? dt : NULL);
+    if (rc)
+        return rc;
+    size_t m = n + c->np + c->nt;
+    for (size_t i = 0; i < m; i++)
+        da[i] = -da[i];
+    return 0;
+}
+
+static double block_rms(const double *err, const double *y, const double *ynew,
+                        size_t n, double rtol, double atol)
+{
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        double sc = atol + rtol * fmax(fabs(y[i]), fabs(ynew[i]));
+        double r = err[i] / sc;
+        sum += r * r;
+    }
+    return n ? sqrt(sum / (double)n) : 0;
+}
+
+/* The largest of the per-block RMS norms; with the seminorm only z and a count. */
+typedef struct norm_ctx {
+    size_t dim, np, nt;
+    int seminorm;
+} norm_ctx;
+
+static double aug_norm(void *nctx, size_t dim, const double *err, const double *y,
+                       const double *ynew, double rtol, double atol)
+{
+    const norm_ctx *c = nctx;
+    (void)dim;
+    size_t n = c->dim;
+    double r = block_rms(err, y, ynew, n, rtol, atol);
+    r = fmax(r, block_rms(err + n, y + n, ynew + n, n, rtol, atol));
+    if (!c->seminorm) {
+        size_t o = 2 * n;
+        r = fmax(r, block_rms(err + o, y + o, ynew + o, c->np, rtol, atol));
+        o += c->np;
+        r = fmax(r, block_rms(err + o, y + o, ynew + o, c->nt, rtol, atol));
+    }
+    return r;
+}
+
+/* ---- argument checks shared with the public entry points ---------------------- */
+
+static node_status check_args(const node_system *sys, const double *ts, size_t nt,
+                              const double *ys, const double *dLdys, const double *dLdy0)
+{
+    if (!sys || !sys->vjp || !sys->f || sys->dim == 0 || !ts || nt == 0 || !ys ||
+        !dLdys || !dLdy0)
+        return NODE_EINVAL;
+    return node__check_ts(ts, nt);
+}
+
+/* dLdys[i]ᵀ f(t_i, ys[i]): the direct dependence of the loss on output time t_i. */
+static node_status time_grad(const node_system *sys, double t, const double *y,
+                             const double *w, double *tmp, node_stats *st, double *out)
+{
+    st->nfe++;
+    if (sys->f(sys->ctx, t, y, tmp))
+        return NODE_ECALLBACK;
+    double sum = 0;
+    for (size_t j = 0; j < sys->dim; j++)
+        sum += w[j] * tmp[j];
+    *out = sum;
+    return NODE_OK;
+}
+
+/* ---- Algorithm 1 ------------------------------------------------------------ */
+
+node_status node_solver_adjoint(node_solver *s, const node_system *sys,
+                                const double *ts, size_t nt,
+                                const double *ys, const double *dLdys,
+                                double *dLdy0, double *dLdp, double *dLdts,
+                                const node_options *opt, node_stats *stats)
+{
+    node_stats st = {0, 0, 0, 0};
+    if (stats)
+        *stats = st;
+    if (!s)
+        return NODE_EINVAL;
+    node_status rc = check_args(sys, ts, nt, ys, dLdys, dLdy0);
+    if (rc)
+        return rc;
+    node_options o;
+    if ((rc = node__options_resolve(opt, &o)))
+        return rc;
+
+    size_t n = sys->dim;
+    size_t np = dLdp ? sys->nparams : 0;
+    size_t ntb = dLdts ? 1 : 0;
+    /* [aug state | 2 rows for the integrator's output | f scratch] */
+    if (n > SIZE_MAX / 16 || np > SIZE_MAX / 16)     /* 7n + 3np + 3 must not wrap */
+        return NODE_ENOMEM;
+    size_t m = 2 * n + np + ntb;
+    if ((rc = node__grow(&s->aug, &s->aug_cap, 3 * m + n)))
+        return rc;
+    double *aug = s->aug, *rows = aug + m, *tmp = rows + 2 * m;
+
+    /* The backward solve: its own tolerances; an adaptive first step is chosen
+       afresh for the augmented system. */
+    node_options bo = o;
+    bo.rtol = o.adjoint_rtol;
+    bo.atol = o.adjoint_atol;
+    if (node__tableau_get(o.method)->err_order > 0)
+        bo.step = 0;
+    aug_ctx ac = { sys, n, np, ntb };
+    norm_ctx nc = { n, np, ntb, o.seminorm };
+    node__ode ode = { m, aug_f, &ac, aug_norm, &nc };
+
+    size_t last = nt - 1;
+    memcpy(aug, ys + last * n, n * sizeof(double));
+    memcpy(aug + n, dLdys + last * n, n * sizeof(double));
+    memset(aug + 2 * n, 0, (np + ntb) * sizeof(double));
+    if (ntb && last > 0) {
+        /* gt starts at -dL/dt_N and loses dL/dt_i at each output, so that at t0
+           it holds ∫_{t0}^{tN} aᵀ∂f/∂t dt - Σ_{i≥1} dL/dt_i = dL/dt0 (a uniform
+           shift of every t_i moves L by ∫ aᵀ∂f/∂t). */
+        if ((rc = time_grad(sys, ts[last], ys + last * n, dLdys + last * n, tmp, &st,
+                            &dLdts[last])))
+            goto out;
+        aug[m - 1] = -dLdts[last];
+    }
+    for (size_t i = last; i > 0; i--) {
+        double tsi[2] = { ts[i], ts[i - 1] };
+        rc = node__integrate(s, &ode, aug, tsi, 2, rows, &bo, &st, NULL);
+        if (rc)
+            goto out;
+        memcpy(aug, rows + m, m * sizeof(double));
+        const double *yi = ys + (i - 1) * n, *wi = dLdys + (i - 1) * n;
+        memcpy(aug, yi, n * sizeof(double));            /* z back on the forward path */
+        for (size_t j = 0; j < n; j++)
+            aug[n + j] += wi[j];
+        if (ntb && i - 1 > 0) {
+            if ((rc = time_grad(sys, ts[i - 1], yi, wi, tmp, &st, &dLdts[i - 1])))
+                goto out;
+            aug[m - 1] -= dLdts[i - 1];
+        }
+    }
+    memcpy(dLdy0, aug + n, n * sizeof(double));
+    if (np)
+        memcpy(dLdp, aug + 2 * n, np * sizeof(double));
+    if (ntb)
+        dLdts[0] = aug[m - 1];
+out:
+    if (stats)
+        *stats = st;
+    return rc;
+}
+
+node_status node_odeint_adjoint(const node_system *sys, const double *ts, size_t nt,
+                                const double *ys, const double *dLdys,
+                                double *dLdy0, double *dLdp, double *dLdts,
+                                const node_options *opt, node_stats *stats)
+{
+    if (stats)
+        *stats = (node_stats){0, 0, 0, 0};
+    node_status rc = check_args(sys, ts, nt, ys, dLdys, dLdy0);
+    if (rc)
+        return rc;
+    node_solver *s;
+    if ((rc = node_solver_create(&s)))
+        return rc;
+    rc = node_solver_adjoint(s, sys, ts, nt, ys, dLdys, dLdy0, dLdp, dLdts, opt, stats);
+    node_solver_free(s);
+    return rc;
+}

@@ -1,0 +1,260 @@
+/* backprop.c — exact gradients of the discrete solve (discretise-then-optimise):
+ * the forward pass is re-run with an observer that records each accepted step,
+ * then reverse-mode differentiation runs through the Runge–Kutta stages, the
+ * updates y_{n+1} = y_n + h Σ b_i k_i and the dense outputs y_n + h Σ w_i(θ) k_i
+ * (Hairer, Nørsett, Wanner I, §II.1 and §II.6), step sizes taken as constants.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* ---- recording the forward pass ------------------------------------------------
+ * Tape: one record [t, h, y(dim)] per accepted step, grown geometrically.
+ * Outputs: for row i of ys, the step it lies in and its θ (two nt-arrays). */
+
+typedef struct recorder {
+    node_solver *s;
+    size_t dim, nsteps;
+    double *ostep, *otheta;   /* [nt] each, in s->work */
+    node_status status;       /* ENOMEM from a failed tape growth */
+} recorder;
+
+static int rec_step(void *ctx, double t, double h, const double *y)
+{
+    recorder *r = ctx;
+    size_t rs = r->dim + 2, need = (r->nsteps + 1) * rs;
+    if (need > r->s->tape_cap) {
+        /* Double the tape (at least 64 records); fall back to the exact need. */
+        size_t want = r->s->tape_cap < SIZE_MAX / 2 ? 2 * r->s->tape_cap : need;
+        if (want < need)
+            want = need;
+        if (want < 64 * rs)
+            want = 64 * rs;
+        if (node__grow(&r->s->tape, &r->s->tape_cap, want) &&
+            node__grow(&r->s->tape, &r->s->tape_cap, need)) {
+            r->status = NODE_ENOMEM;
+            return 1;
+        }
+    }
+    double *rec = r->s->tape + r->nsteps * rs;
+    rec[0] = t;
+    rec[1] = h;
+    memcpy(rec + 2, y, r->dim * sizeof(double));
+    r->nsteps++;
+    return 0;
+}
+
+static int rec_output(void *ctx, size_t i, double theta)
+{
+    recorder *r = ctx;
+    if (r->nsteps == 0)
+        return 1;   /* an output before any step: not what the contract promises */
+    r->ostep[i] = (double)(r->nsteps - 1);
+    r->otheta[i] = theta;
+    return 0;
+}
+
+/* ---- checks ---------------------------------------------------------------- */
+
+static node_status check_args(const node_system *sys, const double *ts, size_t nt,
+                              const double *ys, const double *dLdys, const double *dLdy0)
+{
+    if (!sys || !sys->vjp || !sys->f || sys->dim == 0 || !ts || nt == 0 || !ys ||
+        !dLdys || !dLdy0)
+        return NODE_EINVAL;
+    return node__check_ts(ts, nt);
+}
+
+/* a += x * v over n entries. */
+static void axpy(size_t n, double x, const double *v, double *a)
+{
+    for (size_t j = 0; j < n; j++)
+        a[j] += x * v[j];
+}
+
+/* ---- the reverse pass ------------------------------------------------------------ */
+
+node_status node_solver_backprop(node_solver *s, const node_system *sys,
+                                 const double *ts, size_t nt,
+                                 const double *ys, const double *dLdys,
+                                 double *dLdy0, double *dLdp, double *dLdts,
+                                 const node_options *opt, node_stats *stats)
+{
+    node_stats st = {0, 0, 0, 0};
+    if (stats)
+        *stats = st;
+    if (!s)
+        return NODE_EINVAL;
+    node_status rc = check_args(sys, ts, nt, ys, dLdys, dLdy0);
+    if (rc)
+        return rc;
+    node_options o;
+    if ((rc = node__options_resolve(opt, &o)))
+        return rc;
+    const node__tableau *tab = node__tableau_get(o.method);
+    size_t n = sys->dim, np = dLdp ? sys->nparams : 0;
+    size_t S = (size_t)tab->s_dense;
+
+    /* work: [ys (nt·n) | ostep, otheta (nt each) | k, kbar (S·n each) |
+              ybar, tmp, vy (n each) | vp (np) | w, dw (S each)] */
+    if (n > SIZE_MAX / 64 / (S + 2) || np > SIZE_MAX / 64 || nt > SIZE_MAX / 64 / (n + 2))
+        return NODE_ENOMEM;
+    size_t need = nt * (n + 2) + 2 * S * n + 3 * n + np + 2 * S;
+    if ((rc = node__grow(&s->work, &s->work_cap, need)))
+        return rc;
+    double *yf = s->work, *ostep = yf + nt * n, *otheta = ostep + nt;
+    double *kbuf = otheta + nt, *kbar = kbuf + S * n;
+    double *ybar = kbar + S * n, *tmp = ybar + n, *vy = tmp + n, *vp = vy + n;
+    double *w = vp + np, *dw = w + S;
+    for (size_t i = 0; i < nt; i++)
+        ostep[i] = -1;
+
+    /* Forward, recorded. */
+    recorder r = { s, n, 0, ostep, otheta, NODE_OK };
+    node__observer obs = { &r, rec_step, rec_output };
+    node__ode ode = { n, sys->f, sys->ctx, NULL, NULL };
+    rc = node__integrate(s, &ode, ys, ts, nt, yf, &o, &st, &obs);
+    if (rc) {
+        if (r.status)
+            rc = r.status;
+        goto out;
+    }
+    /* The last row may have been copied from the end of the last step rather than
+       interpolated: it is the dense output at θ = 1 of that step. */
+    if (nt > 1 && ostep[nt - 1] < 0 && r.nsteps > 0) {
+        ostep[nt - 1] = (double)(r.nsteps - 1);
+        otheta[nt - 1] = 1;
+    }
+    for (size_t i = 1; i < nt; i++)
+        if (ostep[i] < 0) {
+            rc = NODE_ECALLBACK;   /* the integrator broke the observer contract */
+            goto out;
+        }
+
+    double *k[NODE__MAXSTAGES], *kb[NODE__MAXSTAGES];
+    for (size_t i = 0; i < S; i++) {
+        k[i] = kbuf + i * n;
+        kb[i] = kbar + i * n;
+    }
+    memset(ybar, 0, n * sizeof(double));
+    if (np)
+        memset(dLdp, 0, np * sizeof(double));
+    double tbar = 0;   /* ∂L/∂t0 through the stage times t_n + c_i h */
+    size_t io = nt - 1, rs = n + 2;
+
+    for (size_t step = r.nsteps; step-- > 0;) {
+        const double *rec = s->tape + step * rs, *y = rec + 2;
+        double t = rec[0], h = rec[1];
+        bool need[NODE__MAXSTAGES] = { false };
+        int last = -1;
+
+        /* y_{n+1} = y_n + h Σ b_i k_i: ȳ_n gets ȳ_{n+1}, k̄_i gets h b_i ȳ_{n+1}. */
+        for (int i = 0; i < tab->s; i++) {
+            if (tab->b[i] != 0) {
+                need[i] = true;
+                last = i;
+            }
+            for (size_t j = 0; j < n; j++)
+                kb[i][j] = h * tab->b[i] * ybar[j];
+        }
+        for (size_t i = (size_t)tab->s; i < S; i++)
+            memset(kb[i], 0, n * sizeof(double));
+
+        /* Outputs in this step: y_out = y_n + h Σ w_i(θ) k_i. */
+        size_t o_hi = io;
+        bool any_out = false;
+        while (io >= 1 && ostep[io] == (double)step) {
+            any_out = true;
+            tab->dense(otheta[io], w, dw);
+            const double *g = dLdys + io * n;
+            axpy(n, 1.0, g, ybar);
+            for (size_t i = 0; i < S; i++)
+                if (w[i] != 0) {
+                    axpy(n, h * w[i], g, kb[i]);
+                    need[i] = true;
+                    if ((int)i > last)
+                        last = (int)i;
+                }
+            io--;
+        }
+        int nst = any_out ? (int)S : last + 1;
+        if (nst < 1)
+            nst = 1;
+        if (node__rk_stages(tab, &ode, t, h, y, k, 0, nst, tmp, &st.nfe)) {
+            rc = NODE_ECALLBACK;
+            goto out;
+        }
+        if (dLdts)   /* ∂y_out/∂ts[i] = Σ dw_i(θ) k_i */
+            for (size_t i = o_hi; i > io; i--) {
+                tab->dense(otheta[i], w, dw);
+                const double *g = dLdys + i * n;
+                double sum = 0;
+                for (size_t j = 0; j < S; j++) {
+                    if (dw[j] == 0)
+                        continue;
+                    double d = 0;
+                    for (size_t l = 0; l < n; l++)
+                        d += g[l] * k[j][l];
+                    sum += dw[j] * d;
+                }
+                dLdts[i] = sum;
+            }
+
+        /* Stages, last to first: k_i = f(t + c_i h, Y_i), Y_i = y_n + h Σ_j A_ij k_j. */
+        for (int i = nst - 1; i >= 0; i--) {
+            if (!need[i])
+                continue;
+            const double *Ai = tab->A + (size_t)i * S;
+            node__rk_combine(n, y, h, Ai, i, k, tmp);
+            double vt = 0;
+            st.nfe++;
+            if (sys->vjp(sys->ctx, t + tab->c[i] * h, tmp, kb[i], NULL, vy,
+                         np ? vp : NULL, dLdts ? &vt : NULL)) {
+                rc = NODE_ECALLBACK;
+                goto out;
+            }
+            tbar += vt;
+            if (np)
+                axpy(np, 1.0, vp, dLdp);
+            axpy(n, 1.0, vy, ybar);
+            for (int j = 0; j < i; j++)
+                if (Ai[j] != 0) {
+                    axpy(n, h * Ai[j], vy, kb[j]);
+                    need[j] = true;
+                }
+        }
+    }
+
+    axpy(n, 1.0, dLdys, ybar);   /* row 0 is y0 itself */
+    memcpy(dLdy0, ybar, n * sizeof(double));
+    if (dLdts) {
+        /* Shifting t0 shifts every step (sizes fixed): the stage times move, and
+           each θ_i = (ts[i] - t_n)/h moves opposite to ts[i]. */
+        double sum = 0;
+        for (size_t i = 1; i < nt; i++)
+            sum += dLdts[i];
+        dLdts[0] = tbar - sum;
+    }
+out:
+    if (stats)
+        *stats = st;
+    return rc;
+}
+
+node_status node_odeint_backprop(const node_system *sys, const double *ts, size_t nt,
+                                 const double *ys, const double *dLdys,
+                                 double *dLdy0, double *dLdp, double *dLdts,
+                                 const node_options *opt, node_stats *stats)
+{
+    if (stats)
+        *stats = (node_stats){0, 0, 0, 0};
+    node_status rc = check_args(sys, ts, nt, ys, dLdys, dLdy0);
+    if (rc)
+        return rc;
+    node_solver *s;
+    if ((rc = node_solver_create(&s)))
+        return rc;
+    rc = node_solver_backprop(s, sys, ts, nt, ys, dLdys, dLdy0, dLdp, dLdts, opt, stats);
+    node_solver_free(s);
+    return rc;
+}
