@@ -1,0 +1,106 @@
+/* control.c — adaptive step-size control: the contract's RMS error norm, the
+ * automatic initial step of Hairer, Nørsett & Wanner I, Section II.4 (p. 169,
+ * Hairer's HINIT) and the PI controller of Gustafsson (1991) in the form of
+ * Hairer's dopri5.f: h_new = h · safety · err^-α · err_old^β, α = 1/q - 0.75β.
+ */
+#include "ode.h"
+
+#include <math.h>
+
+double node__norm_rms(void *nctx, size_t dim, const double *err, const double *y,
+                      const double *ynew, double rtol, double atol)
+{
+    (void)nctx;
+    double acc = 0;
+    for (size_t i = 0; i < dim; i++) {
+        double sk = atol + rtol * fmax(fabs(y[i]), fabs(ynew[i]));
+        double r = err[i] / sk;
+        acc += r * r;
+    }
+    return sqrt(acc / (double)dim);
+}
+
+/* ---- PI controller ------------------------------------------------------------------ */
+
+int node__control_order(const node__tableau *tab)
+{
+    /* DOP853's combined estimate err5²/sqrt(err5² + 0.01 err3²) behaves like
+       h^8 (Hairer's dop853.f uses the exponent 1/8). */
+    return tab->e3 ? tab->order : tab->err_order + 1;
+}
+
+void node__control_init(node__control *c, const node__tableau *tab)
+{
+    double q = node__control_order(tab);
+    c->beta = 0.04;                       /* Hairer's recommended PI weight */
+    c->alpha = 1.0 / q - 0.75 * c->beta;
+    c->safety = 0.9;
+    if (tab->e3) {                        /* dop853.f: FAC1 = 0.333, FAC2 = 6 */
+        c->facmin = 0.333;
+        c->facmax = 6.0;
+    } else {                              /* dopri5.f: FAC1 = 0.2, FAC2 = 10 */
+        c->facmin = 0.2;
+        c->facmax = 10.0;
+    }
+    c->errold = 1e-4;
+    c->rejected = false;
+}
+
+double node__control_accept(node__control *c, double h, double err)
+{
+    /* err = 0 gives fac = facmax (pow(0, α) = 0). */
+    double fac = c->safety * pow(c->errold, c->beta);
+    fac = err > 0 ? fac / pow(err, c->alpha) : c->facmax;
+    fac = fmin(c->facmax, fmax(c->facmin, fac));
+    if (c->rejected && fac > 1)          /* no growth right after a rejection */
+        fac = 1;
+    c->errold = fmax(err, 1e-4);
+    c->rejected = false;
+    return h * fac;
+}
+
+double node__control_reject(node__control *c, double h, double err)
+{
+    /* Only the I part on rejection, never below facmin (HNW I, II.4). */
+    double fac = fmax(c->facmin, c->safety * pow(err, -c->alpha));
+    c->rejected = true;
+    return h * fmin(fac, 1.0);
+}
+
+/* ---- initial step ------------------------------------------------------------------- */
+
+double node__initial_step(const node__tableau *tab, const node__ode *ode, double t0,
+                          const double *y0, const double *f0, double dir, double hmax,
+                          double rtol, double atol, double *y1, double *f1, long *nfe,
+                          int *cb)
+{
+    node__norm_fn norm = ode->norm ? ode->norm : node__norm_rms;
+    size_t n = ode->dim;
+    double q = node__control_order(tab);
+    *cb = 0;
+
+    /* A first guess from |y0| / |f0| (the step of 1% relative change)... */
+    double d0 = norm(ode->nctx, n, y0, y0, y0, rtol, atol);
+    double d1 = norm(ode->nctx, n, f0, y0, y0, rtol, atol);
+    double h0 = (d0 < 1e-5 || d1 < 1e-5 || !isfinite(d0 / d1)) ? 1e-6 : 0.01 * d0 / d1;
+    h0 = fmin(h0, hmax);
+
+    /* ...then an explicit Euler step to estimate the second derivative, and
+       h^q · max(|f'|, |f|) = 0.01. */
+    for (size_t i = 0; i < n; i++)
+        y1[i] = y0[i] + dir * h0 * f0[i];
+    ++*nfe;
+    int rc = ode->f(ode->ctx, t0 + dir * h0, y1, f1);
+    if (rc != 0) {
+        *cb = rc;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        f1[i] -= f0[i];
+    double d2 = norm(ode->nctx, n, f1, y0, y0, rtol, atol) / h0;
+    if (!isfinite(d2))                    /* f blew up at y1: stay at the small guess */
+        return fmin(h0 * 1e-2, hmax);
+    double der = fmax(d1, d2);
+    double h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / q);
+    return fmin(fmin(100 * h0, h1), hmax);
+}

@@ -1,0 +1,94 @@
+/* options.c — solver options: defaults, method names, validation (node__options_resolve)
+ * and the check of the output times (node__check_ts).
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Default max_steps per call when options.max_steps is 0. */
+#define NODE__DEFAULT_MAX_STEPS 1000000L
+
+node_options node_options_default(void)
+{
+    node_options o;
+    memset(&o, 0, sizeof o);
+    o.method = NODE_DOPRI5;
+    o.rtol = 1e-7;
+    o.atol = 1e-9;
+    return o;
+}
+
+static const struct {
+    const char *name;
+    node_method method;
+} method_names[] = {
+    { "euler", NODE_EULER },   { "midpoint", NODE_MIDPOINT }, { "rk4", NODE_RK4 },
+    { "bosh3", NODE_BOSH3 },   { "dopri5", NODE_DOPRI5 },     { "dop853", NODE_DOP853 },
+    /* aliases */
+    { "rk45", NODE_DOPRI5 },   { "bs3", NODE_BOSH3 },         { "dp853", NODE_DOP853 },
+    { "dopri8", NODE_DOP853 },
+};
+
+const char *node_method_name(node_method m)
+{
+    const node__tableau *tab = node__tableau_get(m);
+    return tab ? tab->name : NULL;
+}
+
+node_status node_method_parse(const char *name, node_method *out)
+{
+    if (!name || !out)
+        return NODE_EINVAL;
+    for (size_t i = 0; i < sizeof method_names / sizeof method_names[0]; i++)
+        if (strcmp(name, method_names[i].name) == 0) {
+            *out = method_names[i].method;
+            return NODE_OK;
+        }
+    return NODE_EINVAL;
+}
+
+static bool positive(double x) { return x > 0 && isfinite(x); }
+
+node_status node__options_resolve(const node_options *opt, node_options *out)
+{
+    node_options o = opt ? *opt : node_options_default();
+    const node__tableau *tab = node__tableau_get(o.method);
+    if (!tab)
+        return NODE_EINVAL;
+    if (!positive(o.rtol) || !positive(o.atol))
+        return NODE_EINVAL;
+    /* step: finite and >= 0; max_step: >= 0 (+Inf = no limit); NaN fails both. */
+    if (!(o.step >= 0) || !isfinite(o.step) || !(o.max_step >= 0) || o.max_steps < 0)
+        return NODE_EINVAL;
+    if (tab->err_order == 0 && !(o.step > 0))
+        return NODE_EINVAL;
+    if (o.adjoint_rtol == 0)
+        o.adjoint_rtol = o.rtol;
+    if (o.adjoint_atol == 0)
+        o.adjoint_atol = o.atol;
+    if (!positive(o.adjoint_rtol) || !positive(o.adjoint_atol))
+        return NODE_EINVAL;
+    if (o.max_step == INFINITY)
+        o.max_step = 0;
+    if (o.max_steps == 0)
+        o.max_steps = NODE__DEFAULT_MAX_STEPS;
+    *out = o;
+    return NODE_OK;
+}
+
+node_status node__check_ts(const double *ts, size_t nt)
+{
+    if (!ts || nt == 0)
+        return NODE_EINVAL;
+    for (size_t i = 0; i < nt; i++)
+        if (!isfinite(ts[i]))
+            return NODE_EINVAL;
+    if (nt == 1)
+        return NODE_OK;
+    bool up = ts[1] > ts[0];
+    for (size_t i = 1; i < nt; i++)
+        if (up ? !(ts[i] > ts[i - 1]) : !(ts[i] < ts[i - 1]))
+            return NODE_EINVAL;
+    return NODE_OK;
+}

@@ -1,0 +1,329 @@
+/* solve.c — node__integrate: the integration loop of every method.  Adaptive
+ * methods follow Hairer's DOPRI5/DOP853 drivers (HNW I, Sections II.4-II.6 and
+ * II.10): embedded error estimate, PI control, FSAL reuse, outputs at any ts by
+ * dense output.  Fixed-step methods take steps of opt->step from ts[0].
+ */
+#include "ode.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+/* Consecutive NaN/Inf retries (each h *= 1/4) before giving up. */
+#define NODE__NONFINITE_RETRIES 40
+
+/* Everything one solve works with; pointers into s->ode. */
+typedef struct run {
+    const node__tableau *tab;
+    const node__ode *ode;
+    const node__observer *obs;
+    node_stats *stats;
+    size_t dim;
+    const double *ts;
+    size_t nt, next;       /* next output row to write */
+    double *ys;
+    double dir;
+    double *k[NODE__MAXSTAGES];
+    double *y, *ynew, *tmp, *err;
+    bool dense_ready;      /* dense-only stages of the current step computed */
+} run;
+
+static node_status callback_status(int rc) { return rc ? NODE_ECALLBACK : NODE_OK; }
+
+/* Rows of ys whose times lie in the accepted step (t, tnew], by dense output. */
+static node_status emit_outputs(run *r, double t, double h, double tnew)
+{
+    const node__tableau *tab = r->tab;
+    while (r->next < r->nt && r->dir * (r->ts[r->next] - tnew) <= 0) {
+        size_t i = r->next;
+        double *row = r->ys + i * r->dim;
+        double theta = 1;
+        if (r->ts[i] == tnew) {
+            memcpy(row, r->ynew, r->dim * sizeof *row);
+        } else {
+            if (!r->dense_ready) {
+                if (tab->s_dense > tab->s) {
+                    int rc = node__rk_stages(tab, r->ode, t, h, r->y, r->k, tab->s,
+                                             tab->s_dense, r->tmp, &r->stats->nfe);
+                    if (rc)
+                        return callback_status(rc);
+                }
+                r->dense_ready = true;
+            }
+            theta = fmin(1.0, (r->ts[i] - t) / h);
+            double w[NODE__MAXSTAGES];
+            tab->dense(theta, w, NULL);
+            node__rk_combine(r->dim, r->y, h, w, tab->s_dense, r->k, row);
+        }
+        r->next++;
+        if (r->obs && r->obs->output && r->obs->output(r->obs->ctx, i, theta))
+            return NODE_ECALLBACK;
+    }
+    return NODE_OK;
+}
+
+/* After an accepted step: the next step's k_0 = f(t+h, ynew) where it is known (the
+   FSAL stage, or a fixed method's dense stage), and y <- ynew.  Returns whether k_0
+   is valid. */
+static bool advance(run *r)
+{
+    const node__tableau *tab = r->tab;
+    bool have_k0 = false;
+    double *swap;
+    if (tab->fsal) {
+        swap = r->k[0]; r->k[0] = r->k[tab->s - 1]; r->k[tab->s - 1] = swap;
+        have_k0 = true;
+    } else if (r->dense_ready && tab->s_dense > tab->s) {
+        /* Fixed methods: stage s has A row = b and c = 1, i.e. f(t+h, ynew). */
+        swap = r->k[0]; r->k[0] = r->k[tab->s]; r->k[tab->s] = swap;
+        have_k0 = true;
+    }
+    swap = r->y; r->y = r->ynew; r->ynew = swap;
+    r->dense_ready = false;
+    return have_k0;
+}
+
+static node_status accepted(run *r, double t, double h, double tnew)
+{
+    r->stats->naccept++;
+    if (r->obs && r->obs->step && r->obs->step(r->obs->ctx, t, h, r->y))
+        return NODE_ECALLBACK;
+    return emit_outputs(r, t, h, tnew);
+}
+
+/* ---- fixed step ------------------------------------------------------------------- */
+
+static node_status integrate_fixed(run *r, const node_options *opt)
+{
+    const node__tableau *tab = r->tab;
+    double t0 = r->ts[0], tend = r->ts[r->nt - 1];
+    double span = fabs(tend - t0), h = opt->step;
+    /* Steps of h; a remainder below 1e-10 h stretches the last step instead of
+       adding one a few ulps long. */
+    double nfull = floor(span / h);
+    double nsteps = nfull;
+    if (span - nfull * h > 1e-10 * h || nfull < 1)
+        nsteps = nfull + 1;
+    if (nsteps > (double)opt->max_steps)
+        return NODE_EMAXSTEPS;
+    long n = (long)nsteps;
+    bool have_k0 = false;
+    double t = t0;
+    for (long j = 0; j < n; j++) {
+        double tnew = j + 1 == n ? tend : t0 + r->dir * (double)(j + 1) * h;
+        double hj = tnew - t;
+        r->stats->nsteps++;
+        int rc = node__rk_stages(tab, r->ode, t, hj, r->y, r->k, have_k0 ? 1 : 0, tab->s,
+                                 r->tmp, &r->stats->nfe);
+        if (rc)
+            return callback_status(rc);
+        node__rk_combine(r->dim, r->y, hj, tab->b, tab->s, r->k, r->ynew);
+        if (node__nonfinite(r->ynew, r->dim))
+            return NODE_ENONFINITE;
+        node_status st = accepted(r, t, hj, tnew);
+        if (st != NODE_OK)
+            return st;
+        have_k0 = advance(r);
+        t = tnew;
+    }
+    return NODE_OK;
+}
+
+/* ---- adaptive ------------------------------------------------------------------------ */
+
+/* out = h Σ_i w_i k_i over n stages (zero weights skipped). */
+static void weighted_sum(size_t dim, double h, const double *w, int n, double *const *k,
+                         double *out)
+{
+    double wq[NODE__MAXSTAGES];
+    const double *pq[NODE__MAXSTAGES];
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (w[i] != 0) {
+            wq[m] = w[i];
+            pq[m++] = k[i];
+        }
+    for (size_t d = 0; d < dim; d++) {
+        double acc = 0;
+        for (int q = 0; q < m; q++)
+            acc += wq[q] * pq[q][d];
+        out[d] = h * acc;
+    }
+}
+
+/* Scaled error of the step just computed (stages in r->k, ynew in r->ynew). */
+static double step_error(run *r, double h, double rtol, double atol)
+{
+    const node__tableau *tab = r->tab;
+    const node__ode *ode = r->ode;
+    node__norm_fn norm = ode->norm ? ode->norm : node__norm_rms;
+    weighted_sum(r->dim, h, tab->e, tab->s, r->k, r->err);
+    double e5 = norm(ode->nctx, r->dim, r->err, r->y, r->ynew, rtol, atol);
+    if (!tab->e3)
+        return e5;
+    /* DOP853 (dop853.f): err = e5² / sqrt(e5² + 0.01 e3²), e3 the 3rd-order estimate;
+       |h| e5 · e5/sqrt(...) behaves like h^8. */
+    weighted_sum(r->dim, h, tab->e3, tab->s, r->k, r->err);
+    double e3 = norm(ode->nctx, r->dim, r->err, r->y, r->ynew, rtol, atol);
+    double den = e5 * e5 + 0.01 * e3 * e3;
+    return den > 0 ? e5 * e5 / sqrt(den) : 0;
+}
+
+static node_status integrate_adaptive(run *r, const node_options *opt)
+{
+    const node__tableau *tab = r->tab;
+    const node__ode *ode = r->ode;
+    double t = r->ts[0], tend = r->ts[r->nt - 1];
+    double hmax = opt->max_step > 0 ? opt->max_step : INFINITY;
+    node__control ctl;
+    node__control_init(&ctl, tab);
+
+    /* Stages needed for the error estimate: an FSAL stage with zero error weights
+       (DOP853) is evaluated only once the step is accepted, as in dop853.f. */
+    int s_err = tab->s;
+    if (tab->fsal && tab->e[tab->s - 1] == 0 && (!tab->e3 || tab->e3[tab->s - 1] == 0))
+        s_err = tab->s - 1;
+
+    r->stats->nfe++;
+    int rc = ode->f(ode->ctx, t, r->y, r->k[0]);
+    if (rc)
+        return NODE_ECALLBACK;
+    if (node__nonfinite(r->k[0], r->dim))
+        return NODE_ENONFINITE;
+    bool have_k0 = true;
+
+    double h = opt->step;
+    if (h > 0) {
+        h = fmin(fmin(h, hmax), fabs(tend - t));
+    } else {
+        h = node__initial_step(tab, ode, t, r->y, r->k[0], r->dir,
+                               fmin(hmax, fabs(tend - t)), opt->rtol, opt->atol, r->tmp,
+                               r->k[1], &r->stats->nfe, &rc);
+        if (rc)
+            return NODE_ECALLBACK;
+    }
+    h *= r->dir;
+
+    long attempts = 0;
+    int nonfinite = 0;
+    for (;;) {
+        if (attempts >= opt->max_steps)
+            return NODE_EMAXSTEPS;
+        if (fabs(h) > hmax)
+            h = r->dir * hmax;
+        /* Stretch a step that would leave less than 1% of itself to reach tend. */
+        bool last = false;
+        if (r->dir * (t + 1.01 * h - tend) >= 0) {
+            h = tend - t;
+            last = true;
+        }
+        double ulp = nextafter(fabs(t), INFINITY) - fabs(t);
+        if (fabs(h) < 16 * ulp || h == 0)
+            return nonfinite ? NODE_ENONFINITE : NODE_ESTEPSIZE;
+
+        attempts++;
+        r->stats->nsteps++;
+        if (!have_k0) {
+            r->stats->nfe++;
+            if ((rc = ode->f(ode->ctx, t, r->y, r->k[0])) != 0)
+                return NODE_ECALLBACK;
+            if (node__nonfinite(r->k[0], r->dim))
+                return NODE_ENONFINITE;
+            have_k0 = true;
+        }
+        rc = node__rk_stages(tab, ode, t, h, r->y, r->k, 1, s_err, r->tmp, &r->stats->nfe);
+        if (rc)
+            return NODE_ECALLBACK;
+        if (s_err == tab->s && tab->fsal) {
+            /* The FSAL stage's argument is ynew, bit for bit. */
+            double *swap = r->ynew; r->ynew = r->tmp; r->tmp = swap;
+        } else {
+            node__rk_combine(r->dim, r->y, h, tab->b, tab->s, r->k, r->ynew);
+        }
+
+        double err = NAN;
+        if (!node__nonfinite(r->ynew, r->dim))
+            err = step_error(r, h, opt->rtol, opt->atol);
+        if (isfinite(err) && err <= 1 && s_err < tab->s) {
+            rc = node__rk_stages(tab, ode, t, h, r->y, r->k, s_err, tab->s, r->tmp,
+                                 &r->stats->nfe);
+            if (rc)
+                return NODE_ECALLBACK;
+            if (node__nonfinite(r->k[tab->s - 1], r->dim))
+                err = NAN;
+        }
+        if (!isfinite(err)) {
+            /* NaN/Inf: a smaller step may avoid the region where f breaks down. */
+            r->stats->nreject++;
+            if (++nonfinite > NODE__NONFINITE_RETRIES)
+                return NODE_ENONFINITE;
+            ctl.rejected = true;
+            h *= 0.25;
+            continue;
+        }
+        if (err > 1) {
+            r->stats->nreject++;
+            nonfinite = 0;
+            h = node__control_reject(&ctl, h, err);
+            continue;
+        }
+
+        nonfinite = 0;
+        double tnew = last ? tend : t + h;
+        node_status st = accepted(r, t, h, tnew);
+        if (st != NODE_OK)
+            return st;
+        have_k0 = advance(r);
+        t = tnew;
+        if (last)
+            return NODE_OK;
+        h = node__control_accept(&ctl, h, err);
+    }
+}
+
+/* ---- entry ------------------------------------------------------------------------- */
+
+node_status node__integrate(node_solver *s, const node__ode *ode, const double *y0,
+                            const double *ts, size_t nt, double *ys,
+                            const node_options *opt, node_stats *stats,
+                            const node__observer *obs)
+{
+    const node__tableau *tab = node__tableau_get(opt->method);
+    if (!tab)
+        return NODE_EINVAL;
+    size_t dim = ode->dim;
+    memmove(ys, y0, dim * sizeof *ys);
+    if (nt == 1)
+        return NODE_OK;
+
+    /* Workspace: s_dense stages, y, ynew, tmp, err. */
+    size_t nvec = (size_t)tab->s_dense + 4;
+    if (dim > SIZE_MAX / nvec)
+        return NODE_ENOMEM;
+    node_status st = node__grow(&s->ode, &s->ode_cap, nvec * dim);
+    if (st != NODE_OK)
+        return st;
+
+    run r;
+    memset(&r, 0, sizeof r);
+    r.tab = tab;
+    r.ode = ode;
+    r.obs = obs;
+    r.stats = stats;
+    r.dim = dim;
+    r.ts = ts;
+    r.nt = nt;
+    r.next = 1;
+    r.ys = ys;
+    r.dir = ts[nt - 1] > ts[0] ? 1.0 : -1.0;
+    for (int i = 0; i < tab->s_dense; i++)
+        r.k[i] = s->ode + (size_t)i * dim;
+    double *base = s->ode + (size_t)tab->s_dense * dim;
+    r.y = base;
+    r.ynew = base + dim;
+    r.tmp = base + 2 * dim;
+    r.err = base + 3 * dim;
+    memcpy(r.y, ys, dim * sizeof *r.y);
+
+    return tab->err_order > 0 ? integrate_adaptive(&r, opt) : integrate_fixed(&r, opt);
+}
