@@ -1,0 +1,433 @@
+/* spiral.c — learn the dynamics of a 2-D spiral from data with the adjoint method:
+ * torchdiffeq's examples/ode_demo.py (Chen et al. 2018), re-done in C.
+ * Run: ./spiral [--iters N] [--opt adam] [--backprop] [--out DIR]   (--help for all)
+ * Writes DIR/spiral.svg (figure), DIR/spiral.csv (learned trajectory), DIR/spiral.model.
+ */
+#include <libnode.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "files.h"
+#include "progress.h"
+#include "rng.h"
+#include "svg.h"
+
+/* ---- the true system: dy/dt = (y³) A, y a row vector ------------------------------ */
+
+static const double A[2][2] = { { -0.1, 2.0 }, { -2.0, -0.1 } };
+
+static int true_f(void *ctx, double t, const double *y, double *dydt)
+{
+    (void)ctx;
+    (void)t;
+    double u0 = y[0] * y[0] * y[0], u1 = y[1] * y[1] * y[1];
+    dydt[0] = u0 * A[0][0] + u1 * A[1][0];
+    dydt[1] = u0 * A[0][1] + u1 * A[1][1];
+    return 0;
+}
+
+/* ---- the model: dy/dt = MLP(y³) for `batch` rows of 2 ---------------------------------
+
+   The cube goes in front of the network, so this is a hand-written node_system over
+   node_mlp_forward / node_mlp_vjp.  Chain rule for the vjp, with u = y³:
+     vjp_y = (aᵀ ∂MLP/∂u) ⊙ 3y²,    vjp_θ = aᵀ ∂MLP/∂θ  (the MLP's own). */
+
+typedef struct cubic_model {
+    node_mlp *mlp;
+    size_t batch;
+    double *u;    /* batch × 2: y³ */
+    double *gu;   /* batch × 2: aᵀ ∂MLP/∂u */
+} cubic_model;
+
+static int cubic_f(void *ctx, double t, const double *y, double *dydt)
+{
+    cubic_model *c = ctx;
+    for (size_t i = 0; i < 2 * c->batch; i++)
+        c->u[i] = y[i] * y[i] * y[i];
+    return node_mlp_forward(c->mlp, c->batch, t, c->u, dydt) != NODE_OK;
+}
+
+static int cubic_vjp(void *ctx, double t, const double *y, const double *a, double *dydt,
+                     double *vjp_y, double *vjp_p, double *vjp_t)
+{
+    cubic_model *c = ctx;
+    for (size_t i = 0; i < 2 * c->batch; i++)
+        c->u[i] = y[i] * y[i] * y[i];
+    if (node_mlp_vjp(c->mlp, c->batch, t, c->u, a, dydt, c->gu, vjp_p, NULL) != NODE_OK)
+        return 1;
+    for (size_t i = 0; i < 2 * c->batch; i++)
+        vjp_y[i] = c->gu[i] * 3.0 * y[i] * y[i];
+    if (vjp_t)
+        *vjp_t = 0.0;    /* autonomous */
+    return 0;
+}
+
+/* Buffers sized for `batch` rows; the system is valid while c and m live. */
+static int cubic_init(cubic_model *c, node_mlp *m, size_t batch, node_system *sys)
+{
+    c->mlp = m;
+    c->batch = batch;
+    c->u = malloc(2 * batch * sizeof(double));
+    c->gu = malloc(2 * batch * sizeof(double));
+    node_system s = { 2 * batch, node_mlp_nparams(m), c, cubic_f, cubic_vjp };
+    *sys = s;
+    return c->u && c->gu ? 0 : -1;
+}
+
+/* ---- output: figure and CSV ----------------------------------------------------------- */
+
+#define GRID 21   /* vector-field arrows per side, as the demo's 21 × 21 mgrid */
+
+/* The learned field MLP(y³) on the grid over [-2, 2]²: xy (GRID² × 2) in, f out. */
+static node_status field_on_grid(node_mlp *m, double *xy, double *u, double *f)
+{
+    for (int i = 0; i < GRID; i++)
+        for (int j = 0; j < GRID; j++) {
+            double *p = &xy[2 * (i * GRID + j)];
+            p[0] = -2.0 + 4.0 * j / (GRID - 1);
+            p[1] = -2.0 + 4.0 * i / (GRID - 1);
+        }
+    for (int k = 0; k < 2 * GRID * GRID; k++)
+        u[k] = xy[k] * xy[k] * xy[k];
+    return node_mlp_forward(m, GRID * GRID, 0.0, u, f);
+}
+
+/* Three panels like the demo's: x(t), y(t) true vs learned; the phase portrait;
+   the learned vector field (unit arrows, opacity by magnitude). */
+static int write_figure(const char *path, size_t n, const double *t, const double *ytrue,
+                        const double *ypred, const double *xy, const double *f, long iter)
+{
+    ex_svg s;
+    if (ex_svg_begin(&s, path, 1260, 440) != 0)
+        return -1;
+    const char *green = "#2e9c48", *teal = "#7fc28f", *blue = "#1f5fbf", *orange = "#e07b1a";
+
+    ex_svg_panel(&s, 0, 10, 420, 420, t[0], t[n - 1], -2, 2, "Trajectories", "t", "x, y");
+    ex_svg_line(&s, n, t, 1, ytrue, 2, green, 2, NULL);
+    ex_svg_line(&s, n, t, 1, ytrue + 1, 2, teal, 2, NULL);
+    ex_svg_line(&s, n, t, 1, ypred, 2, blue, 1.5, "6 4");
+    ex_svg_line(&s, n, t, 1, ypred + 1, 2, orange, 1.5, "6 4");
+    const char *lab[4] = { "x true", "y true", "x learned", "y learned" };
+    const char *col[4] = { green, teal, blue, orange };
+    const char *dash[4] = { NULL, NULL, "6 4", "6 4" };
+    ex_svg_legend(&s, 4, lab, col, dash);
+
+    ex_svg_panel(&s, 420, 10, 420, 420, -2, 2, -2, 2, "Phase Portrait", "x", "y");
+    ex_svg_line(&s, n, ytrue, 2, ytrue + 1, 2, green, 2, NULL);
+    ex_svg_line(&s, n, ypred, 2, ypred + 1, 2, blue, 1.5, "6 4");
+    const char *lab2[2] = { "true", "learned" };
+    const char *col2[2] = { green, blue };
+    const char *dash2[2] = { NULL, "6 4" };
+    ex_svg_legend(&s, 2, lab2, col2, dash2);
+
+    ex_svg_panel(&s, 840, 10, 420, 420, -2, 2, -2, 2, "Learned Vector Field", "x", "y");
+    double fmax_ = 0;
+    for (int k = 0; k < GRID * GRID; k++)
+        fmax_ = fmax(fmax_, hypot(f[2 * k], f[2 * k + 1]));
+    const double len = 0.75 * 4.0 / (GRID - 1);
+    for (int k = 0; k < GRID * GRID; k++) {
+        double fx = f[2 * k], fy = f[2 * k + 1], mag = hypot(fx, fy);
+        if (!(mag > 0))
+            continue;
+        double op = 0.25 + 0.75 * sqrt(mag / fmax_);
+        ex_svg_arrow(&s, xy[2 * k], xy[2 * k + 1], len * fx / mag, len * fy / mag, "#222",
+                     1.1, op);
+    }
+    ex_svg_line(&s, n, ytrue, 2, ytrue + 1, 2, green, 1, NULL);
+
+    char note[96];
+    snprintf(note, sizeof note, "libnode spiral example, iteration %ld", iter);
+    ex_svg_text(&s, 1250, 434, 10, "end", "#888", note);
+    return ex_svg_end(&s);
+}
+
+static int write_csv(const char *path, size_t n, const double *t, const double *ytrue,
+                     const double *ypred)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "t,x_true,y_true,x_pred,y_pred\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%.9g,%.17g,%.17g,%.17g,%.17g\n", t[i], ytrue[2 * i], ytrue[2 * i + 1],
+                ypred[2 * i], ypred[2 * i + 1]);
+    int bad = ferror(f);
+    return (fclose(f) != 0 || bad) ? -1 : 0;
+}
+
+/* ---- main: data → model → solver options → training loop → results → free ------------- */
+
+#define CHECK(call)                                                                     \
+    do {                                                                                \
+        node_status st_ = (call);                                                       \
+        if (st_ != NODE_OK) {                                                           \
+            fprintf(stderr, "spiral: %s failed: %s\n", #call, node_strerror(st_));      \
+            goto done;                                                                  \
+        }                                                                               \
+    } while (0)
+
+int main(int argc, char **argv)
+{
+    /* Flags, with the demo's settings as defaults. */
+    long iters = 2000, seed = 1, test_freq = 20, plot_freq = 500;
+    long data_size = 1000, batch_size = 20, batch_time = 10;
+    double rtol = 1e-7, atol = 1e-9, lr = 1e-3;
+    const char *method_name = "dopri5", *opt_name = "rmsprop", *out_dir = "spiral_out";
+    const char *load = NULL, *save = NULL;
+    int backprop = 0;
+    const ex_arg args[] = {
+        { "--iters", EX_LONG, &iters, "N", "training iterations" },
+        { "--seed", EX_LONG, &seed, "S", "seed of the initial weights and the batches" },
+        { "--method", EX_STRING, &method_name, "M", "euler|midpoint|rk4|bosh3|dopri5|dop853" },
+        { "--rtol", EX_DOUBLE, &rtol, "R", "relative tolerance (adaptive methods)" },
+        { "--atol", EX_DOUBLE, &atol, "A", "absolute tolerance" },
+        { "--opt", EX_STRING, &opt_name, "O", "optimizer: sgd|rmsprop|adam|adamw" },
+        { "--lr", EX_DOUBLE, &lr, "LR", "learning rate" },
+        { "--batch-size", EX_LONG, &batch_size, "B", "sub-trajectories per batch" },
+        { "--batch-time", EX_LONG, &batch_time, "T", "points per sub-trajectory" },
+        { "--data-size", EX_LONG, &data_size, "N", "points of the true trajectory on [0, 25]" },
+        { "--test-freq", EX_LONG, &test_freq, "K", "full-trajectory loss every K iterations" },
+        { "--plot-freq", EX_LONG, &plot_freq, "K", "rewrite the figure every K iterations (0: at the end)" },
+        { "--backprop", EX_FLAG, &backprop, NULL, "exact backprop through the solver instead of the adjoint" },
+        { "--out", EX_STRING, &out_dir, "DIR", "output folder" },
+        { "--load", EX_STRING, &load, "MODEL", "start from this model file (an MLP 2 -> ... -> 2)" },
+        { "--save", EX_STRING, &save, "MODEL", "where to save the trained model (default DIR/spiral.model)" },
+    };
+    int r = ex_args_parse(argc, argv, args, sizeof args / sizeof args[0],
+                          "Learn dy/dt = MLP(y^3) from a spiral trajectory (torchdiffeq's ode_demo).");
+    if (r != EX_ARGS_OK)
+        return r == EX_ARGS_HELP ? 0 : 2;
+    node_options opt = node_options_default();
+    node_optim_kind opt_kind;
+    if (node_method_parse(method_name, &opt.method) != NODE_OK)
+        return ex_args_fail(argv[0], "unknown --method '%s'", method_name);
+    if (node_optim_parse(opt_name, &opt_kind) != NODE_OK)
+        return ex_args_fail(argv[0], "unknown --opt '%s' (sgd, rmsprop, adam, adamw)", opt_name);
+    if (iters < 0 || test_freq < 1 || plot_freq < 0)
+        return ex_args_fail(argv[0], "--iters and --plot-freq must be >= 0, --test-freq >= 1");
+    if (data_size < 3 || batch_time < 2 || batch_time >= data_size)
+        return ex_args_fail(argv[0], "need 2 <= --batch-time < --data-size");
+    if (batch_size < 1 || batch_size > data_size - batch_time)
+        return ex_args_fail(argv[0], "--batch-size must be in 1..%ld", data_size - batch_time);
+    if (!(rtol > 0) || !(atol > 0) || !(lr >= 0))
+        return ex_args_fail(argv[0], "--rtol and --atol must be > 0, --lr >= 0");
+    opt.rtol = rtol;
+    opt.atol = atol;
+    if (opt.method <= NODE_RK4)
+        opt.step = 25.0 / (double)(data_size - 1) / 4;   /* fixed-step methods: 4 steps per sample */
+
+    int status = 1;
+    const size_t N = (size_t)data_size, B = (size_t)batch_size, T = (size_t)batch_time;
+    double *t = NULL, *ytrue = NULL, *ypred = NULL, *by0 = NULL, *bt = NULL, *by = NULL;
+    double *pred = NULL, *dLdp = NULL, *dLdy0 = NULL, *grad = NULL;
+    double *gxy = NULL, *gu = NULL, *gf = NULL;
+    size_t *perm = NULL, *pick = NULL;
+    node_mlp *m = NULL;
+    node_solver *solver = NULL;
+    node_optim *optim = NULL;
+    cubic_model mb = { 0 }, m1 = { 0 };
+    char svg_path[4096], csv_path[4096], model_path[4096];
+    if (ex_mkdir_p(out_dir) != 0) {
+        perror(out_dir);
+        return 1;
+    }
+    if (ex_path_join(svg_path, sizeof svg_path, out_dir, "spiral.svg") ||
+        ex_path_join(csv_path, sizeof csv_path, out_dir, "spiral.csv") ||
+        ex_path_join(model_path, sizeof model_path, out_dir, "spiral.model")) {
+        fprintf(stderr, "spiral: --out path too long\n");
+        return 1;
+    }
+    if (save)
+        snprintf(model_path, sizeof model_path, "%s", save);
+
+    /* Data: the true trajectory from y0 = (2, 0) at N times on [0, 25], solved tightly. */
+    t = malloc(N * sizeof *t);
+    ytrue = malloc(2 * N * sizeof *ytrue);
+    ypred = malloc(2 * N * sizeof *ypred);
+    if (!t || !ytrue || !ypred)
+        goto nomem;
+    for (size_t i = 0; i < N; i++)
+        t[i] = 25.0 * (double)i / (double)(N - 1);
+    {
+        const double y0[2] = { 2.0, 0.0 };
+        node_system truth = { 2, 0, NULL, true_f, NULL };
+        node_options ref = node_options_default();
+        ref.method = NODE_DOP853;
+        ref.rtol = ref.atol = 1e-12;
+        CHECK(node_odeint(&truth, y0, t, N, ytrue, &ref, NULL));
+    }
+
+    /* Model: MLP 2 → 50 (tanh) → 2, W ~ N(0, 0.1²) and b = 0 as the demo, or a file. */
+    ex_rng rng;
+    ex_rng_seed(&rng, (uint64_t)seed);
+    if (load) {
+        CHECK(node_mlp_load(&m, load));
+        size_t L = node_mlp_nlayers(m);
+        if (node_mlp_size(m, 0) != 2 || node_mlp_size(m, L) != 2 || node_mlp_time_input(m)) {
+            fprintf(stderr, "spiral: %s is not an MLP 2 -> ... -> 2 without time input\n", load);
+            goto done;
+        }
+    } else {
+        const size_t sizes[3] = { 2, 50, 2 };
+        const node_activation acts[2] = { NODE_ACT_TANH, NODE_ACT_IDENTITY };
+        CHECK(node_mlp_create(&m, 2, sizes, acts, 0));
+        double *theta = node_mlp_params(m);
+        size_t k = 0;
+        for (size_t l = 0; l < 2; l++) {
+            for (size_t i = 0; i < sizes[l + 1] * sizes[l]; i++)
+                theta[k++] = ex_rng_normal(&rng, 0.0, 0.1);   /* W_l */
+            for (size_t i = 0; i < sizes[l + 1]; i++)
+                theta[k++] = 0.0;                              /* b_l */
+        }
+    }
+    const size_t P = node_mlp_nparams(m);
+    double *theta = node_mlp_params(m);
+
+    /* Workspaces, all before the loop: the two systems (a batch of B rows for training,
+       one row for the full trajectory), batch buffers, the grid of the figure. */
+    node_system sys_batch, sys_one;
+    if (cubic_init(&mb, m, B, &sys_batch) || cubic_init(&m1, m, 1, &sys_one))
+        goto nomem;
+    CHECK(node_mlp_reserve(m, B > GRID * GRID ? B : GRID * GRID));
+    by0 = malloc(2 * B * sizeof *by0);
+    bt = malloc(T * sizeof *bt);
+    by = malloc(T * 2 * B * sizeof *by);        /* T × B × 2, the layout of ys */
+    pred = malloc(T * 2 * B * sizeof *pred);
+    dLdp = malloc(T * 2 * B * sizeof *dLdp);    /* dL/d pred */
+    dLdy0 = malloc(2 * B * sizeof *dLdy0);
+    grad = malloc(P * sizeof *grad);
+    perm = malloc((N - T) * sizeof *perm);
+    pick = malloc(B * sizeof *pick);
+    gxy = malloc(2 * GRID * GRID * sizeof *gxy);
+    gu = malloc(2 * GRID * GRID * sizeof *gu);
+    gf = malloc(2 * GRID * GRID * sizeof *gf);
+    if (!by0 || !bt || !by || !pred || !dLdp || !dLdy0 || !grad || !perm || !pick || !gxy ||
+        !gu || !gf)
+        goto nomem;
+    ex_rng_iota(N - T, perm);
+    for (size_t k = 0; k < T; k++)
+        bt[k] = t[k] - t[0];   /* every sub-trajectory is re-timed to start at 0 */
+
+    CHECK(node_solver_create(&solver));
+    node_optim_config oc;
+    CHECK(node_optim_defaults(opt_kind, &oc));
+    oc.lr = lr;
+    CHECK(node_optim_create(&optim, P, &oc));
+
+    printf("spiral: MLP 2-50-2 on y^3 (%zu parameters), %s rtol %g atol %g, %s gradients, "
+           "%s lr %g, batch %zu x %zu points, %ld iterations\n", P,
+           node_method_name(opt.method), rtol, atol, backprop ? "backprop" : "adjoint",
+           opt_name, lr, B, T, iters);
+    fflush(stdout);
+
+    /* Training loop: sample a batch, solve it as ONE ODE of B rows, MAE loss, gradient
+       by the adjoint (or backprop), optimizer step.  Allocates nothing (the solver's
+       workspaces are paid for by a first solve below; --backprop's tape may still grow
+       if a later batch needs more steps).  Snapshots write files. */
+    ex_progress prog;
+    double traj_loss = NAN, loss = NAN, t_train = 0;
+    long nfe_f = 0, nfe_b = 0;
+    ex_progress_start(&prog, stderr, iters);
+    for (long it = 0; it <= iters; it++) {
+        if (it > 0) {
+            double t0 = ex_clock();
+            ex_rng_sample(&rng, N - T, B, perm, pick);
+            for (size_t i = 0; i < B; i++)
+                for (size_t k = 0; k < T; k++) {
+                    by[(k * B + i) * 2] = ytrue[2 * (pick[i] + k)];
+                    by[(k * B + i) * 2 + 1] = ytrue[2 * (pick[i] + k) + 1];
+                }
+            memcpy(by0, by, 2 * B * sizeof *by0);
+            node_stats fs = { 0 }, bs = { 0 };
+            CHECK(node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &opt, &fs));
+            CHECK(node_loss_mae(T * 2 * B, pred, by, NULL, &loss, dLdp));
+            if (backprop)
+                CHECK(node_solver_backprop(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
+                                           NULL, &opt, &bs));
+            else
+                CHECK(node_solver_adjoint(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
+                                          NULL, &opt, &bs));
+            CHECK(node_optim_step(optim, theta, grad));
+            t_train += ex_clock() - t0;
+            nfe_f = fs.nfe;
+            nfe_b = bs.nfe;
+        }
+        int test = it % test_freq == 0 || it == iters;
+        if (test) {
+            const double y0[2] = { ytrue[0], ytrue[1] };
+            CHECK(node_solver_odeint(solver, &sys_one, y0, t, N, ypred, &opt, NULL));
+            CHECK(node_loss_mae(2 * N, ypred, ytrue, NULL, &traj_loss, NULL));
+        }
+        if (it > 0)
+            ex_progress_draw(&prog, it, test,
+                             "iter %0*ld/%ld | batch loss %.5f | traj loss %.5f | "
+                             "NFE fwd %ld bwd %ld | %.2f ms/it", (int)snprintf(NULL, 0, "%ld", iters),
+                             it, iters, loss, traj_loss, nfe_f, nfe_b, 1e3 * t_train / (double)it);
+        if ((plot_freq > 0 && it > 0 && it % plot_freq == 0) || it == iters) {
+            CHECK(field_on_grid(m, gxy, gu, gf));
+            if (write_figure(svg_path, N, t, ytrue, ypred, gxy, gf, it) != 0)
+                ex_progress_print(&prog, "spiral: cannot write %s\n", svg_path);
+        }
+        if (it == 0 && iters > 0) {
+            /* Pay for the solver's workspaces before the first timed iteration. */
+            memcpy(by0, ytrue, 2 * sizeof *by0);
+            CHECK(node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &opt, NULL));
+            for (size_t k = 0; k < T * 2 * B; k++)
+                dLdp[k] = 0.0;
+            if (backprop)
+                CHECK(node_solver_backprop(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
+                                           NULL, &opt, NULL));
+            else
+                CHECK(node_solver_adjoint(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
+                                          NULL, &opt, NULL));
+        }
+    }
+    double elapsed = ex_progress_end(&prog);
+
+    /* Results. */
+    char dur[32];
+    ex_format_duration(elapsed, dur, sizeof dur);
+    printf("done: %ld iterations in %s (%.3f ms per training iteration); "
+           "full-trajectory MAE %.6f\n", iters, dur, iters ? 1e3 * t_train / (double)iters : 0.0,
+           traj_loss);
+    if (write_csv(csv_path, N, t, ytrue, ypred) != 0)
+        fprintf(stderr, "spiral: cannot write %s\n", csv_path);
+    else
+        printf("wrote %s (t, x_true, y_true, x_pred, y_pred)\n", csv_path);
+    printf("wrote %s (trajectories, phase portrait, learned vector field)\n", svg_path);
+    CHECK(node_mlp_save(m, model_path));
+    printf("wrote %s (reload with --load %s)\n", model_path, model_path);
+    status = 0;
+    goto done;
+
+nomem:
+    fprintf(stderr, "spiral: out of memory\n");
+done:
+    free(t);
+    free(ytrue);
+    free(ypred);
+    free(by0);
+    free(bt);
+    free(by);
+    free(pred);
+    free(dLdp);
+    free(dLdy0);
+    free(grad);
+    free(perm);
+    free(pick);
+    free(gxy);
+    free(gu);
+    free(gf);
+    free(mb.u);
+    free(mb.gu);
+    free(m1.u);
+    free(m1.gu);
+    node_optim_free(optim);
+    node_solver_free(solver);
+    node_mlp_free(m);
+    return status;
+}
