@@ -1,0 +1,211 @@
+/* bench_mlp.c — time of one MLP dynamics evaluation f and one full vjp
+ * (f + aᵀ∂f/∂y + aᵀ∂f/∂θ) against batch and width, with GFLOP/s next to one
+ * core's double-precision peak (frequency measured by a dependent FMA chain).
+ * Run: ./bench_mlp [--quick]
+ */
+#define _POSIX_C_SOURCE 199309L
+#include <libnode.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- the machine ------------------------------------------------------------------ */
+
+static volatile double sink;
+
+/* A dependent chain of fused multiply-adds runs at one per FMA latency (4 cycles
+   on Intel Skylake-SP through Sapphire Rapids, Agner Fog's tables), so its rate
+   measures the clock the core actually runs at. */
+static double measure_ghz(long n)
+{
+    volatile double va = 0.999999999, vb = 1e-9;
+    double a = va, b = vb, x = 1.0;
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now();
+        for (long i = 0; i < n; i++)
+            x = fma(x, a, b);
+        double dt = now() - t0;
+        if (dt < best)
+            best = dt;
+    }
+    sink = x;
+    return 4.0 * (double)n / best * 1e-9;
+}
+
+/* Independent FMAs on 128 lanes (16 AVX-512 vectors): the sustained FMA rate the
+   compiler's code reaches, in GFLOP/s (2 flops per FMA). */
+static double measure_fma_peak(long n)
+{
+    double acc[128];
+    volatile double va = 0.999999999, vb = 1e-9;
+    double a = va, b = vb;
+    for (int l = 0; l < 128; l++)
+        acc[l] = 1.0 + l;
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now();
+        for (long i = 0; i < n; i++)
+            for (int l = 0; l < 128; l++)
+                acc[l] = fma(acc[l], a, b);
+        double dt = now() - t0;
+        if (dt < best)
+            best = dt;
+    }
+    double s = 0;
+    for (int l = 0; l < 128; l++)
+        s += acc[l];
+    sink = s;
+    return 2.0 * 128.0 * (double)n / best * 1e-9;
+}
+
+/* ---- timing one call ------------------------------------------------------------------- */
+
+typedef struct {
+    node_system sys;
+    node_mlp *m;
+    size_t batch;
+    double *y, *a, *dydt, *vy, *vp, *vx;
+    int direct;   /* through node_mlp_forward / node_mlp_vjp (the spiral's way) */
+} bench_case;
+
+static void call_f(bench_case *c)
+{
+    if (c->direct)
+        node_mlp_forward(c->m, c->batch, 0.0, c->y, c->dydt);
+    else
+        c->sys.f(c->sys.ctx, 0.0, c->y, c->dydt);
+}
+
+static void call_vjp(bench_case *c)
+{
+    if (c->direct)
+        node_mlp_vjp(c->m, c->batch, 0.0, c->y, c->a, c->dydt, c->vx, c->vp, NULL);
+    else
+        c->sys.vjp(c->sys.ctx, 0.0, c->y, c->a, c->dydt, c->vy, c->vp, NULL);
+}
+
+/* Best over `reps` rounds of the mean time of one call, each round >= min_s. */
+static double time_it(void (*fn)(bench_case *), bench_case *c, int reps, double min_s)
+{
+    long n = 1;
+    for (;;) {
+        double t0 = now();
+        for (long i = 0; i < n; i++)
+            fn(c);
+        if (now() - t0 >= min_s / 4 || n > (1L << 28))
+            break;
+        n *= 2;
+    }
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (long i = 0; i < n; i++)
+            fn(c);
+        double dt = (now() - t0) / (double)n;
+        if (dt < best)
+            best = dt;
+    }
+    return best;
+}
+
+static double *filled(size_t n, unsigned seed)
+{
+    double *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = ((double)(seed >> 8) / 16777216.0) * 2.0 - 1.0;
+    }
+    return p;
+}
+
+static void row(size_t batch, size_t nin, size_t width, size_t nout, int direct, int reps,
+                double min_s, double peak)
+{
+    size_t sizes[3] = { nin, width, nout };
+    node_activation acts[2] = { NODE_ACT_TANH, NODE_ACT_IDENTITY };
+    bench_case c;
+    memset(&c, 0, sizeof c);
+    c.batch = batch;
+    c.direct = direct;
+    if (node_mlp_create(&c.m, 2, sizes, acts, 0) != NODE_OK) {
+        fprintf(stderr, "node_mlp_create failed\n");
+        exit(1);
+    }
+    node_mlp_init(c.m, 42);
+    if (node_mlp_reserve(c.m, batch) != NODE_OK
+        || (!direct && node_mlp_system(c.m, batch, &c.sys) != NODE_OK)) {
+        fprintf(stderr, "workspace allocation failed\n");
+        exit(1);
+    }
+    c.y = filled(batch * nin, 1);
+    c.a = filled(batch * nout, 2);
+    c.dydt = filled(batch * nout, 3);
+    c.vy = filled(batch * nin, 4);
+    c.vx = c.vy;
+    c.vp = filled(node_mlp_nparams(c.m), 5);
+    double tf = time_it(call_f, &c, reps, min_s);
+    double tv = time_it(call_vjp, &c, reps, min_s);
+    double per_row = 2.0 * (double)(nin * width + width * nout);   /* forward flops */
+    double gf = per_row * (double)batch / tf * 1e-9;
+    double gv = 3.0 * per_row * (double)batch / tv * 1e-9;
+    char net[64];
+    snprintf(net, sizeof net, "%zu-%zu-%zu%s", nin, width, nout, direct ? " *" : "");
+    printf("%6zu  %-14s %9.3f %11.3f %8.2f %9.2f %7.1f%%\n", batch, net, tf * 1e6, tv * 1e6,
+           gf, gv, 100.0 * gv / peak);
+    free(c.y);
+    free(c.a);
+    free(c.dydt);
+    free(c.vy);
+    free(c.vp);
+    node_mlp_free(c.m);
+}
+
+int main(int argc, char **argv)
+{
+    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int reps = quick ? 2 : 7;
+    double min_s = quick ? 0.004 : 0.05;
+
+    double ghz = measure_ghz(quick ? 2000000L : 50000000L);
+    double fma_rate = measure_fma_peak(quick ? 100000L : 2000000L);
+    double peak = 2.0 * 8.0 * 2.0 * ghz;   /* 2 AVX-512 FMA units × 8 doubles × 2 flops */
+    printf("libnode MLP kernels, one thread.\n");
+    printf("clock (dependent FMA chain, 4-cycle latency): %.2f GHz\n", ghz);
+    printf("one core's peak: 2 FMA units x 8 doubles x 2 flops x %.2f GHz = %.1f GFLOP/s\n",
+           ghz, peak);
+    printf("measured independent-FMA rate (128 lanes, compiled C): %.1f GFLOP/s\n\n",
+           fma_rate);
+    printf("network: in -> width (tanh) -> out (identity), i.e. two layers; square rows\n");
+    printf("are width -> width -> width.  f = forward; vjp = f + a^T df/dy + a^T df/dtheta.\n");
+    printf("GFLOP/s: forward 2*in*out per row per layer, vjp 6*in*out (forward + both\n");
+    printf("backward products).  %% = vjp rate against the one-core peak above.\n");
+    printf("* = through node_mlp_forward / node_mlp_vjp (the spiral example's calls).\n\n");
+    printf(" batch  network          f [us]    vjp [us]   f GF/s  vjp GF/s  of peak\n");
+
+    static const size_t batches[] = { 1, 20, 256, 1024 };
+    static const size_t widths[] = { 2, 50, 256 };
+    for (size_t w = 0; w < 3; w++)
+        for (size_t b = 0; b < 4; b++) {
+            if (quick && batches[b] * widths[w] * widths[w] > 256u * 256u * 256u)
+                continue;
+            row(batches[b], widths[w], widths[w], widths[w], 0, reps, min_s, peak);
+        }
+    row(20, 2, 50, 2, 1, reps, min_s, peak);
+    row(20, 2, 50, 2, 0, reps, min_s, peak);
+    return 0;
+}

@@ -1,0 +1,88 @@
+/* nn_internal.h — the MLP's private structure and kernels, shared by the files of src/nn/
+ * (mlp.c: create/forward/vjp/systems; act.c: activations; kernels.c: the batched
+ * layer products; io.c: model files).  Never installed.
+ */
+#ifndef LIBNODE_NN_INTERNAL_H
+#define LIBNODE_NN_INTERNAL_H
+
+#include "internal.h"
+
+#include <math.h>
+
+/* One fused multiply-add where the hardware has it (the ISO C build does not
+   contract a*b+c on its own); a plain multiply and add elsewhere, never the slow
+   software fma(). */
+#if defined(FP_FAST_FMA)
+#  define NODE__FMA(a, b, c) fma((a), (b), (c))
+#else
+#  define NODE__FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* The ODE-system context of one batch size: created by node_mlp_system, kept in
+   a list owned by the mlp, freed with it. */
+typedef struct node__mlp_sys {
+    node_mlp *m;
+    size_t batch;
+    struct node__mlp_sys *next;
+} node__mlp_sys;
+
+struct node_mlp {
+    size_t nlayers;
+    size_t *sizes;           /* [nlayers+1] widths; sizes[0] the state width */
+    size_t *fan_in;          /* [nlayers] input width of layer k (time column included) */
+    size_t *woff;            /* [nlayers] offset of W_k in theta; b_k follows W_k */
+    node_activation *acts;   /* [nlayers] */
+    int time_input;
+    size_t nparams;
+    size_t maxw;             /* widest layer input or output */
+    double *theta;           /* [nparams] */
+
+    /* Feature-major workspace (width × padded batch), grown by node_mlp_reserve. */
+    double *ws;
+    size_t ws_cap;
+    size_t ws_batch;         /* the batch the workspace holds */
+    node__mlp_sys *systems;
+};
+
+/* ---- activations (act.c) ------------------------------------------------- */
+
+/* y[i] = act(y[i]) in place for n entries; if d is not NULL also
+   d[i] = act'(z) at the pre-activation z that y held. */
+NODE__HIDDEN void node__act_apply(node_activation a, size_t n, double *y, double *d);
+
+/* Vectorizable elementary functions over arrays (exposed for the tests):
+   out[i] = tanh(x[i]), accurate to ~1.5 ulp over the whole range. */
+NODE__HIDDEN void node__tanh_array(size_t n, const double *x, double *out);
+NODE__HIDDEN void node__sigmoid_array(size_t n, const double *x, double *out);
+NODE__HIDDEN void node__expm1_array(size_t n, const double *x, double *out);
+
+/* ---- layer kernels (kernels.c) ----------------------------------------------
+   Activations are feature-major: a layer's input X is I × ld (row i holds
+   feature i of every sample), ld the padded batch (1, or a multiple of 8).  */
+
+/* Z (O × ld) = W (O × I, row-major) X (I × ld) + bias, for every column. */
+NODE__HIDDEN void node__layer_fwd(size_t O, size_t I, size_t ld, const double *W,
+                                  const double *bias, const double *X, double *Z);
+/* G (I × ld) = Wᵀ Δ, Δ O × ld. */
+NODE__HIDDEN void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *W,
+                                    const double *Dl, double *G);
+/* gW (O × I) += Δ Xᵀ and gb (O) += Δ 1, summed over the first B columns. */
+NODE__HIDDEN void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld,
+                                    const double *Dl, const double *X, double *gW,
+                                    double *gb);
+
+/* ---- model files (io.c) ------------------------------------------------------ */
+
+/* Parse a model file held in memory.  NODE_EFORMAT for anything malformed,
+   NODE_ENOMEM; *out written only on success.  The loader and the fuzzer share it. */
+NODE__HIDDEN node_status node__mlp_load_mem(const unsigned char *buf, size_t len,
+                                            node_mlp **out);
+/* Serialize m into a new buffer (node__malloc'd) of *len bytes. */
+NODE__HIDDEN node_status node__mlp_save_mem(const node_mlp *m, unsigned char **buf,
+                                            size_t *len);
+
+/* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) of n bytes, continuing crc
+   (start with 0). */
+NODE__HIDDEN uint32_t node__crc32(uint32_t crc, const unsigned char *p, size_t n);
+
+#endif /* LIBNODE_NN_INTERNAL_H */
