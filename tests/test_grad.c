@@ -18,6 +18,7 @@ typedef struct lin {
     double p[NP];
     int timedep;
     long calls, fail_at;    /* the fail_at-th vjp call (0-based) fails; -1: none */
+    int forbid_vp, forbid_vt;   /* fail if asked for vjp_p / vjp_t */
 } lin;
 
 static int lin_f(void *ctx, double t, const double *y, double *dydt)
@@ -38,6 +39,8 @@ static int lin_vjp(void *ctx, double t, const double *y, const double *a, double
     lin *c = ctx;
     if (c->fail_at >= 0 && c->calls++ == c->fail_at)
         return 7;
+    if ((c->forbid_vp && vp) || (c->forbid_vt && vt))
+        return 9;
     if (dydt)
         lin_f(ctx, t, y, dydt);
     for (int j = 0; j < N; j++) {
@@ -73,6 +76,7 @@ static void lin_init(lin *c, int timedep)
     c->timedep = timedep;
     c->calls = 0;
     c->fail_at = -1;
+    c->forbid_vp = c->forbid_vt = 0;
 }
 
 static node_system lin_system(lin *c)
@@ -236,16 +240,25 @@ typedef node_status (*grad_fn)(const node_system *, const double *, size_t, cons
                                const double *, double *, double *, double *,
                                const node_options *, node_stats *);
 
+static void check_analytic_opt(grad_fn grad, int timedep, node_options o, const double *ts,
+                               size_t nt);
+
 static void check_analytic(grad_fn grad, int timedep, node_method method, const double *ts,
                            size_t nt, int seminorm)
 {
-    lin c;
-    lin_init(&c, timedep);
-    node_system sys = lin_system(&c);
     node_options o = node_options_default();
     o.method = method;
     o.rtol = o.atol = 1e-12;
     o.seminorm = seminorm;
+    check_analytic_opt(grad, timedep, o, ts, nt);
+}
+
+static void check_analytic_opt(grad_fn grad, int timedep, node_options o, const double *ts,
+                               size_t nt)
+{
+    lin c;
+    lin_init(&c, timedep);
+    node_system sys = lin_system(&c);
     double W[MAXT * N], ys[MAXT * N], yw[MAXT * N], gy0[N], gp[NP], gts[MAXT];
     double ay0[N], ap[NP], ats[MAXT];
     weights(nt, W);
@@ -286,6 +299,40 @@ static void test_adjoint_time_dependent_matches_expm(void **state)
     (void)state;
     check_analytic(node_odeint_adjoint, 1, NODE_DOPRI5, TS_UP, 5, 0);
     check_analytic(node_odeint_adjoint, 1, NODE_DOP853, TS_DOWN, 4, 0);
+}
+
+static void test_fixed_step_adjoint_matches_expm(void **state)
+{
+    (void)state;
+    node_options o = node_options_default();
+    o.method = NODE_RK4;
+    o.step = 1e-3;     /* RK4's error, ~h^4, is far below the 1e-6 asked for */
+    check_analytic_opt(node_odeint_adjoint, 1, o, TS_UP, 5);
+    check_analytic_opt(node_odeint_backprop, 1, o, TS_DOWN, 4);
+}
+
+/* adjoint_rtol/atol govern the backward solve: looser means fewer evaluations
+   and a gradient about that accurate. */
+static void test_adjoint_tolerances_apply_to_backward_solve(void **state)
+{
+    (void)state;
+    lin c;
+    lin_init(&c, 1);
+    node_system sys = lin_system(&c);
+    node_options o = node_options_default();
+    o.rtol = o.atol = 1e-12;
+    double W[5 * N], ys[5 * N], yw[5 * N], g[N], gp[NP], gt[5], ay0[N], ap[NP], ats[5];
+    weights(5, W);
+    analytic(&c, TS_UP, 5, W, yw, ay0, ap, ats);
+    assert_status(node_odeint(&sys, Y0, TS_UP, 5, ys, &o, NULL), NODE_OK);
+    node_stats tight, loose;
+    assert_status(node_odeint_adjoint(&sys, TS_UP, 5, ys, W, g, gp, gt, &o, &tight), NODE_OK);
+    o.adjoint_rtol = o.adjoint_atol = 1e-5;
+    assert_status(node_odeint_adjoint(&sys, TS_UP, 5, ys, W, g, gp, gt, &o, &loose), NODE_OK);
+    assert_true(loose.nfe < tight.nfe);
+    double e = vrel(gp, ap, NP);
+    assert_true(e < 1e-3);
+    assert_true(e > 1e-12);   /* it really was solved more loosely */
 }
 
 static void test_backprop_linear_matches_expm(void **state)
@@ -434,7 +481,9 @@ static void test_optional_outputs_and_no_parameters(void **state)
         assert_status(fns[k](&sys, TS_UP, 5, ys, W, ref_y0, gp, ref_ts, &o, NULL), NODE_OK);
         /* dLdp and dLdts NULL: the rest unchanged (to the tolerance: the adjoint's
            error norm has fewer blocks). */
+        c.forbid_vp = c.forbid_vt = 1;      /* no parameter or time work is asked for */
         assert_status(fns[k](&sys, TS_UP, 5, ys, W, gy0, NULL, NULL, &o, NULL), NODE_OK);
+        c.forbid_vp = c.forbid_vt = 0;
         assert_true(vrel(gy0, ref_y0, N) < 1e-8);
         assert_status(fns[k](&sys, TS_UP, 5, ys, W, gy0, NULL, gts, &o, NULL), NODE_OK);
         assert_true(vrel(gts, ref_ts, 5) < 1e-8);
@@ -442,9 +491,11 @@ static void test_optional_outputs_and_no_parameters(void **state)
         node_system s0 = sys;
         s0.nparams = 0;
         gp[0] = 42;
+        c.forbid_vp = 1;
         assert_status(fns[k](&s0, TS_UP, 5, ys, W, gy0, gp, gts, &o, NULL), NODE_OK);
         assert_true(vrel(gy0, ref_y0, N) < 1e-8);
         assert_close(gp[0], 42, 0, 0);
+        c.forbid_vp = 0;
     }
 }
 
@@ -610,6 +661,8 @@ int main(void)
         cmocka_unit_test(test_adjoint_linear_matches_expm),
         cmocka_unit_test(test_adjoint_seminorm_matches_expm),
         cmocka_unit_test(test_adjoint_time_dependent_matches_expm),
+        cmocka_unit_test(test_fixed_step_adjoint_matches_expm),
+        cmocka_unit_test(test_adjoint_tolerances_apply_to_backward_solve),
         cmocka_unit_test(test_backprop_linear_matches_expm),
         cmocka_unit_test(test_backprop_time_dependent_matches_expm),
         cmocka_unit_test(test_dLdts_match_central_differences),
