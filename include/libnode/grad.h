@@ -13,15 +13,22 @@ extern "C" {
 
 /* Both take the forward solution ys (nt × dim, as node_odeint wrote it) and dLdys
    (nt × dim, the loss gradient at each output time) and write dLdy0 (dim),
-   dLdp (nparams, may be NULL) and dLdts (nt, may be NULL).  sys->vjp is required.
-   stats (may be NULL) counts the backward work. */
+   dLdp (nparams, may be NULL: the parameter work is then skipped, vjp_p = NULL) and
+   dLdts (nt, may be NULL: vjp_t = NULL).  sys->f and sys->vjp are required.
+   stats (may be NULL) counts the backward work (for backprop, the recorded forward
+   re-run included).  NODE_EINVAL for NULL or empty arguments, bad ts or options;
+   NODE_ECALLBACK when f or vjp returns non-zero; on failure the outputs are
+   unspecified and nothing leaks. */
 
 /* Adjoint sensitivity (Chen et al. 2018, Algorithm 1): integrates the augmented
    state [z, a, dL/dθ, dL/dt] backward, one solver call per interval between output
    times; at each output time z is reset to ys[i] and dLdys[i] is added to a.
    The backward error norm is the largest of the per-block RMS norms of z, a,
    dL/dθ and dL/dt; opt->seminorm leaves the dL/dθ and dL/dt blocks out
-   (Kidger, Chen, Lyons 2021).  opt->adjoint_rtol/atol (0 = forward's) apply.
+   (Kidger, Chen, Lyons 2021).  opt->adjoint_rtol/atol (0 = forward's) apply; an
+   adaptive method picks its own first step for each backward interval, a fixed one
+   steps by opt->step from each output time.  dL/dt_i = dLdys[i]ᵀ f(t_i, ys[i]) for
+   i >= 1; dL/dt0 from the dL/dt block (Chen et al., appendix B.2).
    Memory does not grow with the number of steps: O(dim + nparams). */
 NODE_API node_status node_odeint_adjoint(const node_system *sys, const double *ts, size_t nt,
                                          const double *ys, const double *dLdys,
@@ -30,8 +37,10 @@ NODE_API node_status node_odeint_adjoint(const node_system *sys, const double *t
 
 /* Discretise-then-optimise: re-runs the forward solve from ys[0], records it,
    and returns the exact gradient of the discrete solution (step sizes taken as
-   constants), dense output at ts included.  Memory grows with the number of
-   steps: O(steps × dim) for the tape. */
+   constants), dense output at ts included: dLdts[i] through the interpolant's θ,
+   dLdts[0] through the stage times t_n + c_i h as every step shifts with t0.
+   Memory grows with the number of steps: O(steps × dim) for the tape, which a
+   reused solver object keeps at its largest size. */
 NODE_API node_status node_odeint_backprop(const node_system *sys, const double *ts, size_t nt,
                                           const double *ys, const double *dLdys,
                                           double *dLdy0, double *dLdp, double *dLdts,
