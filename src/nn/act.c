@@ -115,8 +115,11 @@ static inline double tanh_core(double x)
 {
     double ax = fabs(x);
     ax = ax > 20.0 ? 20.0 : ax;                   /* NaN passes through */
-    double e = expm1_core(2.0 * ax);
-    return copysign(e / (e + 2.0), x);
+    double k, r = reduce(2.0 * ax, &k);
+    double s = pow2i(k), p = expm1_poly(r);
+    /* e = 2^k p + (2^k - 1) and e + 2 = 2^k p + (2^k + 1), each rounded once. */
+    double num = NODE__FMA(s, p, s - 1.0), den = NODE__FMA(s, p, s + 1.0);
+    return copysign(num / den, x);
 }
 
 /* sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) <= 1:
