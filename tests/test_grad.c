@@ -551,24 +551,44 @@ static void test_invalid_arguments(void **state)
     node_solver_free(s);
 }
 
+/* A time-dependent linear system solved on TS_UP, with its loss weights. */
+typedef struct fixture {
+    lin c;
+    node_system sys;
+    double ys[5 * N], W[5 * N], g[N], gp[NP], gt[5];
+} fixture;
+
+static void fixture_init(fixture *fx, const node_options *o)
+{
+    lin_init(&fx->c, 1);
+    fx->sys = lin_system(&fx->c);
+    weights(5, fx->W);
+    assert_status(node_odeint(&fx->sys, Y0, TS_UP, 5, fx->ys, o, NULL), NODE_OK);
+}
+
+/* Adjoint (backprop == 0) or backprop, through s or (s == NULL) a temporary solver. */
+static node_status grad(int backprop, node_solver *s, fixture *fx, const node_options *o,
+                        node_stats *st)
+{
+    if (!s)
+        return (backprop ? node_odeint_backprop : node_odeint_adjoint)(
+            &fx->sys, TS_UP, 5, fx->ys, fx->W, fx->g, fx->gp, fx->gt, o, st);
+    return (backprop ? node_solver_backprop : node_solver_adjoint)(
+        s, &fx->sys, TS_UP, 5, fx->ys, fx->W, fx->g, fx->gp, fx->gt, o, st);
+}
+
 static void test_failing_vjp_stops_with_ecallback(void **state)
 {
     (void)state;
-    lin c;
-    lin_init(&c, 1);
-    node_system sys = lin_system(&c);
-    double ys[5 * N], W[5 * N], g[N], gp[NP], gt[5];
-    weights(5, W);
-    assert_status(node_odeint(&sys, Y0, TS_UP, 5, ys, NULL, NULL), NODE_OK);
-    grad_fn fns[2] = { node_odeint_adjoint, node_odeint_backprop };
+    fixture fx;
+    fixture_init(&fx, NULL);
     for (int k = 0; k < 2; k++)
         for (long at = 0; at < 40; at += 13) {
-            c.calls = 0;
-            c.fail_at = at;
+            fx.c.calls = 0;
+            fx.c.fail_at = at;
             node_stats st;
-            assert_status(fns[k](&sys, TS_UP, 5, ys, W, g, gp, gt, NULL, &st),
-                          NODE_ECALLBACK);
-            assert_true(st.nfe > 0 || at == 0);
+            assert_status(grad(k, NULL, &fx, NULL, &st), NODE_ECALLBACK);
+            assert_true(st.nfe > 0);
         }
 }
 
@@ -577,82 +597,54 @@ static void test_failing_vjp_stops_with_ecallback(void **state)
 static void test_failing_allocations_leak_nothing(void **state)
 {
     (void)state;
-    lin c;
-    lin_init(&c, 1);
-    node_system sys = lin_system(&c);
-    double ys[5 * N], W[5 * N], g[N], gp[NP], gt[5];
-    weights(5, W);
+    fixture fx;
     node_options o = node_options_default();
     o.rtol = o.atol = 1e-10;
     o.max_step = 0.01;         /* 250 steps: the backprop tape grows more than once */
-    assert_status(node_odeint(&sys, Y0, TS_UP, 5, ys, &o, NULL), NODE_OK);
-    grad_fn fns[2] = { node_odeint_adjoint, node_odeint_backprop };
-    for (int k = 0; k < 2; k++) {
-        node_status rc = NODE_ENOMEM;
-        for (long at = 0; rc != NODE_OK; at++) {
-            assert_true(at < 1000);
-            node_test_alloc_begin(at);
-            rc = fns[k](&sys, TS_UP, 5, ys, W, g, gp, gt, &o, NULL);
-            long live = node_test_alloc_live();
-            node_test_alloc_end();
-            assert_int_equal(live, 0);
-            if (rc != NODE_OK)
-                assert_status(rc, NODE_ENOMEM);
-        }
-    }
-    /* The same through a solver object that stays usable after each failure. */
-    for (int k = 0; k < 2; k++) {
-        node_status rc = NODE_ENOMEM;
-        for (long at = 0; rc != NODE_OK; at++) {
-            assert_true(at < 1000);
-            node_solver *s = NULL;
-            node_test_alloc_begin(at);
-            rc = node_solver_create(&s);
-            if (rc == NODE_OK) {
-                rc = k ? node_solver_backprop(s, &sys, TS_UP, 5, ys, W, g, gp, gt, &o, NULL)
-                       : node_solver_adjoint(s, &sys, TS_UP, 5, ys, W, g, gp, gt, &o, NULL);
+    fixture_init(&fx, &o);
+    /* Fail the at-th allocation, at = 0, 1, ... until the call goes through, both
+       with a temporary solver (use_solver 0) and a solver object, which must stay
+       usable after the failure. */
+    for (int use_solver = 0; use_solver < 2; use_solver++)
+        for (int k = 0; k < 2; k++) {
+            node_status rc = NODE_ENOMEM;
+            for (long at = 0; rc != NODE_OK; at++) {
+                assert_true(at < 1000);
+                node_solver *s = NULL;
+                node_test_alloc_begin(at);
+                rc = use_solver ? node_solver_create(&s) : NODE_OK;
+                if (rc == NODE_OK)
+                    rc = grad(k, s, &fx, &o, NULL);
+                long live = node_test_alloc_live();
                 node_test_alloc_end();
-                if (rc != NODE_OK) {   /* usable after the failure */
+                if (rc != NODE_OK)
                     assert_status(rc, NODE_ENOMEM);
-                    node_status r2 = k
-                        ? node_solver_backprop(s, &sys, TS_UP, 5, ys, W, g, gp, gt, &o, NULL)
-                        : node_solver_adjoint(s, &sys, TS_UP, 5, ys, W, g, gp, gt, &o, NULL);
-                    assert_status(r2, NODE_OK);
+                if (s) {
+                    if (rc != NODE_OK)
+                        assert_status(grad(k, s, &fx, &o, NULL), NODE_OK);
+                    node_solver_free(s);
+                } else {
+                    assert_int_equal(live, 0);
                 }
-                node_solver_free(s);
-            } else {
-                node_test_alloc_end();
-                assert_status(rc, NODE_ENOMEM);
             }
         }
-    }
 }
 
 static void test_second_call_on_solver_allocates_nothing(void **state)
 {
     (void)state;
-    lin c;
-    lin_init(&c, 1);
-    node_system sys = lin_system(&c);
-    double ys[5 * N], W[5 * N], g[N], gp[NP], gt[5];
-    weights(5, W);
-    assert_status(node_odeint(&sys, Y0, TS_UP, 5, ys, NULL, NULL), NODE_OK);
+    fixture fx;
+    fixture_init(&fx, NULL);
     node_solver *s;
     assert_status(node_solver_create(&s), NODE_OK);
-    assert_status(node_solver_adjoint(s, &sys, TS_UP, 5, ys, W, g, gp, gt, NULL, NULL),
-                  NODE_OK);
-    node_test_alloc_begin(-1);
-    node_status rc = node_solver_adjoint(s, &sys, TS_UP, 5, ys, W, g, gp, gt, NULL, NULL);
-    long n = node_test_alloc_end();
-    assert_status(rc, NODE_OK);
-    assert_int_equal(n, 0);
-    assert_status(node_solver_backprop(s, &sys, TS_UP, 5, ys, W, g, gp, gt, NULL, NULL),
-                  NODE_OK);
-    node_test_alloc_begin(-1);
-    rc = node_solver_backprop(s, &sys, TS_UP, 5, ys, W, g, gp, gt, NULL, NULL);
-    n = node_test_alloc_end();
-    assert_status(rc, NODE_OK);
-    assert_int_equal(n, 0);
+    for (int k = 0; k < 2; k++) {
+        assert_status(grad(k, s, &fx, NULL, NULL), NODE_OK);
+        node_test_alloc_begin(-1);
+        node_status rc = grad(k, s, &fx, NULL, NULL);
+        long n = node_test_alloc_end();
+        assert_status(rc, NODE_OK);
+        assert_int_equal(n, 0);
+    }
     node_solver_free(s);
 }
 
