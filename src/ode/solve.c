@@ -110,8 +110,10 @@ static node_status integrate_fixed(run *r, const node_options *opt)
     bool have_k0 = false;
     double t = t0;
     for (long j = 0; j < n; j++) {
-        double tnew = j + 1 == n ? tend : t0 + r->dir * (double)(j + 1) * h;
-        double hj = tnew - t;
+        /* Aim at t0 + (j+1) h (no drift), but report t + hj as the step's end so that
+           consecutive steps chain exactly; the last one ends on tend itself. */
+        double hj = (j + 1 == n ? tend : t0 + r->dir * (double)(j + 1) * h) - t;
+        double tnew = j + 1 == n ? tend : t + hj;
         r->stats->nsteps++;
         int rc = node__rk_stages(tab, r->ode, t, hj, r->y, r->k, have_k0 ? 1 : 0, tab->s,
                                  r->tmp, &r->stats->nfe);
@@ -205,7 +207,8 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
     h *= r->dir;
 
     long attempts = 0;
-    int nonfinite = 0;
+    int nonfinite = 0;        /* consecutive NaN/Inf rejections */
+    bool nan_shrunk = false;  /* the latest rejection was for NaN/Inf */
     for (;;) {
         if (attempts >= opt->max_steps)
             return NODE_EMAXSTEPS;
@@ -219,7 +222,7 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
         }
         double ulp = nextafter(fabs(t), INFINITY) - fabs(t);
         if (fabs(h) < 16 * ulp || h == 0)
-            return nonfinite ? NODE_ENONFINITE : NODE_ESTEPSIZE;
+            return nan_shrunk ? NODE_ENONFINITE : NODE_ESTEPSIZE;
 
         attempts++;
         r->stats->nsteps++;
@@ -257,6 +260,7 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
             r->stats->nreject++;
             if (++nonfinite > NODE__NONFINITE_RETRIES)
                 return NODE_ENONFINITE;
+            nan_shrunk = true;
             ctl.rejected = true;
             h *= 0.25;
             continue;
@@ -264,6 +268,7 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
         if (err > 1) {
             r->stats->nreject++;
             nonfinite = 0;
+            nan_shrunk = false;
             h = node__control_reject(&ctl, h, err);
             continue;
         }
