@@ -318,8 +318,11 @@ int main(int argc, char **argv)
     oc.lr = lr;
     CHECK(node_optim_create(&optim, P, &oc));
 
-    printf("spiral: MLP 2-50-2 on y^3 (%zu parameters), %s rtol %g atol %g, %s gradients, "
-           "%s lr %g, batch %zu x %zu points, %ld iterations\n", P,
+    char shape[128] = "";
+    for (size_t l = 0, w = 0; l <= node_mlp_nlayers(m) && w < sizeof shape; l++)
+        w += (size_t)snprintf(shape + w, sizeof shape - w, l ? "-%zu" : "%zu", node_mlp_size(m, l));
+    printf("spiral: MLP %s on y^3 (%zu parameters), %s rtol %g atol %g, %s gradients, "
+           "%s lr %g, batch %zu x %zu points, %ld iterations\n", shape, P,
            node_method_name(opt.method), rtol, atol, backprop ? "backprop" : "adjoint",
            opt_name, lr, B, T, iters);
     fflush(stdout);
