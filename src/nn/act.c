@@ -1,7 +1,7 @@
 /* act.c — activation functions and their exact derivatives, over arrays, with a
  * branch-free exp/expm1 the compiler vectorizes (Cody & Waite range reduction
- * x = k ln2 + r, Taylor polynomial of expm1 on |r| <= ln2/2, 2^k built from the
- * exponent bits; Muller, "Elementary Functions", 3rd ed., ch. 11).
+ * x = k ln2 + r, an economized polynomial for expm1 on |r| <= ln2/2, 2^k built
+ * from the exponent bits; Muller, "Elementary Functions", 3rd ed., ch. 11).
  */
 #include "nn/nn_internal.h"
 
@@ -62,39 +62,48 @@ static inline double pow2i(double kd)
     return as_f64((as_u64(kd + SHIFT) + 1023u) << 52);
 }
 
-/* expm1(r) for |r| <= ln2/2 + tiny: Taylor series to degree 13 (truncation error
-   below r^14/14! < 3e-18 |r|), Horner with fused multiply-adds. */
+/* expm1(r) = r + r² h(r) for |r| <= 0.3466 (ln2/2 plus rounding slack): h is the
+   Taylor series of (expm1(r) - r)/r² to degree 23, economized to degree 9 with
+   Chebyshev polynomials on [-0.3466, 0.3466] in exact rational arithmetic
+   (Lanczos' economization; |error of h| < 1.1e-16, i.e. < 0.2 ulp of expm1).
+   Horner with fused multiply-adds. */
 static inline double expm1_poly(double r)
 {
-    double p = 1.0 / 6227020800.0;                /* 1/13! */
-    p = NODE__FMA(p, r, 1.0 / 479001600.0);       /* 1/12! */
-    p = NODE__FMA(p, r, 1.0 / 39916800.0);
-    p = NODE__FMA(p, r, 1.0 / 3628800.0);
-    p = NODE__FMA(p, r, 1.0 / 362880.0);
-    p = NODE__FMA(p, r, 1.0 / 40320.0);
-    p = NODE__FMA(p, r, 1.0 / 5040.0);
-    p = NODE__FMA(p, r, 1.0 / 720.0);
-    p = NODE__FMA(p, r, 1.0 / 120.0);
-    p = NODE__FMA(p, r, 1.0 / 24.0);
-    p = NODE__FMA(p, r, 1.0 / 6.0);
-    p = NODE__FMA(p, r, 0.5);
-    return NODE__FMA(p * r, r, r);                /* r + r^2 (1/2 + r/6 + ...) */
+    double p = 2.5105215165649368e-08;
+    p = NODE__FMA(p, r, 2.7620086491464514e-07);
+    p = NODE__FMA(p, r, 2.7557255404417599e-06);
+    p = NODE__FMA(p, r, 2.4801521299750923e-05);
+    p = NODE__FMA(p, r, 0.00019841269874817515);
+    p = NODE__FMA(p, r, 0.001388888891721154);
+    p = NODE__FMA(p, r, 0.0083333333333261358);
+    p = NODE__FMA(p, r, 0.041666666666624129);
+    p = NODE__FMA(p, r, 0.16666666666666671);
+    p = NODE__FMA(p, r, 0.50000000000000011);
+    return NODE__FMA(p * r, r, r);
 }
 
-/* Range reduction u = k ln2 + r; returns r, writes the integer-valued k. */
-static inline double reduce(double u, double *kd)
+/* Range reduction u = k ln2 + r, |r| <= ln2/2 (+ rounding): returns r and
+   writes t = k + 0x1.8p52, whose low bits hold k (see pow2i). */
+static inline double reduce(double u, double *t)
 {
-    double k = (u * LOG2E + SHIFT) - SHIFT;
-    *kd = k;
-    return (u - k * LN2_HI) - k * LN2_LO;
+    double ts = NODE__FMA(u, LOG2E, SHIFT);
+    double k = ts - SHIFT;
+    *t = ts;
+    return NODE__FMA(-k, LN2_LO, NODE__FMA(-k, LN2_HI, u));
+}
+
+/* 2^k from t = k + 0x1.8p52 (k in [-1022, 1023]). */
+static inline double pow2_shifted(double t)
+{
+    return as_f64((as_u64(t) + 1023u) << 52);
 }
 
 /* expm1(u) for u in [-40, 40] (NaN propagates): 2^k (1 + p) - 1 = 2^k p + (2^k - 1),
    both terms exact or singly rounded; no cancellation since 2^k (1+p) >= 1/√2. */
 static inline double expm1_core(double u)
 {
-    double k, r = reduce(u, &k);
-    double s = pow2i(k);
+    double t, r = reduce(u, &t);
+    double s = pow2_shifted(t);
     return NODE__FMA(s, expm1_poly(r), s - 1.0);
 }
 
@@ -102,7 +111,8 @@ static inline double expm1_core(double u)
    underflows gradually instead of building an invalid exponent. */
 static inline double exp_neg_core(double v)
 {
-    double k, r = reduce(v, &k);
+    double t, r = reduce(v, &t);
+    double k = t - SHIFT;
     double kh = (k * 0.5 + SHIFT) - SHIFT;
     double s1 = pow2i(kh), s2 = pow2i(k - kh);
     return NODE__FMA(s2, expm1_poly(r), s2) * s1;
@@ -114,12 +124,13 @@ static inline double exp_neg_core(double v)
 static inline double tanh_core(double x)
 {
     double ax = fabs(x);
-    ax = ax > 20.0 ? 20.0 : ax;                   /* NaN passes through */
-    double k, r = reduce(2.0 * ax, &k);
-    double s = pow2i(k), p = expm1_poly(r);
+    ax = ax < 20.0 ? ax : 20.0;                   /* a NaN comes back at the end */
+    double t, r = reduce(2.0 * ax, &t);
+    double s = pow2_shifted(t), p = expm1_poly(r);
     /* e = 2^k p + (2^k - 1) and e + 2 = 2^k p + (2^k + 1), each rounded once. */
     double num = NODE__FMA(s, p, s - 1.0), den = NODE__FMA(s, p, s + 1.0);
-    return copysign(num / den, x);
+    double y = copysign(num / den, x);
+    return x == x ? y : x;
 }
 
 /* sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) <= 1:

@@ -208,7 +208,7 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
     }
     if (m->time_input)
         for (size_t b = 0; b < ld; b++)
-            X0[n0 * ld + b] = t;
+            X0[n0 * ld + b] = b < B ? t : 0.0;
 
     const double *in = X0;
     double *Y = buf;
@@ -218,6 +218,10 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
         double *D = Y + O * ld;
         node__layer_fwd(O, I, ld, W, W + O * I, in, Y);
         node__act_apply(m->acts[k], O * ld, Y, grad ? D : NULL);
+        if (grad && B < ld)   /* zero padding: the weight gradient sums all ld columns */
+            for (size_t o = 0; o < O; o++)
+                for (size_t b = B; b < ld; b++)
+                    Y[o * ld + b] = D[o * ld + b] = 0.0;
         in = Y;
         Y = D + O * ld;
     }
@@ -253,7 +257,8 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
         }
         if (vjp_p) {
             double *gW = vjp_p + m->woff[k];
-            node__layer_bwd_w(O, I, B, ld, Dl, Xk, gW, gW + O * I);
+            /* Past column B, Δ and X are zero: summing whole vectors is exact. */
+            node__layer_bwd_w(O, I, ld == 1 ? B : ld, ld, Dl, Xk, gW, gW + O * I);
         }
         if (k == 0 && !vjp_x && !vjp_t)
             break;
