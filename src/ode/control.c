@@ -13,7 +13,8 @@ double node__norm_rms(void *nctx, size_t dim, const double *err, const double *y
     (void)nctx;
     double acc = 0;
     for (size_t i = 0; i < dim; i++) {
-        double sk = atol + rtol * fmax(fabs(y[i]), fabs(ynew[i]));
+        double a = fabs(y[i]), b = fabs(ynew[i]);
+        double sk = atol + rtol * (a > b ? a : b);   /* fmax, inlined (no NaN here) */
         double r = err[i] / sk;
         acc += r * r;
     }
@@ -42,19 +43,23 @@ void node__control_init(node__control *c, const node__tableau *tab)
         c->facmin = 0.2;
         c->facmax = 10.0;
     }
-    c->errold = 1e-4;
+    c->log_errold = -9.2103403719761836;   /* log(1e-4) */
     c->rejected = false;
 }
 
 double node__control_accept(node__control *c, double h, double err)
 {
-    /* err = 0 gives fac = facmax (pow(0, α) = 0). */
-    double fac = c->safety * pow(c->errold, c->beta);
-    fac = err > 0 ? fac / pow(err, c->alpha) : c->facmax;
-    fac = fmin(c->facmax, fmax(c->facmin, fac));
+    /* err^-α · errold^β = exp(β log errold - α log err): one log, one exp a step. */
+    static const double log_floor = -9.2103403719761836;   /* log(1e-4) */
+    double lerr = err > 0 ? log(err) : log_floor;
+    double fac = err > 0 ? c->safety * exp(c->beta * c->log_errold - c->alpha * lerr)
+                         : c->facmax;
+    if (lerr < log_floor)
+        lerr = log_floor;
+    fac = fac < c->facmin ? c->facmin : fac > c->facmax ? c->facmax : fac;
     if (c->rejected && fac > 1)          /* no growth right after a rejection */
         fac = 1;
-    c->errold = fmax(err, 1e-4);
+    c->log_errold = lerr;
     c->rejected = false;
     return h * fac;
 }

@@ -7,6 +7,32 @@
 
 #include "internal.h"
 
+/* A linear combination Σ_q w_q p_q over the non-zero weights of a tableau row, with
+   the stage vectors resolved: gathered once per solve, so that steps skip zero entries
+   at no cost. */
+typedef struct node__lincomb {
+    int m;
+    double w[NODE__MAXSTAGES];
+    const double *p[NODE__MAXSTAGES];
+} node__lincomb;
+
+/* Gather the non-zero entries of w[0..n-1], with p_q = k[i] for w_i != 0. */
+NODE__HIDDEN void node__lincomb_make(node__lincomb *lc, const double *w, int n,
+                                     double *const *k);
+
+/* out = y + h Σ_q w_q p_q (y NULL: out = h Σ ...), one pass over memory.  out may
+   equal y or a p_q.  node__rk_stages and node__rk_combine run the same kernel, so
+   results agree bit for bit with the planned versions. */
+NODE__HIDDEN void node__lincomb_apply(const node__lincomb *lc, size_t dim, const double *y,
+                                      double h, double *out);
+
+/* node__rk_stages with the rows of A gathered in advance (rows[i] for stage i, made
+   with the same k). */
+NODE__HIDDEN int node__rk_stages_planned(const node__tableau *tab, const node__lincomb *rows,
+                                         const node__ode *ode, double t, double h,
+                                         const double *y, double *const *k, int from, int to,
+                                         double *tmp, long *nfe);
+
 /* The contract's RMS norm: sqrt(mean((err_i / (atol + rtol max(|y_i|, |ynew_i|)))^2)). */
 NODE__HIDDEN double node__norm_rms(void *nctx, size_t dim, const double *err,
                                    const double *y, const double *ynew,
@@ -17,7 +43,7 @@ typedef struct node__control {
     double alpha, beta;     /* PI exponents: h_new = h * safety * err^-alpha * errold^beta */
     double safety;          /* 0.9 */
     double facmin, facmax;  /* bounds on h_new / h */
-    double errold;          /* previous accepted error (>= 1e-4) */
+    double log_errold;      /* log of the previous accepted error (>= 1e-4) */
     bool   rejected;        /* the previous attempt was rejected: no growth now */
 } node__control;
 

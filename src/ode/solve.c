@@ -26,6 +26,8 @@ typedef struct run {
     double *k[NODE__MAXSTAGES];
     double *y, *ynew, *tmp, *err;
     bool dense_ready;      /* dense-only stages of the current step computed */
+    /* the non-zero tableau entries, gathered once per solve */
+    node__lincomb rows[NODE__MAXSTAGES], b, e, e3;
 } run;
 
 static node_status callback_status(int rc) { return rc ? NODE_ECALLBACK : NODE_OK; }
@@ -43,8 +45,9 @@ static node_status emit_outputs(run *r, double t, double h, double tnew)
         } else {
             if (!r->dense_ready) {
                 if (tab->s_dense > tab->s) {
-                    int rc = node__rk_stages(tab, r->ode, t, h, r->y, r->k, tab->s,
-                                             tab->s_dense, r->tmp, &r->stats->nfe);
+                    int rc = node__rk_stages_planned(tab, r->rows, r->ode, t, h, r->y, r->k,
+                                                     tab->s, tab->s_dense, r->tmp,
+                                                     &r->stats->nfe);
                     if (rc)
                         return callback_status(rc);
                 }
@@ -64,21 +67,23 @@ static node_status emit_outputs(run *r, double t, double h, double tnew)
 
 /* After an accepted step: the next step's k_0 = f(t+h, ynew) where it is known (the
    FSAL stage, or a fixed method's dense stage), and y <- ynew.  Returns whether k_0
-   is valid. */
+   is valid.  The stage vectors stay where they are (the gathered combinations point
+   at them): k_0 is a copy, one pass over dim doubles. */
 static bool advance(run *r)
 {
     const node__tableau *tab = r->tab;
     bool have_k0 = false;
-    double *swap;
     if (tab->fsal) {
-        swap = r->k[0]; r->k[0] = r->k[tab->s - 1]; r->k[tab->s - 1] = swap;
+        memcpy(r->k[0], r->k[tab->s - 1], r->dim * sizeof(double));
         have_k0 = true;
     } else if (r->dense_ready && tab->s_dense > tab->s) {
         /* Fixed methods: stage s has A row = b and c = 1, i.e. f(t+h, ynew). */
-        swap = r->k[0]; r->k[0] = r->k[tab->s]; r->k[tab->s] = swap;
+        memcpy(r->k[0], r->k[tab->s], r->dim * sizeof(double));
         have_k0 = true;
     }
-    swap = r->y; r->y = r->ynew; r->ynew = swap;
+    double *swap = r->y;
+    r->y = r->ynew;
+    r->ynew = swap;
     r->dense_ready = false;
     return have_k0;
 }
@@ -115,11 +120,11 @@ static node_status integrate_fixed(run *r, const node_options *opt)
         double hj = (j + 1 == n ? tend : t0 + r->dir * (double)(j + 1) * h) - t;
         double tnew = j + 1 == n ? tend : t + hj;
         r->stats->nsteps++;
-        int rc = node__rk_stages(tab, r->ode, t, hj, r->y, r->k, have_k0 ? 1 : 0, tab->s,
-                                 r->tmp, &r->stats->nfe);
+        int rc = node__rk_stages_planned(tab, r->rows, r->ode, t, hj, r->y, r->k,
+                                         have_k0 ? 1 : 0, tab->s, r->tmp, &r->stats->nfe);
         if (rc)
             return callback_status(rc);
-        node__rk_combine(r->dim, r->y, hj, tab->b, tab->s, r->k, r->ynew);
+        node__lincomb_apply(&r->b, r->dim, r->y, hj, r->ynew);
         if (node__nonfinite(r->ynew, r->dim))
             return NODE_ENONFINITE;
         node_status st = accepted(r, t, hj, tnew);
@@ -133,39 +138,19 @@ static node_status integrate_fixed(run *r, const node_options *opt)
 
 /* ---- adaptive ------------------------------------------------------------------------ */
 
-/* out = h Σ_i w_i k_i over n stages (zero weights skipped). */
-static void weighted_sum(size_t dim, double h, const double *w, int n, double *const *k,
-                         double *out)
-{
-    double wq[NODE__MAXSTAGES];
-    const double *pq[NODE__MAXSTAGES];
-    int m = 0;
-    for (int i = 0; i < n; i++)
-        if (w[i] != 0) {
-            wq[m] = w[i];
-            pq[m++] = k[i];
-        }
-    for (size_t d = 0; d < dim; d++) {
-        double acc = 0;
-        for (int q = 0; q < m; q++)
-            acc += wq[q] * pq[q][d];
-        out[d] = h * acc;
-    }
-}
-
 /* Scaled error of the step just computed (stages in r->k, ynew in r->ynew). */
 static double step_error(run *r, double h, double rtol, double atol)
 {
     const node__tableau *tab = r->tab;
     const node__ode *ode = r->ode;
     node__norm_fn norm = ode->norm ? ode->norm : node__norm_rms;
-    weighted_sum(r->dim, h, tab->e, tab->s, r->k, r->err);
+    node__lincomb_apply(&r->e, r->dim, NULL, h, r->err);
     double e5 = norm(ode->nctx, r->dim, r->err, r->y, r->ynew, rtol, atol);
     if (!tab->e3)
         return e5;
     /* DOP853 (dop853.f): err = e5² / sqrt(e5² + 0.01 e3²), e3 the 3rd-order estimate;
        |h| e5 · e5/sqrt(...) behaves like h^8. */
-    weighted_sum(r->dim, h, tab->e3, tab->s, r->k, r->err);
+    node__lincomb_apply(&r->e3, r->dim, NULL, h, r->err);
     double e3 = norm(ode->nctx, r->dim, r->err, r->y, r->ynew, rtol, atol);
     double den = e5 * e5 + 0.01 * e3 * e3;
     return den > 0 ? e5 * e5 / sqrt(den) : 0;
@@ -220,8 +205,8 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
             h = tend - t;
             last = true;
         }
-        double ulp = nextafter(fabs(t), INFINITY) - fabs(t);
-        if (fabs(h) < 16 * ulp || h == 0)
+        /* 16 ulp of t (DBL_EPSILON |t| is within a factor 2 of one ulp) */
+        if (fabs(h) < 16 * DBL_EPSILON * fabs(t) || h == 0)
             return nan_shrunk ? NODE_ENONFINITE : NODE_ESTEPSIZE;
 
         attempts++;
@@ -234,22 +219,23 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
                 return NODE_ENONFINITE;
             have_k0 = true;
         }
-        rc = node__rk_stages(tab, ode, t, h, r->y, r->k, 1, s_err, r->tmp, &r->stats->nfe);
+        rc = node__rk_stages_planned(tab, r->rows, ode, t, h, r->y, r->k, 1, s_err, r->tmp,
+                                     &r->stats->nfe);
         if (rc)
             return NODE_ECALLBACK;
         if (s_err == tab->s && tab->fsal) {
             /* The FSAL stage's argument is ynew, bit for bit. */
             double *swap = r->ynew; r->ynew = r->tmp; r->tmp = swap;
         } else {
-            node__rk_combine(r->dim, r->y, h, tab->b, tab->s, r->k, r->ynew);
+            node__lincomb_apply(&r->b, r->dim, r->y, h, r->ynew);
         }
 
         double err = NAN;
         if (!node__nonfinite(r->ynew, r->dim))
             err = step_error(r, h, opt->rtol, opt->atol);
         if (isfinite(err) && err <= 1 && s_err < tab->s) {
-            rc = node__rk_stages(tab, ode, t, h, r->y, r->k, s_err, tab->s, r->tmp,
-                                 &r->stats->nfe);
+            rc = node__rk_stages_planned(tab, r->rows, ode, t, h, r->y, r->k, s_err, tab->s,
+                                         r->tmp, &r->stats->nfe);
             if (rc)
                 return NODE_ECALLBACK;
             if (node__nonfinite(r->k[tab->s - 1], r->dim))
@@ -328,6 +314,13 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     r.ynew = base + dim;
     r.tmp = base + 2 * dim;
     r.err = base + 3 * dim;
+    for (int i = 0; i < tab->s_dense; i++)
+        node__lincomb_make(&r.rows[i], tab->A + (size_t)i * tab->s_dense, i, r.k);
+    node__lincomb_make(&r.b, tab->b, tab->s, r.k);
+    if (tab->e)
+        node__lincomb_make(&r.e, tab->e, tab->s, r.k);
+    if (tab->e3)
+        node__lincomb_make(&r.e3, tab->e3, tab->s, r.k);
     memcpy(r.y, ys, dim * sizeof *r.y);
 
     return tab->err_order > 0 ? integrate_adaptive(&r, opt) : integrate_fixed(&r, opt);
