@@ -393,6 +393,24 @@ static void test_nfe_counts_every_evaluation(void **state)
     }
 }
 
+static void test_tiny_interval_is_not_an_underflow(void **state)
+{
+    (void)state;
+    double y0[2] = { 1, 0 }, ys[4];
+    node_system sys = sys_of(2, oscillator, NULL);
+    double t1 = 1e3;
+    for (int k = 0; k < 3; k++)
+        t1 = nextafter(t1, INFINITY);
+    double ts[2] = { 1e3, t1 };   /* 3 ulp long */
+    for (int m = 0; m < NMETHODS; m++) {
+        node_options o = opts(all_methods[m], 1e-8, all_methods[m] >= NODE_BOSH3 ? 0 : 0.1);
+        node_stats st;
+        assert_status(node_odeint(&sys, y0, ts, 2, ys, &o, &st), NODE_OK);
+        assert_int_equal(st.naccept, 1);
+        assert_close(ys[2], 1, 0, 1e-12);
+    }
+}
+
 static void test_fixed_step_count_and_last_step(void **state)
 {
     (void)state;
@@ -861,6 +879,7 @@ int main(void)
         cmocka_unit_test(test_backward_in_time),
         cmocka_unit_test(test_single_output_time_needs_no_evaluation),
         cmocka_unit_test(test_nfe_counts_every_evaluation),
+        cmocka_unit_test(test_tiny_interval_is_not_an_underflow),
         cmocka_unit_test(test_fixed_step_count_and_last_step),
         cmocka_unit_test(test_max_step_is_respected),
         cmocka_unit_test(test_observer_sees_consistent_steps_and_every_output_once),

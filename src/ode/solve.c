@@ -205,8 +205,9 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
             h = tend - t;
             last = true;
         }
-        /* 16 ulp of t (DBL_EPSILON |t| is within a factor 2 of one ulp) */
-        if (fabs(h) < 16 * DBL_EPSILON * fabs(t) || h == 0)
+        /* 16 ulp of t (DBL_EPSILON |t| is within a factor 2 of one ulp); a last step
+           lands on tend exactly, however short the remaining interval. */
+        if ((!last && fabs(h) < 16 * DBL_EPSILON * fabs(t)) || h == 0)
             return nan_shrunk ? NODE_ENONFINITE : NODE_ESTEPSIZE;
 
         attempts++;
