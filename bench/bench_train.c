@@ -3,7 +3,7 @@
  * setting of torchdiffeq's ode_demo (MLP 2-50-2 on y³, batch 20 × 10 points, dopri5
  * at 1e-7/1e-9, MSE) and a wide one (MLP 2-256-2, batch 256).  One thread.  The same
  * protocol as bench/peers/torchdiffeq_bench.py.  Prints a Markdown table.
- * Run: ./bench_train [--quick] [--iters N] [--case demo|wide]
+ * Run: ./bench_train [--quick] [--iters N] [--case demo|wide] [--grad adjoint|backprop|...]
  */
 #define _POSIX_C_SOURCE 200809L
 #include <libnode.h>
@@ -83,7 +83,7 @@ static int cubic_vjp(void *ctx, double t, const double *y, const double *a, doub
 
 /* ---- one case -------------------------------------------------------------------------- */
 
-enum { DATA = 1000, BT = 10 };
+enum { DATA = 1000, BT = 10, REPEATS = 3 };
 enum grad_mode { ADJOINT, SEMINORM, BACKPROP };
 static const char *const mode_name[] = { "adjoint", "adjoint+seminorm", "backprop" };
 
@@ -215,7 +215,7 @@ int main(int argc, char **argv)
 {
     int quick = 0;
     long iters_override = 0;
-    const char *only = NULL;
+    const char *only = NULL, *grad_only = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
@@ -223,8 +223,11 @@ int main(int argc, char **argv)
             iters_override = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc)
             only = argv[++i];
+        else if (strcmp(argv[i], "--grad") == 0 && i + 1 < argc)
+            grad_only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--iters N] [--case demo|wide]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--iters N] [--case demo|wide] "
+                    "[--grad adjoint|adjoint+seminorm|backprop]\n", argv[0]);
             return 2;
         }
     }
@@ -245,11 +248,12 @@ int main(int argc, char **argv)
     }
 
     struct { const char *name; size_t width, batch; long warm, iters; } cases[] = {
-        { "demo: MLP 2-50-2, batch 20", 50, 20, 20, 300 },
-        { "wide: MLP 2-256-2, batch 256", 256, 256, 3, 30 },
+        { "demo: MLP 2-50-2, batch 20", 50, 20, 10, 100 },
+        { "wide: MLP 2-256-2, batch 256", 256, 256, 2, 10 },
     };
     printf("Training iteration = dopri5 forward (rtol 1e-7, atol 1e-9, %d outputs) + MSE + "
-           "backward + Adam step; one thread; W ~ N(0, 0.1), seeded batches%s.\n\n", BT,
+           "backward + Adam step; one thread; W ~ N(0, 0.1), seeded batches; median of %d runs%s.\n"
+           "NFE bwd: vector-Jacobian products (one f evaluation each).\n\n", BT, quick ? 1 : REPEATS,
            quick ? " (--quick)" : "");
     printf("| setting | gradient | ms / iter | forward ms | backward ms | Adam µs | NFE fwd | NFE bwd |\n");
     printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
@@ -261,10 +265,23 @@ int main(int argc, char **argv)
         if (iters < 1)
             iters = 1;
         for (int mode = ADJOINT; mode <= BACKPROP; mode++) {
-            result r;
-            if (run_case(ytrue, ts_full, cases[k].width, cases[k].batch, (enum grad_mode)mode,
-                         warm, iters, &r) != 0)
-                return 1;
+            if (grad_only && strcmp(grad_only, mode_name[mode]) != 0)
+                continue;
+            /* Each repeat re-runs the same seeded training window (same NFE); the
+               median repeat by time is reported, to damp a busy machine's noise. */
+            result rs[REPEATS], r;
+            int nrep = quick ? 1 : REPEATS;
+            for (int q = 0; q < nrep; q++)
+                if (run_case(ytrue, ts_full, cases[k].width, cases[k].batch,
+                             (enum grad_mode)mode, warm, iters, &rs[q]) != 0)
+                    return 1;
+            for (int a = 1; a < nrep; a++)          /* insertion sort by ms */
+                for (int b = a; b > 0 && rs[b].ms < rs[b - 1].ms; b--) {
+                    result tmp = rs[b];
+                    rs[b] = rs[b - 1];
+                    rs[b - 1] = tmp;
+                }
+            r = rs[nrep / 2];
             printf("| %s | %s | %.3f | %.3f | %.3f | %.1f | %.1f | %.1f |\n", cases[k].name,
                    mode_name[mode], r.ms, r.fwd_ms, r.bwd_ms, r.opt_us, r.nfe_f, r.nfe_b);
             fflush(stdout);

@@ -104,7 +104,7 @@ def main():
         true_y = odeint(Lambda(), torch.tensor([[2.0, 0.0]]), t, method="dopri8",
                         rtol=1e-12, atol=1e-12)[:, 0, :]
 
-    cases = [("demo: MLP 2-50-2, batch 20", 50, 20, 5, 50),
+    cases = [("demo: MLP 2-50-2, batch 20", 50, 20, 10, 100),
              ("wide: MLP 2-256-2, batch 256", 256, 256, 2, 10)]
     print(f"torchdiffeq {getattr(__import__('torchdiffeq'), '__version__', '?')}, torch {torch.__version__}, "
           f"one thread, float64{' (--quick)' if args.quick else ''}\n")
