@@ -1,10 +1,8 @@
-/* tableau.c — the Butcher tableaus of every method, as static const data, and
- * their dense-output weight functions w(θ), dw(θ).
- * Sources: Hairer, Nørsett, Wanner, Solving ODEs I (2nd ed., 1993) [HNW]:
- * Table II.1.1 (Euler, midpoint, RK4), Table II.5.2 (DOPRI5), Section II.6
- * (dense output); Bogacki & Shampine, Appl. Math. Lett. 2 (1989) 321-325 (BS3);
- * DOP853: Hairer & Wanner's published dop853.f code (coefficients of HNW II.10).
- */
+/* tableau.c — every method's Butcher tableau as static const data, with its dense-output
+ * weights w(θ), dw(θ).  Sources: Hairer, Nørsett, Wanner, Solving ODEs I (2nd ed. 1993)
+ * [HNW] Table II.1.1 (Euler, midpoint, RK4), Table II.5.2 (DOPRI5), Sec. II.6 (dense
+ * output); Bogacki & Shampine, Appl. Math. Lett. 2 (1989) 321-325 (BS3); DOP853: the
+ * coefficients of Hairer & Wanner's published dop853.f (HNW II.10). */
 #include "internal.h"
 
 #include <string.h>
