@@ -74,7 +74,8 @@ NODE_API node_status node_optim_parse(const char *name, node_optim_kind *out);
    AdamW    θ ← θ(1 - γλ) first (decoupled weight decay), then Adam with λ = 0. */
 typedef struct node_optim_config {
     node_optim_kind kind;
-    double lr;            /* γ  all.  SGD 1e-3 (PyTorch ≥ 2.2), RMSprop 1e-2,
+    double lr;            /* γ  all.  SGD 1e-3 (recent PyTorch; it used to be
+                                required), RMSprop 1e-2,
                                 Adam / AdamW 1e-3; >= 0 */
     double weight_decay;  /* λ  all.  0, AdamW 1e-2; >= 0 */
     double momentum;      /* μ  SGD, RMSprop.  0; >= 0 */
