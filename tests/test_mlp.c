@@ -360,6 +360,84 @@ static void test_vjp_non_square_and_wide_shapes(void **state)
     check_network(2, s, acts, 1, 37, 9);
     size_t sq[3] = { 5, 33, 5 };
     check_network(2, sq, acts, 1, 50, 11);
+    /* Large enough for packed strips and the transposed weight gradient. */
+    size_t big[3] = { 40, 64, 40 };
+    check_network(2, big, acts, 1, 30, 12);
+}
+
+/* The layer products against naive sums, over shapes that reach every blocking
+   path: batch of one, column tails of 8 and 16, K past one cache block (128), rows
+   past one L2 block (256), packed strips, and both weight-gradient routes. */
+static void test_layer_kernels_match_naive_products(void **state)
+{
+    (void)state;
+    static const size_t shapes[][3] = {   /* O, I, B */
+        { 3, 2, 1 }, { 37, 29, 1 }, { 50, 2, 20 }, { 2, 50, 20 }, { 9, 7, 8 },
+        { 33, 17, 16 }, { 40, 64, 30 }, { 300, 20, 9 }, { 20, 300, 40 },
+        { 70, 140, 200 }, { 8, 8, 64 }
+    };
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        size_t O = shapes[si][0], I = shapes[si][1], B = shapes[si][2];
+        size_t ld = B == 1 ? 1 : node__padw(B);
+        double *W = alloc_d(O * I), *bias = alloc_d(O), *X = alloc_d(I * ld);
+        double *Dl = alloc_d(O * ld), *Z = alloc_d(O * ld), *G = alloc_d(I * ld);
+        double *gW = alloc_d(O * I), *gb = alloc_d(O);
+        double *scratch = alloc_d((ld + I) * node__padw(O) + NODE__PACK);
+        fill(W, O * I, 1);
+        fill(bias, O, 2);
+        fill(X, I * ld, 3);
+        fill(Dl, O * ld, 4);
+        for (size_t r = 0; r < I; r++)   /* padding columns are zero in the library */
+            for (size_t b = B; b < ld; b++)
+                X[r * ld + b] = 0.0;
+        for (size_t r = 0; r < O; r++)
+            for (size_t b = B; b < ld; b++)
+                Dl[r * ld + b] = 0.0;
+        fill(gW, O * I, 5);   /* the weight gradient accumulates */
+        fill(gb, O, 6);
+        double *gW0 = alloc_d(O * I), *gb0 = alloc_d(O);
+        memcpy(gW0, gW, O * I * sizeof *gW);
+        memcpy(gb0, gb, O * sizeof *gb);
+        node__layer_fwd(O, I, ld, W, bias, X, Z, scratch);
+        node__layer_bwd_x(O, I, ld, W, Dl, G, scratch);
+        node__layer_bwd_w(O, I, B == 1 ? 1 : ld, ld, Dl, X, gW, gb, scratch);
+        for (size_t o = 0; o < O; o++)
+            for (size_t b = 0; b < B; b++) {
+                double s = bias[o], a = fabs(bias[o]);
+                for (size_t i = 0; i < I; i++) {
+                    s += W[o * I + i] * X[i * ld + b];
+                    a += fabs(W[o * I + i] * X[i * ld + b]);
+                }
+                assert_close(Z[o * ld + b], s, 0, 1e-15 * a);
+            }
+        for (size_t i = 0; i < I; i++)
+            for (size_t b = 0; b < B; b++) {
+                double s = 0, a = 0;
+                for (size_t o = 0; o < O; o++) {
+                    s += W[o * I + i] * Dl[o * ld + b];
+                    a += fabs(W[o * I + i] * Dl[o * ld + b]);
+                }
+                assert_close(G[i * ld + b], s, 0, 1e-15 * a);
+            }
+        for (size_t o = 0; o < O; o++) {
+            double sb = gb0[o], ab = fabs(gb0[o]);
+            for (size_t b = 0; b < B; b++) {
+                sb += Dl[o * ld + b];
+                ab += fabs(Dl[o * ld + b]);
+            }
+            assert_close(gb[o], sb, 0, 1e-15 * ab);
+            for (size_t i = 0; i < I; i++) {
+                double s = gW0[o * I + i], a = fabs(s);
+                for (size_t b = 0; b < B; b++) {
+                    s += Dl[o * ld + b] * X[i * ld + b];
+                    a += fabs(Dl[o * ld + b] * X[i * ld + b]);
+                }
+                assert_close(gW[o * I + i], s, 0, 1e-15 * a);
+            }
+        }
+        free(W); free(bias); free(X); free(Dl); free(Z); free(G);
+        free(gW); free(gb); free(gW0); free(gb0); free(scratch);
+    }
 }
 
 /* ---- systems ------------------------------------------------------------------------ */
@@ -649,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_forward_matches_hand_computed_values),
         cmocka_unit_test(test_vjp_matches_central_differences_every_activation),
         cmocka_unit_test(test_vjp_non_square_and_wide_shapes),
+        cmocka_unit_test(test_layer_kernels_match_naive_products),
         cmocka_unit_test(test_system_allocates_nothing_in_f_and_vjp),
         cmocka_unit_test(test_two_systems_of_different_batch_stay_valid),
         cmocka_unit_test(test_system_reads_current_parameters),

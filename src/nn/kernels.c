@@ -6,21 +6,29 @@
  */
 #include "nn/nn_internal.h"
 
-/* ---- panel kernel -------------------------------------------------------------
-   Out[r][l] = init_r + Σ_{k<K} A[r*rs + k*ks] · X[k*ld + l]   (r < MR, l < NB).
-   Forward: A = W rows (rs = I, ks = 1); backward: A = Wᵀ (rs = 1, ks = I).
-   Out, A and X are distinct workspace/parameter arrays: nothing aliases. */
-#define PANEL(MR, NB)                                                                  \
-    static void panel_##MR##x##NB(size_t K, size_t ld, const double *restrict A,      \
-                                  size_t rs, size_t ks, const double *restrict init,  \
-                                  const double *restrict X, double *restrict Out)     \
+#ifndef NODE__BWDW_TRANSPOSE_MIN
+#  define NODE__BWDW_TRANSPOSE_MIN 16384.0
+#endif
+
+/* ---- register-blocked product --------------------------------------------------
+   Out[r][l] = init_r + Σ_{k<K} A[r*rs + k*ks] · X[k*ldx + l]   (r < MR, l < NB),
+   or Out[r][l] += ... when acc_in.  Forward: A = W rows (rs = I, ks = 1); input
+   gradient: A = Wᵀ (rs = 1, ks = I); weight gradient: A = activations.  The MR × NB
+   accumulators stay in vector registers (MR·NB/8 of them); the shapes used here are
+   the ones GCC compiles to a clean broadcast-FMA loop (it vectorizes 4×8 and 4×16
+   blocks across k with permutes instead).  Out, A and X never overlap. */
+#define MICRO(MR, NB)                                                                  \
+    static void micro_##MR##x##NB(size_t K, const double *restrict A, size_t rs,       \
+                                  size_t ks, const double *restrict X, size_t ldx,     \
+                                  double *restrict Out, size_t ldo,                    \
+                                  const double *restrict init, int acc_in)             \
     {                                                                                  \
         double acc[MR][NB];                                                            \
         for (int r = 0; r < MR; r++)                                                   \
             for (int l = 0; l < NB; l++)                                               \
-                acc[r][l] = init ? init[r] : 0.0;                                      \
+                acc[r][l] = acc_in ? Out[r * ldo + l] : init ? init[r] : 0.0;          \
         for (size_t k = 0; k < K; k++) {                                               \
-            const double *restrict x = X + k * ld;                                     \
+            const double *restrict x = X + k * ldx;                                    \
             for (int r = 0; r < MR; r++) {                                             \
                 double w = A[r * rs + k * ks];                                         \
                 for (int l = 0; l < NB; l++)                                           \
@@ -29,44 +37,72 @@
         }                                                                              \
         for (int r = 0; r < MR; r++)                                                   \
             for (int l = 0; l < NB; l++)                                               \
-                Out[r * ld + l] = acc[r][l];                                           \
+                Out[r * ldo + l] = acc[r][l];                                          \
     }
 
-PANEL(4, 24)
-PANEL(4, 16)
-PANEL(4, 8)
-PANEL(1, 24)
-PANEL(1, 16)
-PANEL(1, 8)
+MICRO(8, 24)
+MICRO(4, 24)
+MICRO(2, 24)
+MICRO(1, 24)
+MICRO(2, 16)
+MICRO(1, 16)
+MICRO(2, 8)
+MICRO(1, 8)
 
-/* Out (R × ld) = A-rows · X over K, for ld a multiple of 8. */
-static void panel_all(size_t R, size_t K, size_t ld, const double *A, size_t rs,
-                      size_t ks, const double *init, const double *X, double *Out)
+typedef void (*micro_fn)(size_t, const double *, size_t, size_t, const double *, size_t,
+                         double *, size_t, const double *, int);
+
+/* Cache blocking (Goto & van de Geijn): a KC-deep strip of X, 24 columns wide
+   (24 KiB), stays in L1 while the row blocks of A pass over it, and an MC × KC
+   block of A (256 KiB) stays in L2 while the strips of X pass under it. */
+#define KC 128
+#define MC 256
+
+/* Out (R × ncols, leading dimension ldo) = A · X (+ init per row), or += when
+   acc_in; ncols a multiple of 8.  pack (KC × 24 doubles, or NULL) receives each
+   strip of X when enough row blocks reuse it: contiguous rows, few TLB pages. */
+static void gemm(size_t R, size_t K, size_t ncols, const double *A, size_t rs, size_t ks,
+                 const double *X, size_t ldx, double *Out, size_t ldo, const double *init,
+                 int acc_in, double *pack)
 {
-    for (size_t b = 0; b < ld;) {
-        size_t nb = ld - b >= 24 ? 24 : ld - b;
-        size_t r = 0;
-        for (; r + 4 <= R; r += 4) {
-            const double *a = A + r * rs, *in = init ? init + r : NULL;
-            double *o = Out + r * ld + b;
-            if (nb == 24)
-                panel_4x24(K, ld, a, rs, ks, in, X + b, o);
-            else if (nb == 16)
-                panel_4x16(K, ld, a, rs, ks, in, X + b, o);
-            else
-                panel_4x8(K, ld, a, rs, ks, in, X + b, o);
+    if (R < 32)
+        pack = NULL;
+    for (size_t k0 = 0; k0 < K; k0 += KC) {
+        size_t kc = K - k0 < KC ? K - k0 : KC;
+        int acc = acc_in || k0 > 0;
+        for (size_t r0 = 0; r0 < R; r0 += MC) {
+            size_t r1 = R - r0 < MC ? R : r0 + MC;
+            for (size_t b = 0; b < ncols;) {
+                size_t nb = ncols - b >= 24 ? 24 : ncols - b;
+                const double *x = X + k0 * ldx + b;
+                size_t lx = ldx;
+                if (pack) {
+                    for (size_t k = 0; k < kc; k++)
+                        for (size_t l = 0; l < nb; l++)
+                            pack[k * nb + l] = x[k * ldx + l];
+                    x = pack;
+                    lx = nb;
+                }
+                size_t r = r0;
+                if (nb == 24) {
+                    for (; r + 8 <= r1; r += 8)
+                        micro_8x24(kc, A + r * rs + k0 * ks, rs, ks, x, lx,
+                                   Out + r * ldo + b, ldo, init ? init + r : NULL, acc);
+                    for (; r + 4 <= r1; r += 4)
+                        micro_4x24(kc, A + r * rs + k0 * ks, rs, ks, x, lx,
+                                   Out + r * ldo + b, ldo, init ? init + r : NULL, acc);
+                }
+                micro_fn two = nb == 24 ? micro_2x24 : nb == 16 ? micro_2x16 : micro_2x8;
+                micro_fn one = nb == 24 ? micro_1x24 : nb == 16 ? micro_1x16 : micro_1x8;
+                for (; r + 2 <= r1; r += 2)
+                    two(kc, A + r * rs + k0 * ks, rs, ks, x, lx, Out + r * ldo + b, ldo,
+                        init ? init + r : NULL, acc);
+                for (; r < r1; r++)
+                    one(kc, A + r * rs + k0 * ks, rs, ks, x, lx, Out + r * ldo + b, ldo,
+                        init ? init + r : NULL, acc);
+                b += nb;
+            }
         }
-        for (; r < R; r++) {
-            const double *a = A + r * rs, *in = init ? init + r : NULL;
-            double *o = Out + r * ld + b;
-            if (nb == 24)
-                panel_1x24(K, ld, a, rs, ks, in, X + b, o);
-            else if (nb == 16)
-                panel_1x16(K, ld, a, rs, ks, in, X + b, o);
-            else
-                panel_1x8(K, ld, a, rs, ks, in, X + b, o);
-        }
-        b += nb;
     }
 }
 
@@ -133,10 +169,10 @@ static double dot1(size_t n, const double *restrict w, const double *restrict x)
 /* ---- the layer products ---------------------------------------------------------- */
 
 void node__layer_fwd(size_t O, size_t I, size_t ld, const double *W, const double *bias,
-                     const double *X, double *Z)
+                     const double *X, double *Z, double *pack)
 {
     if (ld != 1) {
-        panel_all(O, I, ld, W, I, 1, bias, X, Z);
+        gemm(O, I, ld, W, I, 1, X, ld, Z, ld, bias, 0, pack);
         return;
     }
     size_t o = 0;
@@ -151,10 +187,10 @@ void node__layer_fwd(size_t O, size_t I, size_t ld, const double *W, const doubl
 
 /* G = Wᵀ Δ.  W, Δ and G are distinct arrays. */
 void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *restrict W,
-                       const double *restrict Dl, double *restrict G)
+                       const double *restrict Dl, double *restrict G, double *pack)
 {
     if (ld != 1) {
-        panel_all(I, O, ld, W, 1, I, NULL, Dl, G);
+        gemm(I, O, ld, W, 1, I, Dl, ld, G, ld, NULL, 0, pack);
         return;
     }
     for (size_t i = 0; i < I; i++)
@@ -215,9 +251,50 @@ GRADW(4, 1)
 GRADW(1, 4)
 GRADW(1, 1)
 
-void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld, const double *restrict Dl,
-                       const double *restrict X, double *restrict gW, double *restrict gb)
+/* Large products: Δᵀ (B × P, P = node__padw(O), zero past O) into scratch, then
+   gWᵀ (I × P) = X Δᵀ by the register-blocked product (no horizontal sums), added
+   transposed into gW; gb from the rows of Δᵀ, vectorized over the outputs. */
+static void bwd_w_transposed(size_t O, size_t I, size_t B, size_t ld,
+                             const double *restrict Dl, const double *restrict X,
+                             double *restrict gW, double *restrict gb,
+                             double *restrict scratch)
 {
+    size_t P = node__padw(O);
+    double *restrict Dt = scratch, *restrict gWt = scratch + B * P;
+    double *pack = gWt + I * P;
+    for (size_t b0 = 0; b0 < B; b0 += 8) {      /* 8 × 8 tiles */
+        size_t b1 = b0 + 8 < B ? b0 + 8 : B;
+        for (size_t o0 = 0; o0 < O; o0 += 8) {
+            size_t o1 = o0 + 8 < O ? o0 + 8 : O;
+            for (size_t b = b0; b < b1; b++)
+                for (size_t o = o0; o < o1; o++)
+                    Dt[b * P + o] = Dl[o * ld + b];
+        }
+        for (size_t b = b0; b < b1; b++)
+            for (size_t o = O; o < P; o++)
+                Dt[b * P + o] = 0.0;
+    }
+    gemm(I, B, P, X, ld, 1, Dt, P, gWt, P, NULL, 0, pack);
+    for (size_t o0 = 0; o0 < O; o0 += 8) {
+        size_t o1 = o0 + 8 < O ? o0 + 8 : O;
+        for (size_t i = 0; i < I; i++)
+            for (size_t o = o0; o < o1; o++)
+                gW[o * I + i] += gWt[i * P + o];
+    }
+    for (size_t b = 0; b < B; b++)
+        for (size_t o = 0; o < O; o++)
+            gb[o] += Dt[b * P + o];
+}
+
+void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld, const double *restrict Dl,
+                       const double *restrict X, double *restrict gW, double *restrict gb,
+                       double *restrict scratch)
+{
+    /* Past ~16k multiply-adds the transposition pays for itself (measured). */
+    if (B >= 8 && (double)O * (double)I * (double)B >= NODE__BWDW_TRANSPOSE_MIN) {
+        bwd_w_transposed(O, I, B, ld, Dl, X, gW, gb, scratch);
+        return;
+    }
     if (B == 1) {   /* rank-one update, vectorized over the inputs */
         for (size_t o = 0; o < O; o++) {
             double d = Dl[o * ld];

@@ -154,18 +154,26 @@ void node_mlp_init(node_mlp *m, uint64_t seed)
    larger batches are padded to a multiple of 8 so every kernel runs full vectors. */
 static size_t lead_dim(size_t batch)
 {
-    return batch < 4 ? 1 : (batch + 7) & ~(size_t)7;
+    if (batch < 4)
+        return 1;
+    return node__padw(batch);
 }
 
 /* Doubles needed for a padded batch ld: input (with the time row), every layer's
-   output and activation derivative, and two backward buffers. */
+   output and activation derivative, two backward buffers, and the products'
+   scratch ((ld + maxw) rows of node__padw(maxw), then a packing buffer). */
 static bool ws_need(const node_mlp *m, size_t ld, size_t *need)
 {
-    size_t rows = m->fan_in[0] + 2 * m->maxw;
+    size_t rows = m->fan_in[0] + 2 * m->maxw, main, scratch, pw;
     for (size_t k = 0; k < m->nlayers; k++)
         if (!add_ok(rows, 2 * m->sizes[k + 1], &rows))
             return false;
-    return mul_ok(rows, ld, need);
+    if (m->maxw > SIZE_MAX - 80)
+        return false;
+    pw = node__padw(m->maxw);
+    return mul_ok(rows, ld, &main) && add_ok(ld, m->maxw, &scratch)
+           && mul_ok(scratch, pw, &scratch) && add_ok(scratch, NODE__PACK, &scratch)
+           && add_ok(main, scratch, need);
 }
 
 node_status node_mlp_reserve(node_mlp *m, size_t batch)
@@ -197,6 +205,7 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
     for (size_t k = 0; k < L; k++)
         d1 += 2 * m->sizes[k + 1] * ld;
     double *d2 = d1 + m->maxw * ld;
+    double *scratch = d2 + m->maxw * ld;
 
     /* Input, transposed to feature-major; the padding columns are zero. */
     for (size_t i = 0; i < n0; i++) {
@@ -216,7 +225,7 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
         size_t O = m->sizes[k + 1], I = m->fan_in[k];
         const double *W = m->theta + m->woff[k];
         double *D = Y + O * ld;
-        node__layer_fwd(O, I, ld, W, W + O * I, in, Y);
+        node__layer_fwd(O, I, ld, W, W + O * I, in, Y, scratch);
         node__act_apply(m->acts[k], O * ld, Y, grad ? D : NULL);
         if (grad && B < ld)   /* zero padding: the weight gradient sums all ld columns */
             for (size_t o = 0; o < O; o++)
@@ -258,11 +267,11 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
         if (vjp_p) {
             double *gW = vjp_p + m->woff[k];
             /* Past column B, Δ and X are zero: summing whole vectors is exact. */
-            node__layer_bwd_w(O, I, ld == 1 ? B : ld, ld, Dl, Xk, gW, gW + O * I);
+            node__layer_bwd_w(O, I, ld == 1 ? B : ld, ld, Dl, Xk, gW, gW + O * I, scratch);
         }
         if (k == 0 && !vjp_x && !vjp_t)
             break;
-        node__layer_bwd_x(O, I, ld, W, Dl, G);
+        node__layer_bwd_x(O, I, ld, W, Dl, G, scratch);
         double *tmp = Dl;
         Dl = G;
         G = tmp;

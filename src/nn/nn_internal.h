@@ -58,18 +58,31 @@ NODE__HIDDEN void node__expm1_array(size_t n, const double *x, double *out);
 
 /* ---- layer kernels (kernels.c) ----------------------------------------------
    Activations are feature-major: a layer's input X is I × ld (row i holds
-   feature i of every sample), ld the padded batch (1, or a multiple of 8).  */
+   feature i of every sample), ld the padded batch (1, or node__padw(batch)).
+   pack is scratch of NODE__PACK doubles for the products. */
+#define NODE__PACK (128 * 24)
 
 /* Z (O × ld) = W (O × I, row-major) X (I × ld) + bias, for every column. */
 NODE__HIDDEN void node__layer_fwd(size_t O, size_t I, size_t ld, const double *W,
-                                  const double *bias, const double *X, double *Z);
+                                  const double *bias, const double *X, double *Z,
+                                  double *pack);
 /* G (I × ld) = Wᵀ Δ, Δ O × ld. */
 NODE__HIDDEN void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *W,
-                                    const double *Dl, double *G);
-/* gW (O × I) += Δ Xᵀ and gb (O) += Δ 1, summed over the first B columns. */
+                                    const double *Dl, double *G, double *pack);
+/* gW (O × I) += Δ Xᵀ and gb (O) += Δ 1, summed over the first B columns.
+   scratch holds (B + I) · node__padw(O) + NODE__PACK doubles (large products
+   transpose Δ). */
 NODE__HIDDEN void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld,
                                     const double *Dl, const double *X, double *gW,
-                                    double *gb);
+                                    double *gb, double *scratch);
+
+/* A row length of n doubles rounded up to whole vectors, and moved off multiples
+   of 512 bytes (rows at such strides share a few cache sets). */
+static inline size_t node__padw(size_t n)
+{
+    size_t p = (n + 7) & ~(size_t)7;
+    return p % 64 == 0 ? p + 8 : p;
+}
 
 /* ---- model files (io.c) ------------------------------------------------------ */
 
