@@ -94,6 +94,10 @@ struct node_solver {
     double *aug;  size_t aug_cap;    /* adjoint: augmented state and scratch */
     double *tape; size_t tape_cap;   /* backprop: recorded steps */
     double *work; size_t work_cap;   /* backprop: reverse-pass scratch */
+    /* |h| the adaptive controller planned when the latest node__integrate ended
+       (before the last step was cut to land on the end time); 0 if none.  The
+       adjoint starts each interval with it instead of a fresh initial-step guess. */
+    double h_next;
 };
 
 /* Validate opt (NULL = defaults) and fill the defaults it leaves at 0

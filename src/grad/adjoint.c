@@ -128,11 +128,15 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
     double *aug = s->aug, *rows = aug + m, *tmp = rows + 2 * m;
 
     /* The backward solve: its own tolerances; an adaptive first step is chosen
-       afresh for the augmented system. */
+       for the augmented system on the first interval, and each later interval starts
+       with the step the controller had planned when the previous one ended (the
+       augmented state is continuous there up to the jump in a, so this saves the
+       initial-step evaluations and the cautious first steps of every restart). */
     node_options bo = o;
     bo.rtol = o.adjoint_rtol;
     bo.atol = o.adjoint_atol;
-    if (node__tableau_get(o.method)->err_order > 0)
+    bool adaptive = node__tableau_get(o.method)->err_order > 0;
+    if (adaptive)
         bo.step = 0;
     aug_ctx ac = { sys, n, np, ntb };
     norm_ctx nc = { n, np, ntb, o.seminorm };
@@ -156,6 +160,8 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
         rc = node__integrate(s, &ode, aug, tsi, 2, rows, &bo, &st, NULL);
         if (rc)
             goto out;
+        if (adaptive)
+            bo.step = s->h_next;
         memcpy(aug, rows + m, m * sizeof(double));
         const double *yi = ys + (i - 1) * n, *wi = dLdys + (i - 1) * n;
         memcpy(aug, yi, n * sizeof(double));            /* z back on the forward path */

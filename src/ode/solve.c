@@ -26,6 +26,7 @@ typedef struct run {
     double *k[NODE__MAXSTAGES];
     double *y, *ynew, *tmp, *err;
     bool dense_ready;      /* dense-only stages of the current step computed */
+    double h_next;         /* adaptive: |h| planned when the solve ended */
     /* the non-zero tableau entries, gathered once per solve */
     node__lincomb rows[NODE__MAXSTAGES], b, e, e3;
 } run;
@@ -199,6 +200,7 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
             return NODE_EMAXSTEPS;
         if (fabs(h) > hmax)
             h = r->dir * hmax;
+        double h_plan = h;
         /* Stretch a step that would leave less than 1% of itself to reach tend. */
         bool last = false;
         if (r->dir * (t + 1.01 * h - tend) >= 0) {
@@ -267,8 +269,10 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
             return st;
         have_k0 = advance(r);
         t = tnew;
-        if (last)
+        if (last) {
+            r->h_next = fabs(h_plan);
             return NODE_OK;
+        }
         h = node__control_accept(&ctl, h, err);
     }
 }
@@ -324,5 +328,8 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
         node__lincomb_make(&r.e3, tab->e3, tab->s, r.k);
     memcpy(r.y, ys, dim * sizeof *r.y);
 
-    return tab->err_order > 0 ? integrate_adaptive(&r, opt) : integrate_fixed(&r, opt);
+    s->h_next = 0;
+    st = tab->err_order > 0 ? integrate_adaptive(&r, opt) : integrate_fixed(&r, opt);
+    s->h_next = r.h_next;
+    return st;
 }
