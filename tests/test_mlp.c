@@ -382,7 +382,8 @@ static void test_layer_kernels_match_naive_products(void **state)
         double *W = alloc_d(O * I), *bias = alloc_d(O), *X = alloc_d(I * ld);
         double *Dl = alloc_d(O * ld), *Z = alloc_d(O * ld), *G = alloc_d(I * ld);
         double *gW = alloc_d(O * I), *gb = alloc_d(O);
-        double *scratch = alloc_d((ld + I) * node__padw(O) + NODE__PACK);
+        size_t ns = (ld + I) * node__padw(O) + NODE__PACK;
+        double *scratch = alloc_d(ns > 8 * O * (I + 1) ? ns : 8 * O * (I + 1));
         fill(W, O * I, 1);
         fill(bias, O, 2);
         fill(X, I * ld, 3);

@@ -6,9 +6,6 @@
  */
 #include "nn/nn_internal.h"
 
-#ifndef NODE__BWDW_TRANSPOSE_MIN
-#  define NODE__BWDW_TRANSPOSE_MIN 16384.0
-#endif
 
 /* ---- register-blocked product --------------------------------------------------
    Out[r][l] = init_r + Σ_{k<K} A[r*rs + k*ks] · X[k*ldx + l]   (r < MR, l < NB),
@@ -211,13 +208,14 @@ void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *restrict W,
     }
 }
 
-/* Lane-parallel dot products of MR rows of Δ with NR rows of X over B columns:
-   gW[r][c] += Σ_b Δ[r][b] X[c][b].  gW is the parameter gradient, distinct from
-   the workspace rows Δ and X. */
+/* Lane-parallel dot products of MR rows of Δ with NR rows of X over the first
+   B & ~7 columns, left as 8 partial sums each in T (pair (r, c) at T + 8 (r ldt + c)); the
+   horizontal sums of all pairs happen together in sum_lanes.  T, Δ and X are
+   distinct arrays. */
 #define GRADW(MR, NR)                                                                  \
-    static void gradw_##MR##x##NR(size_t B, size_t ld, size_t I,                       \
+    static void gradw_##MR##x##NR(size_t B, size_t ld, size_t ldt,                     \
                                   const double *restrict Dl, const double *restrict X, \
-                                  double *restrict gW)                                 \
+                                  double *restrict T)                                  \
     {                                                                                  \
         double acc[MR][NR][8];                                                         \
         for (int r = 0; r < MR; r++)                                                   \
@@ -231,25 +229,34 @@ void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *restrict W,
                     for (int l = 0; l < 8; l++)                                        \
                         acc[r][c][l] = NODE__FMA(Dl[r * ld + b + l], X[c * ld + b + l], \
                                                  acc[r][c][l]);                        \
-        double t[MR][NR][8];                                                           \
+        double t[MR][NR][8];   /* copying first keeps acc itself in registers */      \
         for (int r = 0; r < MR; r++)                                                   \
             for (int c = 0; c < NR; c++)                                               \
                 for (int l = 0; l < 8; l++)                                            \
                     t[r][c][l] = acc[r][c][l];                                         \
         for (int r = 0; r < MR; r++)                                                   \
-            for (int c = 0; c < NR; c++) {                                             \
-                const double *a = t[r][c];                                             \
-                double s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])); \
-                for (size_t b = B8; b < B; b++)                                        \
-                    s = NODE__FMA(Dl[r * ld + b], X[c * ld + b], s);                   \
-                gW[r * I + c] += s;                                                    \
-            }                                                                          \
+            for (int c = 0; c < NR; c++)                                               \
+                for (int l = 0; l < 8; l++)                                            \
+                    T[8 * (r * ldt + c) + l] = t[r][c][l];                             \
     }
 
 GRADW(4, 4)
+GRADW(4, 2)
 GRADW(4, 1)
-GRADW(1, 4)
+GRADW(2, 4)
+GRADW(2, 2)
+GRADW(2, 1)
 GRADW(1, 1)
+
+/* g[p] += Σ_l T[8p + l]: the compiler turns the stride-8 groups into a
+   transposition in registers, eight pairs per pass. */
+static void sum_lanes(size_t n, const double *restrict T, double *restrict g)
+{
+    for (size_t p = 0; p < n; p++) {
+        const double *t = T + 8 * p;
+        g[p] += ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+    }
+}
 
 /* Large products: Δᵀ (B × P, P = node__padw(O), zero past O) into scratch, then
    gWᵀ (I × P) = X Δᵀ by the register-blocked product (no horizontal sums), added
@@ -290,8 +297,7 @@ void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld, const double *re
                        const double *restrict X, double *restrict gW, double *restrict gb,
                        double *restrict scratch)
 {
-    /* Past ~16k multiply-adds the transposition pays for itself (measured). */
-    if (B >= 8 && (double)O * (double)I * (double)B >= NODE__BWDW_TRANSPOSE_MIN) {
+    if (node__bwdw_transposed(O, I, B)) {
         bwd_w_transposed(O, I, B, ld, Dl, X, gW, gb, scratch);
         return;
     }
@@ -305,31 +311,43 @@ void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld, const double *re
         }
         return;
     }
-    size_t o = 0;
-    for (; o + 4 <= O; o += 4) {
-        size_t i = 0;
-        for (; i + 4 <= I; i += 4)
-            gradw_4x4(B, ld, I, Dl + o * ld, X + i * ld, gW + o * I + i);
-        for (; i < I; i++)
-            gradw_4x1(B, ld, I, Dl + o * ld, X + i * ld, gW + o * I + i);
+    /* Small products: lane sums for every (o, i) pair and every o, then all the
+       horizontal sums in one vectorized pass.  scratch: 8 O (I + 1) doubles. */
+    double *restrict T = scratch, *restrict Tb = scratch + 8 * O * I;
+    /* Called through a pointer: inlined copies of these blocks lose their
+       accumulators to the stack under GCC 12. */
+    typedef void (*gradw_fn)(size_t, size_t, size_t, const double *, const double *,
+                             double *);
+    for (size_t o = 0; o < O;) {
+        size_t mr = O - o >= 4 ? 4 : O - o >= 2 ? 2 : 1;
+        for (size_t i = 0; i < I;) {
+            size_t nr = mr == 1 ? 1 : I - i >= 4 ? 4 : I - i >= 2 ? 2 : 1;
+            gradw_fn fn = mr == 4 ? (nr == 4 ? gradw_4x4 : nr == 2 ? gradw_4x2 : gradw_4x1)
+                        : mr == 2 ? (nr == 4 ? gradw_2x4 : nr == 2 ? gradw_2x2 : gradw_2x1)
+                                  : gradw_1x1;
+            fn(B, ld, I, Dl + o * ld, X + i * ld, T + 8 * (o * I + i));
+            i += nr;
+        }
+        o += mr;
     }
-    for (; o < O; o++) {
-        size_t i = 0;
-        for (; i + 4 <= I; i += 4)
-            gradw_1x4(B, ld, I, Dl + o * ld, X + i * ld, gW + o * I + i);
-        for (; i < I; i++)
-            gradw_1x1(B, ld, I, Dl + o * ld, X + i * ld, gW + o * I + i);
-    }
+    size_t o;
+    size_t B8 = B & ~(size_t)7;
     for (o = 0; o < O; o++) {
         const double *d = Dl + o * ld;
         double acc[8] = { 0 };
-        size_t B8 = B & ~(size_t)7;
         for (size_t b = 0; b < B8; b += 8)
             for (int l = 0; l < 8; l++)
                 acc[l] += d[b + l];
-        double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for (size_t b = B8; b < B; b++)
-            s += d[b];
-        gb[o] += s;
+        for (int l = 0; l < 8; l++)
+            Tb[8 * o + l] = acc[l];
     }
+    for (size_t b = B8; b < B; b++)   /* columns past the last whole vector */
+        for (o = 0; o < O; o++) {
+            double d = Dl[o * ld + b];
+            Tb[8 * o] += d;
+            for (size_t i = 0; i < I; i++)
+                T[8 * (o * I + i)] = NODE__FMA(d, X[i * ld + b], T[8 * (o * I + i)]);
+        }
+    sum_lanes(O * I, T, gW);
+    sum_lanes(O, Tb, gb);
 }

@@ -161,7 +161,8 @@ static size_t lead_dim(size_t batch)
 
 /* Doubles needed for a padded batch ld: input (with the time row), every layer's
    output and activation derivative, two backward buffers, and the products'
-   scratch ((ld + maxw) rows of node__padw(maxw), then a packing buffer). */
+   scratch ((ld + maxw) rows of node__padw(maxw), then a packing buffer; or the
+   lane sums of a small weight gradient, if larger). */
 static bool ws_need(const node_mlp *m, size_t ld, size_t *need)
 {
     size_t rows = m->fan_in[0] + 2 * m->maxw, main, scratch, pw;
@@ -171,9 +172,15 @@ static bool ws_need(const node_mlp *m, size_t ld, size_t *need)
     if (m->maxw > SIZE_MAX - 80)
         return false;
     pw = node__padw(m->maxw);
-    return mul_ok(rows, ld, &main) && add_ok(ld, m->maxw, &scratch)
-           && mul_ok(scratch, pw, &scratch) && add_ok(scratch, NODE__PACK, &scratch)
-           && add_ok(main, scratch, need);
+    if (!mul_ok(rows, ld, &main) || !add_ok(ld, m->maxw, &scratch)
+        || !mul_ok(scratch, pw, &scratch) || !add_ok(scratch, NODE__PACK, &scratch))
+        return false;
+    for (size_t k = 0; k < m->nlayers; k++) {   /* small weight gradients: lane sums */
+        size_t O = m->sizes[k + 1], I = m->fan_in[k];
+        if (ld > 1 && !node__bwdw_transposed(O, I, ld) && 8 * O * (I + 1) > scratch)
+            scratch = 8 * O * (I + 1);   /* below 16k products: no overflow */
+    }
+    return add_ok(main, scratch, need);
 }
 
 node_status node_mlp_reserve(node_mlp *m, size_t batch)

@@ -70,11 +70,21 @@ NODE__HIDDEN void node__layer_fwd(size_t O, size_t I, size_t ld, const double *W
 NODE__HIDDEN void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *W,
                                     const double *Dl, double *G, double *pack);
 /* gW (O × I) += Δ Xᵀ and gb (O) += Δ 1, summed over the first B columns.
-   scratch holds (B + I) · node__padw(O) + NODE__PACK doubles (large products
-   transpose Δ). */
+   scratch holds (B + I) · node__padw(O) + NODE__PACK doubles when
+   node__bwdw_transposed(O, I, B) (large products transpose Δ), else 8 O (I + 1). */
 NODE__HIDDEN void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld,
                                     const double *Dl, const double *X, double *gW,
                                     double *gb, double *scratch);
+
+/* Does the weight gradient of an O × I layer over B columns go through the
+   transposed product?  Past ~16k multiply-adds the transposition pays (measured). */
+#ifndef NODE__BWDW_TRANSPOSE_MIN
+#  define NODE__BWDW_TRANSPOSE_MIN 16384.0
+#endif
+static inline int node__bwdw_transposed(size_t O, size_t I, size_t B)
+{
+    return B >= 8 && (double)O * (double)I * (double)B >= NODE__BWDW_TRANSPOSE_MIN;
+}
 
 /* A row length of n doubles rounded up to whole vectors, and moved off multiples
    of 512 bytes (rows at such strides share a few cache sets). */
