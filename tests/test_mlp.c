@@ -401,7 +401,7 @@ static void test_layer_kernels_match_naive_products(void **state)
         memcpy(gb0, gb, O * sizeof *gb);
         node__layer_fwd(O, I, ld, W, bias, X, Z, scratch);
         node__layer_bwd_x(O, I, ld, W, Dl, G, scratch);
-        node__layer_bwd_w(O, I, B == 1 ? 1 : ld, ld, Dl, X, gW, gb, scratch);
+        node__layer_bwd_w(O, I, B == 1 ? 1 : ld, ld, Dl, X, gW, gb, scratch, 1);
         for (size_t o = 0; o < O; o++)
             for (size_t b = 0; b < B; b++) {
                 double s = bias[o], a = fabs(bias[o]);

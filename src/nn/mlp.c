@@ -5,7 +5,6 @@
  */
 #include "nn/nn_internal.h"
 
-#include <string.h>
 
 /* ---- creation ------------------------------------------------------------------ */
 
@@ -199,10 +198,12 @@ node_status node_mlp_reserve(node_mlp *m, size_t batch)
 /* ---- the fused forward / reverse pass ------------------------------------------- */
 
 /* For B samples (rows of x, a) with padded batch ld (1 when B == 1):
-   y = MLP(t, x) if y; then with a: vjp_x = aᵀ∂y/∂x if vjp_x, vjp_p += Σ aᵀ∂y/∂θ if
-   vjp_p, *vjp_t += Σ aᵀ∂y/∂t if vjp_t.  The workspace holds at least ws_need(ld). */
+   y = MLP(t, x) if y; then with a: vjp_x = aᵀ∂y/∂x if vjp_x, vjp_p = Σ aᵀ∂y/∂θ if
+   vjp_p (add: +=), *vjp_t += Σ aᵀ∂y/∂t if vjp_t.  The workspace holds at least
+   ws_need(ld). */
 static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
-                const double *a, double *y, double *vjp_x, double *vjp_p, double *vjp_t)
+                const double *a, double *y, double *vjp_x, double *vjp_p, double *vjp_t,
+                int add)
 {
     const size_t L = m->nlayers, n0 = m->sizes[0], nL = m->sizes[L];
     const bool grad = a && (vjp_x || vjp_p || vjp_t);
@@ -215,13 +216,10 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
     double *scratch = d2 + m->maxw * ld;
 
     /* Input, transposed to feature-major; the padding columns are zero. */
-    for (size_t i = 0; i < n0; i++) {
-        double *row = X0 + i * ld;
-        for (size_t b = 0; b < B; b++)
-            row[b] = x[b * n0 + i];
+    node__transpose(B, n0, x, n0, X0, ld);
+    for (size_t i = 0; i < n0; i++)
         for (size_t b = B; b < ld; b++)
-            row[b] = 0.0;
-    }
+            X0[i * ld + b] = 0.0;
     if (m->time_input)
         for (size_t b = 0; b < ld; b++)
             X0[n0 * ld + b] = b < B ? t : 0.0;
@@ -243,21 +241,16 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
     }
     const double *out = in;                        /* Y_{L-1}, nL × ld */
     if (y)
-        for (size_t b = 0; b < B; b++)
-            for (size_t o = 0; o < nL; o++)
-                y[b * nL + o] = out[o * ld + b];
+        node__transpose(nL, B, out, ld, y, nL);
     if (!grad)
         return;
 
     /* Reverse pass: Δ_k = (Wᵀ_{k+1} Δ_{k+1}) ⊙ act'_k, starting from a. */
     double *Dl = d1, *G = d2;
-    for (size_t o = 0; o < nL; o++) {
-        double *row = Dl + o * ld;
-        for (size_t b = 0; b < B; b++)
-            row[b] = a[b * nL + o];
+    node__transpose(B, nL, a, nL, Dl, ld);
+    for (size_t o = 0; o < nL; o++)
         for (size_t b = B; b < ld; b++)
-            row[b] = 0.0;
-    }
+            Dl[o * ld + b] = 0.0;
     for (size_t k = L; k-- > 0;) {
         size_t O = m->sizes[k + 1], I = m->fan_in[k];
         const double *W = m->theta + m->woff[k];
@@ -274,7 +267,8 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
         if (vjp_p) {
             double *gW = vjp_p + m->woff[k];
             /* Past column B, Δ and X are zero: summing whole vectors is exact. */
-            node__layer_bwd_w(O, I, ld == 1 ? B : ld, ld, Dl, Xk, gW, gW + O * I, scratch);
+            node__layer_bwd_w(O, I, ld == 1 ? B : ld, ld, Dl, Xk, gW, gW + O * I, scratch,
+                              add);
         }
         if (k == 0 && !vjp_x && !vjp_t)
             break;
@@ -287,9 +281,7 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
         return;
     /* Dl now holds aᵀ ∂y/∂[x; t], feature-major. */
     if (vjp_x)
-        for (size_t b = 0; b < B; b++)
-            for (size_t i = 0; i < n0; i++)
-                vjp_x[b * n0 + i] = Dl[i * ld + b];
+        node__transpose(n0, B, Dl, ld, vjp_x, n0);
     if (vjp_t && m->time_input) {
         double s = 0.0;
         for (size_t b = 0; b < B; b++)
@@ -298,24 +290,22 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
     }
 }
 
-/* Batches below 4 run sample by sample (ld 1); vjp_p and vjp_t accumulate, so they
-   are cleared first.  The workspace is large enough (checked by the callers). */
+/* Batches below 4 run sample by sample (ld 1), the later samples adding to vjp_p;
+   vjp_t accumulates from 0.  The workspace is large enough (checked by the callers). */
 static void run_batch(node_mlp *m, size_t batch, double t, const double *x,
                       const double *a, double *y, double *vjp_x, double *vjp_p,
                       double *vjp_t)
 {
     size_t ld = lead_dim(batch), n0 = m->sizes[0], nL = m->sizes[m->nlayers];
-    if (vjp_p && a)
-        memset(vjp_p, 0, m->nparams * sizeof(double));
     if (vjp_t)
         *vjp_t = 0.0;
     if (ld != 1) {
-        run(m, batch, ld, t, x, a, y, vjp_x, vjp_p, vjp_t);
+        run(m, batch, ld, t, x, a, y, vjp_x, vjp_p, vjp_t, 0);
         return;
     }
     for (size_t b = 0; b < batch; b++)
         run(m, 1, 1, t, x + b * n0, a ? a + b * nL : NULL, y ? y + b * nL : NULL,
-            vjp_x ? vjp_x + b * n0 : NULL, vjp_p, vjp_t);
+            vjp_x ? vjp_x + b * n0 : NULL, vjp_p, vjp_t, b > 0);
 }
 
 static node_status ensure_ws(node_mlp *m, size_t batch)

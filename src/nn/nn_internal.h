@@ -69,12 +69,12 @@ NODE__HIDDEN void node__layer_fwd(size_t O, size_t I, size_t ld, const double *W
 /* G (I × ld) = Wᵀ Δ, Δ O × ld. */
 NODE__HIDDEN void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *W,
                                     const double *Dl, double *G, double *pack);
-/* gW (O × I) += Δ Xᵀ and gb (O) += Δ 1, summed over the first B columns.
+/* gW (O × I) = Δ Xᵀ and gb (O) = Δ 1 (add: +=), summed over the first B columns.
    scratch holds (B + I) · node__padw(O) + NODE__PACK doubles when
    node__bwdw_transposed(O, I, B) (large products transpose Δ), else 8 O (I + 1). */
 NODE__HIDDEN void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld,
                                     const double *Dl, const double *X, double *gW,
-                                    double *gb, double *scratch);
+                                    double *gb, double *scratch, int add);
 
 /* Does the weight gradient of an O × I layer over B columns go through the
    transposed product?  Past ~16k multiply-adds the transposition pays (measured). */
@@ -93,6 +93,11 @@ static inline size_t node__padw(size_t n)
     size_t p = (n + 7) & ~(size_t)7;
     return p % 64 == 0 ? p + 8 : p;
 }
+
+/* dst[c ldd + r] = src[r lds + c] for r < rows, c < cols, in cache-sized tiles.
+   src and dst do not overlap. */
+NODE__HIDDEN void node__transpose(size_t rows, size_t cols, const double *src, size_t lds,
+                                  double *dst, size_t ldd);
 
 /* ---- model files (io.c) ------------------------------------------------------ */
 
