@@ -1,14 +1,12 @@
 /* test_mlp.c — the MLP dynamics module: shapes and arguments, deterministic init,
  * forward values by hand, vjp against central differences (every activation, with
  * and without time input, several batches and depths, through node_mlp_vjp and the
- * node_system), the activations' accuracy (tanh against libm over a dense sweep),
- * allocation-free f/vjp, a solve of a linear net against its closed form, and the
- * failing-allocator sweeps.
+ * node_system), allocation-free f/vjp, a solve of a linear net against its closed
+ * form, and the failing-allocator sweeps.  Activations and kernels: test_mlp_act.c.
  */
 #include "test_util.h"
 #include "nn/nn_internal.h"
 
-#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,24 +77,6 @@ static void test_shapes_and_parameter_layout(void **state)
     for (size_t i = 0; i < node_mlp_nparams(m); i++)
         assert_true(p[i] == 0.0);   /* parameters start at zero */
     node_mlp_free(m);
-}
-
-static void test_activation_names_round_trip(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < NACTS; i++) {
-        const char *name = node_activation_name(all_acts[i]);
-        assert_non_null(name);
-        node_activation a;
-        assert_status(node_activation_parse(name, &a), NODE_OK);
-        assert_int_equal(a, all_acts[i]);
-    }
-    assert_string_equal(node_activation_name(NODE_ACT_SOFTPLUS), "softplus");
-    assert_null(node_activation_name((node_activation)7));
-    node_activation a;
-    assert_status(node_activation_parse("gelu", &a), NODE_EINVAL);
-    assert_status(node_activation_parse(NULL, &a), NODE_EINVAL);
-    assert_status(node_activation_parse("tanh", NULL), NODE_EINVAL);
 }
 
 static void test_forward_and_vjp_reject_bad_arguments(void **state)
@@ -365,82 +345,6 @@ static void test_vjp_non_square_and_wide_shapes(void **state)
     check_network(2, big, acts, 1, 60, 12);
 }
 
-/* The layer products against naive sums, over shapes that reach every blocking
-   path: batch of one, column tails of 8 and 16, K past one cache block (128), rows
-   past one L2 block (256), packed strips, and both weight-gradient routes. */
-static void test_layer_kernels_match_naive_products(void **state)
-{
-    (void)state;
-    static const size_t shapes[][3] = {   /* O, I, B */
-        { 3, 2, 1 }, { 37, 29, 1 }, { 50, 2, 20 }, { 2, 50, 20 }, { 9, 7, 8 },
-        { 33, 17, 16 }, { 40, 64, 30 }, { 300, 20, 9 }, { 20, 300, 40 },
-        { 70, 140, 200 }, { 8, 8, 64 }
-    };
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        size_t O = shapes[si][0], I = shapes[si][1], B = shapes[si][2];
-        size_t ld = B == 1 ? 1 : node__padw(B);
-        double *W = alloc_d(O * I), *bias = alloc_d(O), *X = alloc_d(I * ld);
-        double *Dl = alloc_d(O * ld), *Z = alloc_d(O * ld), *G = alloc_d(I * ld);
-        double *gW = alloc_d(O * I), *gb = alloc_d(O);
-        size_t ns = (ld + I) * node__padw(O) + NODE__PACK;
-        double *scratch = alloc_d(ns > 8 * O * (I + 1) ? ns : 8 * O * (I + 1));
-        fill(W, O * I, 1);
-        fill(bias, O, 2);
-        fill(X, I * ld, 3);
-        fill(Dl, O * ld, 4);
-        for (size_t r = 0; r < I; r++)   /* padding columns are zero in the library */
-            for (size_t b = B; b < ld; b++)
-                X[r * ld + b] = 0.0;
-        for (size_t r = 0; r < O; r++)
-            for (size_t b = B; b < ld; b++)
-                Dl[r * ld + b] = 0.0;
-        fill(gW, O * I, 5);   /* the weight gradient accumulates */
-        fill(gb, O, 6);
-        double *gW0 = alloc_d(O * I), *gb0 = alloc_d(O);
-        memcpy(gW0, gW, O * I * sizeof *gW);
-        memcpy(gb0, gb, O * sizeof *gb);
-        node__layer_fwd(O, I, ld, W, bias, X, Z, scratch);
-        node__layer_bwd_x(O, I, ld, W, Dl, G, scratch);
-        node__layer_bwd_w(O, I, B == 1 ? 1 : ld, ld, Dl, X, gW, gb, scratch, 1);
-        for (size_t o = 0; o < O; o++)
-            for (size_t b = 0; b < B; b++) {
-                double s = bias[o], a = fabs(bias[o]);
-                for (size_t i = 0; i < I; i++) {
-                    s += W[o * I + i] * X[i * ld + b];
-                    a += fabs(W[o * I + i] * X[i * ld + b]);
-                }
-                assert_close(Z[o * ld + b], s, 0, 1e-15 * a);
-            }
-        for (size_t i = 0; i < I; i++)
-            for (size_t b = 0; b < B; b++) {
-                double s = 0, a = 0;
-                for (size_t o = 0; o < O; o++) {
-                    s += W[o * I + i] * Dl[o * ld + b];
-                    a += fabs(W[o * I + i] * Dl[o * ld + b]);
-                }
-                assert_close(G[i * ld + b], s, 0, 1e-15 * a);
-            }
-        for (size_t o = 0; o < O; o++) {
-            double sb = gb0[o], ab = fabs(gb0[o]);
-            for (size_t b = 0; b < B; b++) {
-                sb += Dl[o * ld + b];
-                ab += fabs(Dl[o * ld + b]);
-            }
-            assert_close(gb[o], sb, 0, 1e-15 * ab);
-            for (size_t i = 0; i < I; i++) {
-                double s = gW0[o * I + i], a = fabs(s);
-                for (size_t b = 0; b < B; b++) {
-                    s += Dl[o * ld + b] * X[i * ld + b];
-                    a += fabs(Dl[o * ld + b] * X[i * ld + b]);
-                }
-                assert_close(gW[o * I + i], s, 0, 1e-15 * a);
-            }
-        }
-        free(W); free(bias); free(X); free(Dl); free(Z); free(G);
-        free(gW); free(gb); free(gW0); free(gb0); free(scratch);
-    }
-}
-
 /* ---- systems ------------------------------------------------------------------------ */
 
 static void test_system_allocates_nothing_in_f_and_vjp(void **state)
@@ -556,116 +460,6 @@ static void test_linear_net_under_odeint_matches_closed_form(void **state)
     node_mlp_free(m);
 }
 
-/* ---- activations --------------------------------------------------------------------- */
-
-static void test_tanh_matches_libm_over_dense_sweep(void **state)
-{
-    (void)state;
-    enum { N = 400001 };
-    double *x = alloc_d(N), *y = alloc_d(N);
-    double worst = 0, worst_l = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < N; i++)   /* linear over [-25, 25], then logarithmic */
-            x[i] = pass == 0 ? -25.0 + 50.0 * (double)i / (N - 1)
-                             : (i % 2 ? -1 : 1) * pow(10.0, -310.0 + 311.5 * (double)i / (N - 1));
-        node__tanh_array(N, x, y);
-        for (size_t i = 0; i < N; i++) {
-            double r = tanh(x[i]);
-            assert_true(fabs(y[i]) <= 1.0);
-            worst = fmax(worst, fabs(y[i] - r) / fmax(fabs(r), DBL_MIN));
-            long double rl = tanhl((long double)x[i]);
-            worst_l = fmax(worst_l, (double)(fabsl((long double)y[i] - rl) / fabsl(rl)));
-        }
-    }
-    /* ~1.5 ulp against the exact value; libm's own error (about 1.3 ulp) adds. */
-    assert_true(worst <= 6e-16);
-    if (LDBL_MANT_DIG > DBL_MANT_DIG)
-        assert_true(worst_l <= 4e-16);
-    double sp[6] = { 0.0, -0.0, INFINITY, -INFINITY, NAN, 1e-300 }, out[6];
-    node__tanh_array(6, sp, out);
-    assert_true(out[0] == 0.0 && !signbit(out[0]));
-    assert_true(out[1] == 0.0 && signbit(out[1]));
-    assert_true(out[2] == 1.0 && out[3] == -1.0);
-    assert_true(isnan(out[4]));
-    assert_true(out[5] == 1e-300);
-    free(x);
-    free(y);
-}
-
-static double act_ref(node_activation a, double z)
-{
-    switch (a) {
-    case NODE_ACT_IDENTITY: return z;
-    case NODE_ACT_TANH:     return tanh(z);
-    case NODE_ACT_RELU:     return z > 0 ? z : 0;
-    case NODE_ACT_SOFTPLUS: return z > 30 ? z + exp(-z) : log1p(exp(z));
-    case NODE_ACT_SIGMOID:  return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z));
-    case NODE_ACT_ELU:      return z > 0 ? z : expm1(z);
-    case NODE_ACT_SILU:     return z * (z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)));
-    }
-    return NAN;
-}
-
-static void test_activations_values_and_derivatives(void **state)
-{
-    (void)state;
-    enum { N = 2001 };
-    double z[N], y[N], d[N];
-    for (size_t ai = 0; ai < NACTS; ai++) {
-        node_activation a = all_acts[ai];
-        for (size_t i = 0; i < N; i++)
-            z[i] = y[i] = -12.0 + 24.0 * (double)i / (N - 1) + 1e-4;   /* off relu's kink */
-        node__act_apply(a, N, y, d);
-        for (size_t i = 0; i < N; i++) {
-            assert_close(y[i], act_ref(a, z[i]), 1e-15, 1e-300);
-            double h = 1e-5;
-            double fd = (act_ref(a, z[i] + h) - act_ref(a, z[i] - h)) / (2 * h);
-            assert_close(d[i], fd, 1e-8, 1e-9);
-        }
-        /* Without d: the same values. */
-        double y2[N];
-        memcpy(y2, z, sizeof y2);
-        node__act_apply(a, N, y2, NULL);
-        assert_memory_equal(y, y2, sizeof y2);
-    }
-}
-
-static void test_softplus_and_sigmoid_stay_finite_at_extremes(void **state)
-{
-    (void)state;
-    double z[4] = { 1000.0, -1000.0, 745.5, -745.5 }, y[4], d[4];
-    memcpy(y, z, sizeof y);
-    node__act_apply(NODE_ACT_SOFTPLUS, 4, y, d);
-    assert_close(y[0], 1000.0, 1e-16, 0);
-    assert_true(y[1] == 0.0);           /* e^-1000 underflows */
-    assert_close(y[2], 745.5, 1e-16, 0);
-    assert_close(y[3], exp(-745.5), 0, 1e-323);
-    assert_true(d[0] == 1.0 && d[1] == 0.0);
-    memcpy(y, z, sizeof y);
-    node__act_apply(NODE_ACT_SIGMOID, 4, y, d);
-    assert_true(y[0] == 1.0 && y[1] == 0.0);
-    assert_true(d[0] == 0.0 && d[1] == 0.0);
-    for (int i = 0; i < 4; i++)
-        assert_true(isfinite(y[i]) && isfinite(d[i]));
-    /* Deep in the tail the value is e^z, subnormal results included. */
-    double t[3] = { -700.0, -720.0, -740.0 }, s[3];
-    node__sigmoid_array(3, t, s);
-    for (int i = 0; i < 3; i++)
-        assert_close(s[i], exp(t[i]), 1e-12, 1e-322);
-    memcpy(y, z, sizeof y);
-    node__act_apply(NODE_ACT_SILU, 4, y, d);
-    assert_close(y[0], 1000.0, 1e-16, 0);
-    assert_true(y[1] == -0.0 || y[1] == 0.0);
-    assert_close(d[0], 1.0, 1e-16, 0);
-    memcpy(y, z, sizeof y);
-    node__act_apply(NODE_ACT_ELU, 4, y, d);
-    assert_true(y[1] == -1.0 && d[1] >= 0.0 && d[1] < 1e-300);
-    double e[3] = { -1e-5, 0.3, -30.0 }, eo[3];
-    node__expm1_array(3, e, eo);
-    for (int i = 0; i < 3; i++)
-        assert_close(eo[i], expm1(e[i]), 3e-16, 0);
-}
-
 /* ---- failing allocations ---------------------------------------------------------- */
 
 static void test_create_system_forward_survive_failing_allocations(void **state)
@@ -722,20 +516,15 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_rejects_bad_arguments),
         cmocka_unit_test(test_shapes_and_parameter_layout),
-        cmocka_unit_test(test_activation_names_round_trip),
         cmocka_unit_test(test_forward_and_vjp_reject_bad_arguments),
         cmocka_unit_test(test_init_is_deterministic_and_pytorch_scaled),
         cmocka_unit_test(test_forward_matches_hand_computed_values),
         cmocka_unit_test(test_vjp_matches_central_differences_every_activation),
         cmocka_unit_test(test_vjp_non_square_and_wide_shapes),
-        cmocka_unit_test(test_layer_kernels_match_naive_products),
         cmocka_unit_test(test_system_allocates_nothing_in_f_and_vjp),
         cmocka_unit_test(test_two_systems_of_different_batch_stay_valid),
         cmocka_unit_test(test_system_reads_current_parameters),
         cmocka_unit_test(test_linear_net_under_odeint_matches_closed_form),
-        cmocka_unit_test(test_tanh_matches_libm_over_dense_sweep),
-        cmocka_unit_test(test_activations_values_and_derivatives),
-        cmocka_unit_test(test_softplus_and_sigmoid_stay_finite_at_extremes),
         cmocka_unit_test(test_create_system_forward_survive_failing_allocations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
