@@ -96,6 +96,9 @@ static void test_forward_and_vjp_reject_bad_arguments(void **state)
     assert_status(node_mlp_vjp(m, 1, 0, NULL, a, y, g, NULL, NULL), NODE_EINVAL);
     assert_status(node_mlp_reserve(NULL, 4), NODE_EINVAL);
     assert_status(node_mlp_reserve(m, 0), NODE_EINVAL);
+    assert_status(node_mlp_reserve(m, SIZE_MAX), NODE_ENOMEM);
+    assert_status(node_mlp_reserve(m, SIZE_MAX / 64), NODE_ENOMEM);
+    assert_status(node_mlp_forward(m, SIZE_MAX / 2, 0, x, y), NODE_ENOMEM);
     node_system sys;
     assert_status(node_mlp_system(m, 1, &sys), NODE_EINVAL);   /* 2 inputs, 3 outputs */
     assert_status(node_mlp_system(NULL, 1, &sys), NODE_EINVAL);

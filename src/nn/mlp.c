@@ -184,8 +184,10 @@ static bool ws_need(const node_mlp *m, size_t ld, size_t *need)
 
 node_status node_mlp_reserve(node_mlp *m, size_t batch)
 {
-    if (!m || batch == 0 || batch > SIZE_MAX - 8)
+    if (!m || batch == 0)
         return NODE_EINVAL;
+    if (batch > SIZE_MAX / 16)   /* padding must not wrap around */
+        return NODE_ENOMEM;
     size_t need;
     if (!ws_need(m, lead_dim(batch), &need))
         return NODE_ENOMEM;
