@@ -62,7 +62,7 @@ static void gemm(size_t R, size_t K, size_t ncols, const double *A, size_t rs, s
                  const double *X, size_t ldx, double *Out, size_t ldo, const double *init,
                  int acc_in, double *pack)
 {
-    if (R < 32)
+    if (R < 32 || K < 64)   /* short strips already sit in a few pages */
         pack = NULL;
     for (size_t k0 = 0; k0 < K; k0 += KC) {
         size_t kc = K - k0 < KC ? K - k0 : KC;
