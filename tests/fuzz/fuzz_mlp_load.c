@@ -3,7 +3,9 @@
  * access (built with -fsanitize=fuzzer,address,undefined).  A model that loads is
  * saved to memory again and must reproduce the input byte for byte.
  * Build: cmake -S . -B build-fuzz -DLIBNODE_FUZZ=ON -DCMAKE_C_COMPILER=clang
- * Run:   ./build-fuzz/fuzz_mlp_load -max_total_time=30 tests/fuzz/corpus
+ * Run:   ./build-fuzz/fuzz_mlp_load -runs=0 tests/fuzz/corpus        (replay the seeds)
+ *        mkdir -p fuzz-out && ./build-fuzz/fuzz_mlp_load -max_total_time=30 fuzz-out \
+ *            tests/fuzz/corpus      (libFuzzer writes new inputs to the FIRST folder)
  */
 #include "nn/nn_internal.h"
 
