@@ -199,6 +199,17 @@ node_status node_mlp_reserve(node_mlp *m, size_t batch)
 
 /* ---- the fused forward / reverse pass ------------------------------------------- */
 
+/* Columns B..ld-1 of rows × ld set to zero, as a select over whole rows: the
+   compiler would otherwise make a memset call of a few bytes per row. */
+static void zero_pad(size_t rows, size_t B, size_t ld, double *p)
+{
+    if (B >= ld)
+        return;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t b = 0; b < ld; b++)
+            p[r * ld + b] = b < B ? p[r * ld + b] : 0.0;
+}
+
 /* For B samples (rows of x, a) with padded batch ld (1 when B == 1):
    y = MLP(t, x) if y; then with a: vjp_x = aᵀ∂y/∂x if vjp_x, vjp_p = Σ aᵀ∂y/∂θ if
    vjp_p (add: +=), *vjp_t += Σ aᵀ∂y/∂t if vjp_t.  The workspace holds at least
@@ -219,9 +230,7 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
 
     /* Input, transposed to feature-major; the padding columns are zero. */
     node__transpose(B, n0, x, n0, X0, ld);
-    for (size_t i = 0; i < n0; i++)
-        for (size_t b = B; b < ld; b++)
-            X0[i * ld + b] = 0.0;
+    zero_pad(n0, B, ld, X0);
     if (m->time_input)
         for (size_t b = 0; b < ld; b++)
             X0[n0 * ld + b] = b < B ? t : 0.0;
@@ -234,10 +243,10 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
         double *D = Y + O * ld;
         node__layer_fwd(O, I, ld, W, W + O * I, in, Y, scratch);
         node__act_apply(m->acts[k], O * ld, Y, grad ? D : NULL);
-        if (grad && B < ld)   /* zero padding: the weight gradient sums all ld columns */
-            for (size_t o = 0; o < O; o++)
-                for (size_t b = B; b < ld; b++)
-                    Y[o * ld + b] = D[o * ld + b] = 0.0;
+        if (grad && B < ld) {   /* the weight gradient sums all ld columns */
+            zero_pad(O, B, ld, Y);
+            zero_pad(O, B, ld, D);
+        }
         in = Y;
         Y = D + O * ld;
     }
@@ -250,9 +259,7 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
     /* Reverse pass: Δ_k = (Wᵀ_{k+1} Δ_{k+1}) ⊙ act'_k, starting from a. */
     double *Dl = d1, *G = d2;
     node__transpose(B, nL, a, nL, Dl, ld);
-    for (size_t o = 0; o < nL; o++)
-        for (size_t b = B; b < ld; b++)
-            Dl[o * ld + b] = 0.0;
+    zero_pad(nL, B, ld, Dl);
     for (size_t k = L; k-- > 0;) {
         size_t O = m->sizes[k + 1], I = m->fan_in[k];
         const double *W = m->theta + m->woff[k];
