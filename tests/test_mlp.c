@@ -413,6 +413,38 @@ static void test_two_systems_of_different_batch_stay_valid(void **state)
     node_mlp_free(m);
 }
 
+/* The weight gradient of a small batch keeps lane sums and a larger one a
+   transposed copy, which can be smaller: reserving for 16 must still leave room
+   for a batch of 8, without allocating. */
+static void test_workspace_follows_need_not_batch(void **state)
+{
+    (void)state;
+    size_t sizes[3] = { 40, 50, 40 };
+    node_activation acts[2] = { NODE_ACT_TANH, NODE_ACT_IDENTITY };
+    node_mlp *m, *ref;
+    assert_status(node_mlp_create(&m, 2, sizes, acts, 0), NODE_OK);
+    assert_status(node_mlp_create(&ref, 2, sizes, acts, 0), NODE_OK);
+    node_mlp_init(m, 9);
+    node_mlp_init(ref, 9);
+    assert_status(node_mlp_reserve(m, 16), NODE_OK);
+    size_t np = node_mlp_nparams(m);
+    double *x = alloc_d(8 * 40), *a = alloc_d(8 * 40), *y = alloc_d(8 * 40);
+    double *gx = alloc_d(8 * 40), *gp = alloc_d(np), *y2 = alloc_d(8 * 40);
+    double *gx2 = alloc_d(8 * 40), *gp2 = alloc_d(np);
+    fill(x, 8 * 40, 1);
+    fill(a, 8 * 40, 2);
+    node_test_alloc_begin(-1);   /* reserved for 16: a batch of 8 allocates nothing */
+    assert_status(node_mlp_vjp(m, 8, 0.0, x, a, y, gx, gp, NULL), NODE_OK);
+    assert_int_equal(node_test_alloc_end(), 0);
+    assert_status(node_mlp_vjp(ref, 8, 0.0, x, a, y2, gx2, gp2, NULL), NODE_OK);
+    assert_memory_equal(y, y2, 8 * 40 * sizeof *y);
+    assert_memory_equal(gx, gx2, 8 * 40 * sizeof *gx);
+    assert_memory_equal(gp, gp2, np * sizeof *gp);
+    free(x); free(a); free(y); free(gx); free(gp); free(y2); free(gx2); free(gp2);
+    node_mlp_free(m);
+    node_mlp_free(ref);
+}
+
 static void test_system_reads_current_parameters(void **state)
 {
     (void)state;
@@ -526,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_vjp_non_square_and_wide_shapes),
         cmocka_unit_test(test_system_allocates_nothing_in_f_and_vjp),
         cmocka_unit_test(test_two_systems_of_different_batch_stay_valid),
+        cmocka_unit_test(test_workspace_follows_need_not_batch),
         cmocka_unit_test(test_system_reads_current_parameters),
         cmocka_unit_test(test_linear_net_under_odeint_matches_closed_form),
         cmocka_unit_test(test_create_system_forward_survive_failing_allocations),

@@ -174,9 +174,12 @@ static bool ws_need(const node_mlp *m, size_t ld, size_t *need)
     if (!mul_ok(rows, ld, &main) || !add_ok(ld, m->maxw, &scratch)
         || !mul_ok(scratch, pw, &scratch) || !add_ok(scratch, NODE__PACK, &scratch))
         return false;
-    for (size_t k = 0; k < m->nlayers; k++) {   /* small weight gradients: lane sums */
+    /* Small weight gradients keep lane sums; counted for every padded batch from
+       the smallest (8) on, so that the need grows with the batch and a
+       reservation serves every smaller batch too. */
+    for (size_t k = 0; k < m->nlayers; k++) {
         size_t O = m->sizes[k + 1], I = m->fan_in[k];
-        if (ld > 1 && !node__bwdw_transposed(O, I, ld) && 8 * O * (I + 1) > scratch)
+        if (ld > 1 && !node__bwdw_transposed(O, I, 8) && 8 * O * (I + 1) > scratch)
             scratch = 8 * O * (I + 1);   /* below 16k products: no overflow */
     }
     return add_ok(main, scratch, need);
@@ -191,10 +194,7 @@ node_status node_mlp_reserve(node_mlp *m, size_t batch)
     size_t need;
     if (!ws_need(m, lead_dim(batch), &need))
         return NODE_ENOMEM;
-    node_status st = node__grow(&m->ws, &m->ws_cap, need);
-    if (st == NODE_OK && batch > m->ws_batch)
-        m->ws_batch = batch;
-    return st;
+    return node__grow(&m->ws, &m->ws_cap, need);
 }
 
 /* ---- the fused forward / reverse pass ------------------------------------------- */
@@ -317,10 +317,10 @@ static void run_batch(node_mlp *m, size_t batch, double t, const double *x,
             vjp_x ? vjp_x + b * n0 : NULL, vjp_p, vjp_t, b > 0);
 }
 
+/* Compares needs (a few multiplications per layer), so a workspace reserved for
+   a batch serves every batch up to it for ever: it never shrinks. */
 static node_status ensure_ws(node_mlp *m, size_t batch)
 {
-    if (batch <= m->ws_batch)
-        return NODE_OK;
     return node_mlp_reserve(m, batch);
 }
 

@@ -39,8 +39,7 @@ struct node_mlp {
 
     /* Feature-major workspace (width × padded batch), grown by node_mlp_reserve. */
     double *ws;
-    size_t ws_cap;
-    size_t ws_batch;         /* the batch the workspace holds */
+    size_t ws_cap;           /* doubles; never shrinks */
     node__mlp_sys *systems;
 };
 
