@@ -7,11 +7,16 @@
 
 #include "internal.h"
 
+/* out = y + h Σ_{q<m} w_q p_q (combz: out = h Σ ...) for one number of terms m. */
+typedef void (*node__comb_fn)(size_t dim, const double *y, double h, const double *w,
+                              const double *const *p, double *out);
+
 /* A linear combination Σ_q w_q p_q over the non-zero weights of a tableau row, with
-   the stage vectors resolved: gathered once per solve, so that steps skip zero entries
-   at no cost. */
+   the stage vectors resolved and the kernel for its number of terms chosen: gathered
+   once per solve, so that steps skip zero entries at no cost. */
 typedef struct node__lincomb {
     int m;
+    node__comb_fn fn, fnz;   /* kernels for m terms: with y, without */
     double w[NODE__MAXSTAGES];
     const double *p[NODE__MAXSTAGES];
 } node__lincomb;
@@ -20,11 +25,50 @@ typedef struct node__lincomb {
 NODE__HIDDEN void node__lincomb_make(node__lincomb *lc, const double *w, int n,
                                      double *const *k);
 
-/* out = y + h Σ_q w_q p_q (y NULL: out = h Σ ...), one pass over memory.  out may
-   equal y or a p_q.  node__rk_stages and node__rk_combine run the same kernel, so
-   results agree bit for bit with the planned versions. */
-NODE__HIDDEN void node__lincomb_apply(const node__lincomb *lc, size_t dim, const double *y,
-                                      double h, double *out);
+/* out = y + h Σ_q w_q p_q (y NULL: out = h Σ ...), one pass over memory, the sum formed
+   left to right and added to y once.  out may equal y or a p_q.  node__rk_stages and
+   node__rk_combine run the same kernels, so results agree bit for bit with the planned
+   versions. */
+static inline void node__lincomb_apply(const node__lincomb *lc, size_t dim,
+                                       const double *y, double h, double *out)
+{
+    (y ? lc->fn : lc->fnz)(dim, y, h, lc->w, lc->p, out);
+}
+
+/* The default RMS norm fused with the error estimate, one pass over memory: for the
+   error weights e (and e3) and, where ynew is not known yet, the weights b, all over
+   the same stages p_q.  Adds Σ_d r_d² to acc[0] (r_d = h Σ e_q p_q[d] / sk_d,
+   sk_d = atol + rtol max(|y_d|, |ynew_d|)), and for e3 likewise to acc[1]; acc[0] turns
+   NaN if ynew holds a NaN or Inf.  The sums and the order of the additions are those of
+   node__lincomb_apply followed by node__norm_rms, so the result agrees bit for bit. */
+typedef struct node__errpass node__errpass;
+typedef void (*node__err_fn)(const node__errpass *ep, size_t dim, const double *y,
+                             double *ynew, double h, double rtol, double atol,
+                             double *acc);
+struct node__errpass {
+    node__err_fn fn;        /* NULL: the shape has no fused kernel */
+    int m;
+    double wb[NODE__MAXSTAGES], we[NODE__MAXSTAGES], we3[NODE__MAXSTAGES];
+    const double *p[NODE__MAXSTAGES];
+};
+
+/* Plan the fused error pass of a step whose weights are b, e and e3 (e3 may be NULL)
+   over n stages k; with_b: ynew is computed in the pass (from b), else given.  Shapes
+   with a kernel: e alone (ynew given), and b, e, e3 on one set of non-zero stages
+   (ynew computed).  Otherwise ep->fn is NULL and the caller combines and norms apart. */
+NODE__HIDDEN void node__errpass_make(node__errpass *ep, const double *b, const double *e,
+                                     const double *e3, int n, bool with_b,
+                                     double *const *k);
+
+/* Does any of v[0..n-1] hold a NaN or an Inf?  v - v is 0 for finite v and NaN for
+   NaN or ±Inf; summing keeps the loop branch-free. */
+static inline bool node__nonfinite_inl(const double *v, size_t n)
+{
+    double acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc += v[i] - v[i];
+    return acc != acc;
+}
 
 /* node__rk_stages with the rows of A gathered in advance (rows[i] for stage i, made
    with the same k). */

@@ -4,6 +4,7 @@
  */
 #include "ode.h"
 
+#include <math.h>
 #include <string.h>
 
 /* The stage vectors, y and out are distinct arrays or the very same one (element-wise
@@ -15,6 +16,77 @@
 #  define NODE__IVDEP
 #endif
 
+/* ---- combination kernels, one per number of terms ------------------------------------
+   out[d] = y[d] + h (w_0 p_0[d] + w_1 p_1[d] + ... + w_{M-1} p_{M-1}[d]), the sum formed
+   left to right first and added to y once, as in Hairer's codes; combz: out = h Σ.
+   Each out[d] is written after every input at index d was read, so out may be y or a
+   p_q.  The weights and pointers are copied to locals (out could alias them as far as
+   the compiler knows); the term loop has a constant count and unrolls. */
+static void comb0(size_t dim, const double *y, double h, const double *w,
+                  const double *const *p, double *out)
+{
+    (void)h; (void)w; (void)p;
+    if (out != y)
+        memmove(out, y, dim * sizeof *out);
+}
+
+static void combz0(size_t dim, const double *y, double h, const double *w,
+                   const double *const *p, double *out)
+{
+    (void)y; (void)h; (void)w; (void)p;
+    memset(out, 0, dim * sizeof *out);
+}
+
+#define NODE__COMB(M)                                                                   \
+    static void comb##M(size_t dim, const double *y, double h, const double *w,         \
+                        const double *const *p, double *out)                            \
+    {                                                                                   \
+        double wl[M];                                                                   \
+        const double *pl[M];                                                            \
+        for (int q = 0; q < M; q++) {                                                   \
+            wl[q] = w[q];                                                               \
+            pl[q] = p[q];                                                               \
+        }                                                                               \
+        NODE__IVDEP for (size_t d = 0; d < dim; d++) {                                  \
+            double acc = wl[0] * pl[0][d];                                              \
+            for (int q = 1; q < M; q++)                                                 \
+                acc = acc + wl[q] * pl[q][d];                                           \
+            out[d] = y[d] + h * acc;                                                    \
+        }                                                                               \
+    }                                                                                   \
+    static void combz##M(size_t dim, const double *y, double h, const double *w,        \
+                         const double *const *p, double *out)                           \
+    {                                                                                   \
+        double wl[M];                                                                   \
+        const double *pl[M];                                                            \
+        (void)y;                                                                        \
+        for (int q = 0; q < M; q++) {                                                   \
+            wl[q] = w[q];                                                               \
+            pl[q] = p[q];                                                               \
+        }                                                                               \
+        NODE__IVDEP for (size_t d = 0; d < dim; d++) {                                  \
+            double acc = wl[0] * pl[0][d];                                              \
+            for (int q = 1; q < M; q++)                                                 \
+                acc = acc + wl[q] * pl[q][d];                                           \
+            out[d] = h * acc;                                                           \
+        }                                                                               \
+    }
+
+NODE__COMB(1)  NODE__COMB(2)  NODE__COMB(3)  NODE__COMB(4)
+NODE__COMB(5)  NODE__COMB(6)  NODE__COMB(7)  NODE__COMB(8)
+NODE__COMB(9)  NODE__COMB(10) NODE__COMB(11) NODE__COMB(12)
+NODE__COMB(13) NODE__COMB(14) NODE__COMB(15) NODE__COMB(16)
+#undef NODE__COMB
+
+static const node__comb_fn comb_of[NODE__MAXSTAGES + 1] = {
+    comb0, comb1, comb2, comb3, comb4, comb5, comb6, comb7, comb8,
+    comb9, comb10, comb11, comb12, comb13, comb14, comb15, comb16
+};
+static const node__comb_fn combz_of[NODE__MAXSTAGES + 1] = {
+    combz0, combz1, combz2, combz3, combz4, combz5, combz6, combz7, combz8,
+    combz9, combz10, combz11, combz12, combz13, combz14, combz15, combz16
+};
+
 void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const *k)
 {
     int m = 0;
@@ -24,102 +96,132 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
             lc->p[m++] = k[i];
         }
     lc->m = m;
-    for (int q = m; q < 5; q++) {   /* the kernel loads 5 weights and pointers */
-        lc->w[q] = 0;
-        lc->p[q] = NULL;
-    }
+    lc->fn = comb_of[m];
+    lc->fnz = combz_of[m];
 }
 
-/* out[d] += Σ_{q<n} w_q p_q[d], 1 <= n <= 5 terms, vectorized. */
-static void accumulate(size_t dim, double *out, int n, const double *w,
-                       const double *const *p)
-{
-    const double w0 = w[0], w1 = n > 1 ? w[1] : 0, w2 = n > 2 ? w[2] : 0,
-                 w3 = n > 3 ? w[3] : 0, w4 = n > 4 ? w[4] : 0;
-    const double *p0 = p[0], *p1 = p[n > 1 ? 1 : 0], *p2 = p[n > 2 ? 2 : 0],
-                 *p3 = p[n > 3 ? 3 : 0], *p4 = p[n > 4 ? 4 : 0];
-    switch (n) {
-    case 1: NODE__IVDEP for (size_t d = 0; d < dim; d++) out[d] = out[d] + w0 * p0[d]; return;
-    case 2: NODE__IVDEP for (size_t d = 0; d < dim; d++)
-                out[d] = out[d] + w0 * p0[d] + w1 * p1[d];
-            return;
-    case 3: NODE__IVDEP for (size_t d = 0; d < dim; d++)
-                out[d] = out[d] + w0 * p0[d] + w1 * p1[d] + w2 * p2[d];
-            return;
-    case 4: NODE__IVDEP for (size_t d = 0; d < dim; d++)
-                out[d] = out[d] + w0 * p0[d] + w1 * p1[d] + w2 * p2[d] + w3 * p3[d];
-            return;
-    default: NODE__IVDEP for (size_t d = 0; d < dim; d++)
-                out[d] = out[d] + w0 * p0[d] + w1 * p1[d] + w2 * p2[d] + w3 * p3[d] +
-                         w4 * p4[d];
-            return;
-    }
-}
+/* ---- the error estimate fused with the default norm -----------------------------------
+   Blocks of NODE__ERRBLK elements: the per-element work (sums, scale, quotient, square)
+   vectorizes into a small buffer; the squares are then added in element order, the order
+   of node__norm_rms.  r² + (ynew - ynew) is r² for a finite ynew and NaN otherwise. */
+#define NODE__ERRBLK 64
 
-/* out = y + h Σ_q w_q p_q (y NULL: out = h Σ_q w_q p_q).  The sum is formed first and
-   added to y once, as in Hairer's codes (less rounding than adding term by term).
-   Up to 5 terms: one pass, each out[d] written after all inputs at index d were read,
-   so out may be y or a p_q (element-wise aliasing is harmless).  More terms: passes of
-   5 with the partial sums in out; per element these are the same operations as one
-   left-to-right sum (a stored double rounds nothing), so no bit changes. */
-void node__lincomb_apply(const node__lincomb *lc, size_t dim, const double *y, double h,
-                         double *out)
-{
-    const int m = lc->m;
-    /* weights in registers: out might alias lc as far as the compiler knows */
-    const double w0 = lc->w[0], w1 = lc->w[1], w2 = lc->w[2], w3 = lc->w[3], w4 = lc->w[4];
-    const double *p0 = lc->p[0], *p1 = lc->p[1], *p2 = lc->p[2], *p3 = lc->p[3],
-                 *p4 = lc->p[4];
-#define NODE__COMB(sum)                                                         \
-    do {                                                                        \
-        if (y) {                                                                \
-            NODE__IVDEP for (size_t d = 0; d < dim; d++) out[d] = y[d] + h * (sum); \
-        } else {                                                                \
-            NODE__IVDEP for (size_t d = 0; d < dim; d++) out[d] = h * (sum);    \
-        }                                                                       \
-        return;                                                                 \
-    } while (0)
-    switch (m) {
-    case 0:
-        if (!y)
-            memset(out, 0, dim * sizeof *out);
-        else if (out != y)
-            memmove(out, y, dim * sizeof *out);
-        return;
-    case 1: NODE__COMB(w0 * p0[d]);
-    case 2: NODE__COMB(w0 * p0[d] + w1 * p1[d]);
-    case 3: NODE__COMB(w0 * p0[d] + w1 * p1[d] + w2 * p2[d]);
-    case 4: NODE__COMB(w0 * p0[d] + w1 * p1[d] + w2 * p2[d] + w3 * p3[d]);
-    case 5: NODE__COMB(w0 * p0[d] + w1 * p1[d] + w2 * p2[d] + w3 * p3[d] + w4 * p4[d]);
-    default: break;
+/* e alone, ynew given. */
+#define NODE__ERR_E(M)                                                                  \
+    static void erre##M(const node__errpass *ep, size_t dim, const double *y,           \
+                        double *ynew, double h, double rtol, double atol, double *acc)  \
+    {                                                                                   \
+        double we[M];                                                                   \
+        const double *pl[M];                                                            \
+        for (int q = 0; q < M; q++) {                                                   \
+            we[q] = ep->we[q];                                                          \
+            pl[q] = ep->p[q];                                                           \
+        }                                                                               \
+        double a0 = acc[0];                                                             \
+        for (size_t d0 = 0; d0 < dim; d0 += NODE__ERRBLK) {                             \
+            size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;              \
+            double r2[NODE__ERRBLK];                                                    \
+            NODE__IVDEP for (size_t j = 0; j < nb; j++) {                               \
+                size_t d = d0 + j;                                                      \
+                double se = we[0] * pl[0][d];                                           \
+                for (int q = 1; q < M; q++)                                             \
+                    se = se + we[q] * pl[q][d];                                         \
+                double yn = ynew[d], a = fabs(y[d]), b = fabs(yn);                      \
+                double r = h * se / (atol + rtol * (a > b ? a : b));                    \
+                r2[j] = r * r + (yn - yn);                                              \
+            }                                                                           \
+            for (size_t j = 0; j < nb; j++)                                             \
+                a0 += r2[j];                                                            \
+        }                                                                               \
+        acc[0] = a0;                                                                    \
     }
-#undef NODE__COMB
-    bool alias = out == y;
-    for (int q = 0; q < m; q++)
-        alias |= out == lc->p[q];
-    if (alias) {   /* only through node__rk_combine: one scalar pass */
-        for (size_t d = 0; d < dim; d++) {
-            double acc = w0 * p0[d] + w1 * p1[d] + w2 * p2[d] + w3 * p3[d] + w4 * p4[d];
-            for (int q = 5; q < m; q++)
-                acc += lc->w[q] * lc->p[q][d];
-            out[d] = y ? y[d] + h * acc : h * acc;
+
+/* b, e and e3 on the same stages, ynew computed. */
+#define NODE__ERR_BEE3(M)                                                               \
+    static void errbee##M(const node__errpass *ep, size_t dim, const double *y,         \
+                          double *ynew, double h, double rtol, double atol, double *acc)\
+    {                                                                                   \
+        double wb[M], we[M], we3[M];                                                    \
+        const double *pl[M];                                                            \
+        for (int q = 0; q < M; q++) {                                                   \
+            wb[q] = ep->wb[q];                                                          \
+            we[q] = ep->we[q];                                                          \
+            we3[q] = ep->we3[q];                                                        \
+            pl[q] = ep->p[q];                                                           \
+        }                                                                               \
+        double a0 = acc[0], a1 = acc[1];                                                \
+        for (size_t d0 = 0; d0 < dim; d0 += NODE__ERRBLK) {                             \
+            size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;              \
+            double r2[NODE__ERRBLK], r3[NODE__ERRBLK];                                  \
+            NODE__IVDEP for (size_t j = 0; j < nb; j++) {                               \
+                size_t d = d0 + j;                                                      \
+                double v = pl[0][d];                                                    \
+                double sb = wb[0] * v, se = we[0] * v, s3 = we3[0] * v;                 \
+                for (int q = 1; q < M; q++) {                                           \
+                    v = pl[q][d];                                                       \
+                    sb = sb + wb[q] * v;                                                \
+                    se = se + we[q] * v;                                                \
+                    s3 = s3 + we3[q] * v;                                               \
+                }                                                                       \
+                double yn = y[d] + h * sb;                                              \
+                ynew[d] = yn;                                                           \
+                double a = fabs(y[d]), b = fabs(yn);                                    \
+                double sk = atol + rtol * (a > b ? a : b);                              \
+                double r = h * se / sk, r3e = h * s3 / sk;                              \
+                r2[j] = r * r + (yn - yn);                                              \
+                r3[j] = r3e * r3e;                                                      \
+            }                                                                           \
+            for (size_t j = 0; j < nb; j++) {                                           \
+                a0 += r2[j];                                                            \
+                a1 += r3[j];                                                            \
+            }                                                                           \
+        }                                                                               \
+        acc[0] = a0;                                                                    \
+        acc[1] = a1;                                                                    \
+    }
+
+#define NODE__ERR(M) NODE__ERR_E(M) NODE__ERR_BEE3(M)
+NODE__ERR(1)  NODE__ERR(2)  NODE__ERR(3)  NODE__ERR(4)
+NODE__ERR(5)  NODE__ERR(6)  NODE__ERR(7)  NODE__ERR(8)
+NODE__ERR(9)  NODE__ERR(10) NODE__ERR(11) NODE__ERR(12)
+NODE__ERR(13) NODE__ERR(14) NODE__ERR(15) NODE__ERR(16)
+#undef NODE__ERR
+#undef NODE__ERR_E
+#undef NODE__ERR_BEE3
+
+static const node__err_fn erre_of[NODE__MAXSTAGES + 1] = {
+    NULL, erre1, erre2, erre3, erre4, erre5, erre6, erre7, erre8,
+    erre9, erre10, erre11, erre12, erre13, erre14, erre15, erre16
+};
+static const node__err_fn errbee_of[NODE__MAXSTAGES + 1] = {
+    NULL, errbee1, errbee2, errbee3, errbee4, errbee5, errbee6, errbee7, errbee8,
+    errbee9, errbee10, errbee11, errbee12, errbee13, errbee14, errbee15, errbee16
+};
+
+void node__errpass_make(node__errpass *ep, const double *b, const double *e,
+                        const double *e3, int n, bool with_b, double *const *k)
+{
+    int m = 0;
+    bool same = true;   /* b, e, e3 non-zero on the same stages */
+    for (int i = 0; i < n; i++) {
+        bool nz = e[i] != 0;
+        if ((with_b && (b[i] != 0) != nz) || (e3 && (e3[i] != 0) != nz))
+            same = false;
+        if (nz) {
+            ep->wb[m] = b[i];
+            ep->we[m] = e[i];
+            ep->we3[m] = e3 ? e3[i] : 0;
+            ep->p[m++] = k[i];
         }
+    }
+    ep->m = m;
+    ep->fn = NULL;
+    if (m == 0)
         return;
-    }
-    NODE__IVDEP
-    for (size_t d = 0; d < dim; d++)
-        out[d] = w0 * p0[d] + w1 * p1[d] + w2 * p2[d] + w3 * p3[d] + w4 * p4[d];
-    for (int q = 5; q < m; q += 5)
-        accumulate(dim, out, m - q < 5 ? m - q : 5, lc->w + q, lc->p + q);
-    if (y) {
-        NODE__IVDEP
-        for (size_t d = 0; d < dim; d++)
-            out[d] = y[d] + h * out[d];
-    } else {
-        NODE__IVDEP
-        for (size_t d = 0; d < dim; d++)
-            out[d] = h * out[d];
-    }
+    if (!with_b && !e3)
+        ep->fn = erre_of[m];
+    else if (with_b && e3 && same)
+        ep->fn = errbee_of[m];
 }
 
 void node__rk_combine(size_t dim, const double *y, double h, const double *w, int n,
@@ -134,17 +236,25 @@ int node__rk_stages_planned(const node__tableau *tab, const node__lincomb *rows,
                             const node__ode *ode, double t, double h, const double *y,
                             double *const *k, int from, int to, double *tmp, long *nfe)
 {
+    const size_t dim = ode->dim;
+    int (*const f)(void *, double, const double *, double *) = ode->f;
+    void *const ctx = ode->ctx;
+    const double *const c = tab->c;
     for (int i = from; i < to; i++) {
+        const node__lincomb *row = &rows[i];
         const double *arg = y;
-        if (rows[i].m > 0) {
-            node__lincomb_apply(&rows[i], ode->dim, y, h, tmp);
+        if (row->m > 0) {
+            row->fn(dim, y, h, row->w, row->p, tmp);
             arg = tmp;
         }
-        ++*nfe;
-        int rc = ode->f(ode->ctx, t + tab->c[i] * h, arg, k[i]);
-        if (rc != 0)
+        int rc = f(ctx, t + c[i] * h, arg, k[i]);
+        if (rc != 0) {
+            *nfe += i - from + 1;
             return rc;
+        }
     }
+    if (to > from)
+        *nfe += to - from;
     return 0;
 }
 
@@ -160,10 +270,5 @@ int node__rk_stages(const node__tableau *tab, const node__ode *ode, double t, do
 
 bool node__nonfinite(const double *v, size_t n)
 {
-    /* v - v is 0 for finite v and NaN for NaN or ±Inf; summing keeps the loop
-       branch-free (and vectorizable). */
-    double acc = 0;
-    for (size_t i = 0; i < n; i++)
-        acc += v[i] - v[i];
-    return acc != acc;
+    return node__nonfinite_inl(v, n);
 }

@@ -23,12 +23,18 @@ typedef struct run {
     size_t nt, next;       /* next output row to write */
     double *ys;
     double dir;
-    double *k[NODE__MAXSTAGES];
+    /* The stage vectors in two orders: order 1 has k_0 and k_sw exchanged, so that the
+       stage that becomes the next step's k_0 (FSAL, or a fixed method's dense stage
+       f(t+h, ynew)) is handed on by switching orders instead of copying it. */
+    int par, sw;           /* current order; sw < 0: never switched */
+    double *kk[2][NODE__MAXSTAGES];
     double *y, *ynew, *tmp, *err;
     bool dense_ready;      /* dense-only stages of the current step computed */
     double h_next;         /* adaptive: |h| planned when the solve ended */
-    /* the non-zero tableau entries, gathered once per solve */
-    node__lincomb rows[NODE__MAXSTAGES], b, e, e3;
+    /* the non-zero tableau entries, gathered once per solve for both orders */
+    node__lincomb rows[2][NODE__MAXSTAGES], b[2], e[2], e3[2];
+    node__errpass ep[2];   /* fused error pass (default norm); ep->fn NULL: none */
+    bool ynew_in_err;      /* ynew is computed by the fused error pass */
 } run;
 
 static node_status callback_status(int rc) { return rc ? NODE_ECALLBACK : NODE_OK; }
@@ -46,7 +52,8 @@ static node_status emit_outputs(run *r, double t, double h, double tnew)
         } else {
             if (!r->dense_ready) {
                 if (tab->s_dense > tab->s) {
-                    int rc = node__rk_stages_planned(tab, r->rows, r->ode, t, h, r->y, r->k,
+                    int rc = node__rk_stages_planned(tab, r->rows[r->par], r->ode, t, h,
+                                                     r->y, r->kk[r->par],
                                                      tab->s, tab->s_dense, r->tmp,
                                                      &r->stats->nfe);
                     if (rc)
@@ -57,7 +64,7 @@ static node_status emit_outputs(run *r, double t, double h, double tnew)
             theta = fmin(1.0, (r->ts[i] - t) / h);
             double w[NODE__MAXSTAGES];
             tab->dense(theta, w, NULL);
-            node__rk_combine(r->dim, r->y, h, w, tab->s_dense, r->k, row);
+            node__rk_combine(r->dim, r->y, h, w, tab->s_dense, r->kk[r->par], row);
         }
         r->next++;
         if (r->obs && r->obs->output && r->obs->output(r->obs->ctx, i, theta))
@@ -68,18 +75,14 @@ static node_status emit_outputs(run *r, double t, double h, double tnew)
 
 /* After an accepted step: the next step's k_0 = f(t+h, ynew) where it is known (the
    FSAL stage, or a fixed method's dense stage), and y <- ynew.  Returns whether k_0
-   is valid.  The stage vectors stay where they are (the gathered combinations point
-   at them): k_0 is a copy, one pass over dim doubles. */
+   is valid.  The stage vectors stay where they are; switching to the other order of
+   them (where k_0 and that stage are exchanged) hands the stage on without a copy. */
 static bool advance(run *r)
 {
     const node__tableau *tab = r->tab;
     bool have_k0 = false;
-    if (tab->fsal) {
-        memcpy(r->k[0], r->k[tab->s - 1], r->dim * sizeof(double));
-        have_k0 = true;
-    } else if (r->dense_ready && tab->s_dense > tab->s) {
-        /* Fixed methods: stage s has A row = b and c = 1, i.e. f(t+h, ynew). */
-        memcpy(r->k[0], r->k[tab->s], r->dim * sizeof(double));
+    if (r->sw >= 0 && (tab->fsal || r->dense_ready)) {
+        r->par ^= 1;
         have_k0 = true;
     }
     double *swap = r->y;
@@ -121,12 +124,13 @@ static node_status integrate_fixed(run *r, const node_options *opt)
         double hj = (j + 1 == n ? tend : t0 + r->dir * (double)(j + 1) * h) - t;
         double tnew = j + 1 == n ? tend : t + hj;
         r->stats->nsteps++;
-        int rc = node__rk_stages_planned(tab, r->rows, r->ode, t, hj, r->y, r->k,
-                                         have_k0 ? 1 : 0, tab->s, r->tmp, &r->stats->nfe);
+        int rc = node__rk_stages_planned(tab, r->rows[r->par], r->ode, t, hj, r->y,
+                                         r->kk[r->par], have_k0 ? 1 : 0, tab->s, r->tmp,
+                                         &r->stats->nfe);
         if (rc)
             return callback_status(rc);
-        node__lincomb_apply(&r->b, r->dim, r->y, hj, r->ynew);
-        if (node__nonfinite(r->ynew, r->dim))
+        node__lincomb_apply(&r->b[r->par], r->dim, r->y, hj, r->ynew);
+        if (node__nonfinite_inl(r->ynew, r->dim))
             return NODE_ENONFINITE;
         node_status st = accepted(r, t, hj, tnew);
         if (st != NODE_OK)
@@ -139,20 +143,37 @@ static node_status integrate_fixed(run *r, const node_options *opt)
 
 /* ---- adaptive ------------------------------------------------------------------------ */
 
-/* Scaled error of the step just computed (stages in r->k, ynew in r->ynew). */
+/* Scaled error of the step just computed (stages in r->kk[r->par]; ynew in r->ynew, or
+   computed here if r->ynew_in_err).  NaN if ynew holds a NaN or an Inf. */
 static double step_error(run *r, double h, double rtol, double atol)
 {
     const node__tableau *tab = r->tab;
     const node__ode *ode = r->ode;
-    node__norm_fn norm = ode->norm ? ode->norm : node__norm_rms;
-    node__lincomb_apply(&r->e, r->dim, NULL, h, r->err);
-    double e5 = norm(ode->nctx, r->dim, r->err, r->y, r->ynew, rtol, atol);
-    if (!tab->e3)
-        return e5;
+    const int par = r->par;
+    double e5, e3 = 0;
+    if (r->ep[par].fn) {
+        /* default norm: one fused pass */
+        double acc[2] = { 0, 0 };
+        r->ep[par].fn(&r->ep[par], r->dim, r->y, r->ynew, h, rtol, atol, acc);
+        if (acc[0] != acc[0])
+            return NAN;
+        e5 = sqrt(acc[0] / (double)r->dim);
+        if (!tab->e3)
+            return e5;
+        e3 = sqrt(acc[1] / (double)r->dim);
+    } else {
+        if (node__nonfinite_inl(r->ynew, r->dim))
+            return NAN;
+        node__norm_fn norm = ode->norm ? ode->norm : node__norm_rms;
+        node__lincomb_apply(&r->e[par], r->dim, NULL, h, r->err);
+        e5 = norm(ode->nctx, r->dim, r->err, r->y, r->ynew, rtol, atol);
+        if (!tab->e3)
+            return e5;
+        node__lincomb_apply(&r->e3[par], r->dim, NULL, h, r->err);
+        e3 = norm(ode->nctx, r->dim, r->err, r->y, r->ynew, rtol, atol);
+    }
     /* DOP853 (dop853.f): err = e5² / sqrt(e5² + 0.01 e3²), e3 the 3rd-order estimate;
        |h| e5 · e5/sqrt(...) behaves like h^8. */
-    node__lincomb_apply(&r->e3, r->dim, NULL, h, r->err);
-    double e3 = norm(ode->nctx, r->dim, r->err, r->y, r->ynew, rtol, atol);
     double den = e5 * e5 + 0.01 * e3 * e3;
     return den > 0 ? e5 * e5 / sqrt(den) : 0;
 }
@@ -173,10 +194,10 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
         s_err = tab->s - 1;
 
     r->stats->nfe++;
-    int rc = ode->f(ode->ctx, t, r->y, r->k[0]);
+    int rc = ode->f(ode->ctx, t, r->y, r->kk[r->par][0]);
     if (rc)
         return NODE_ECALLBACK;
-    if (node__nonfinite(r->k[0], r->dim))
+    if (node__nonfinite_inl(r->kk[r->par][0], r->dim))
         return NODE_ENONFINITE;
     bool have_k0 = true;
 
@@ -184,9 +205,9 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
     if (h > 0) {
         h = fmin(fmin(h, hmax), fabs(tend - t));
     } else {
-        h = node__initial_step(tab, ode, t, r->y, r->k[0], r->dir,
+        h = node__initial_step(tab, ode, t, r->y, r->kk[r->par][0], r->dir,
                                fmin(hmax, fabs(tend - t)), opt->rtol, opt->atol, r->tmp,
-                               r->k[1], &r->stats->nfe, &rc);
+                               r->kk[r->par][1], &r->stats->nfe, &rc);
         if (rc)
             return NODE_ECALLBACK;
     }
@@ -214,34 +235,34 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
 
         attempts++;
         r->stats->nsteps++;
+        double *const *k = r->kk[r->par];
+        const node__lincomb *rows = r->rows[r->par];
         if (!have_k0) {
             r->stats->nfe++;
-            if ((rc = ode->f(ode->ctx, t, r->y, r->k[0])) != 0)
+            if ((rc = ode->f(ode->ctx, t, r->y, k[0])) != 0)
                 return NODE_ECALLBACK;
-            if (node__nonfinite(r->k[0], r->dim))
+            if (node__nonfinite_inl(k[0], r->dim))
                 return NODE_ENONFINITE;
             have_k0 = true;
         }
-        rc = node__rk_stages_planned(tab, r->rows, ode, t, h, r->y, r->k, 1, s_err, r->tmp,
+        rc = node__rk_stages_planned(tab, rows, ode, t, h, r->y, k, 1, s_err, r->tmp,
                                      &r->stats->nfe);
         if (rc)
             return NODE_ECALLBACK;
         if (s_err == tab->s && tab->fsal) {
             /* The FSAL stage's argument is ynew, bit for bit. */
             double *swap = r->ynew; r->ynew = r->tmp; r->tmp = swap;
-        } else {
-            node__lincomb_apply(&r->b, r->dim, r->y, h, r->ynew);
+        } else if (!r->ynew_in_err) {
+            node__lincomb_apply(&r->b[r->par], r->dim, r->y, h, r->ynew);
         }
 
-        double err = NAN;
-        if (!node__nonfinite(r->ynew, r->dim))
-            err = step_error(r, h, opt->rtol, opt->atol);
+        double err = step_error(r, h, opt->rtol, opt->atol);
         if (isfinite(err) && err <= 1 && s_err < tab->s) {
-            rc = node__rk_stages_planned(tab, r->rows, ode, t, h, r->y, r->k, s_err, tab->s,
+            rc = node__rk_stages_planned(tab, rows, ode, t, h, r->y, k, s_err, tab->s,
                                          r->tmp, &r->stats->nfe);
             if (rc)
                 return NODE_ECALLBACK;
-            if (node__nonfinite(r->k[tab->s - 1], r->dim))
+            if (node__nonfinite_inl(k[tab->s - 1], r->dim))
                 err = NAN;
         }
         if (!isfinite(err)) {
@@ -313,19 +334,40 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     r.ys = ys;
     r.dir = ts[nt - 1] > ts[0] ? 1.0 : -1.0;
     for (int i = 0; i < tab->s_dense; i++)
-        r.k[i] = s->ode + (size_t)i * dim;
+        r.kk[0][i] = r.kk[1][i] = s->ode + (size_t)i * dim;
+    /* the stage handed on to the next step as k_0 */
+    r.sw = tab->fsal ? tab->s - 1 : tab->s_dense > tab->s ? tab->s : -1;
+    if (r.sw <= 0) {
+        r.sw = -1;
+    } else {
+        r.kk[1][0] = r.kk[0][r.sw];
+        r.kk[1][r.sw] = r.kk[0][0];
+    }
     double *base = s->ode + (size_t)tab->s_dense * dim;
     r.y = base;
     r.ynew = base + dim;
     r.tmp = base + 2 * dim;
     r.err = base + 3 * dim;
-    for (int i = 0; i < tab->s_dense; i++)
-        node__lincomb_make(&r.rows[i], tab->A + (size_t)i * tab->s_dense, i, r.k);
-    node__lincomb_make(&r.b, tab->b, tab->s, r.k);
-    if (tab->e)
-        node__lincomb_make(&r.e, tab->e, tab->s, r.k);
-    if (tab->e3)
-        node__lincomb_make(&r.e3, tab->e3, tab->s, r.k);
+    /* ynew comes from the FSAL stage's argument where that stage is part of the error
+       estimate, else from b (in the fused error pass where it has a kernel). */
+    int s_err = tab->s;
+    if (tab->fsal && tab->e && tab->e[tab->s - 1] == 0 &&
+        (!tab->e3 || tab->e3[tab->s - 1] == 0))
+        s_err = tab->s - 1;
+    bool with_b = !(tab->fsal && s_err == tab->s);
+    for (int p = 0; p < 2; p++) {
+        for (int i = 0; i < tab->s_dense; i++)
+            node__lincomb_make(&r.rows[p][i], tab->A + (size_t)i * tab->s_dense, i,
+                               r.kk[p]);
+        node__lincomb_make(&r.b[p], tab->b, tab->s, r.kk[p]);
+        if (tab->e)
+            node__lincomb_make(&r.e[p], tab->e, tab->s, r.kk[p]);
+        if (tab->e3)
+            node__lincomb_make(&r.e3[p], tab->e3, tab->s, r.kk[p]);
+        if (tab->e && !ode->norm)
+            node__errpass_make(&r.ep[p], tab->b, tab->e, tab->e3, tab->s, with_b, r.kk[p]);
+    }
+    r.ynew_in_err = with_b && r.ep[0].fn != NULL;
     memcpy(r.y, ys, dim * sizeof *r.y);
 
     s->h_next = 0;
