@@ -283,8 +283,10 @@ node_status node_mlp_save(const node_mlp *m, const char *path)
             continue;
         }
         /* "x" (C11, and glibc in any mode) refuses an existing file; a C99 library
-           that ignores it still gets the probe above. */
+           that rejects the mode gets the probe above and a plain "wb". */
         f = fopen(name, "wbx");
+        if (!f)
+            f = fopen(name, "wb");
         if (!f)
             break;                 /* e.g. the folder does not exist */
     }
