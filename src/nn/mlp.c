@@ -199,15 +199,16 @@ node_status node_mlp_reserve(node_mlp *m, size_t batch)
 
 /* ---- the fused forward / reverse pass ------------------------------------------- */
 
-/* Columns B..ld-1 of rows × ld set to zero, as a select over whole rows: the
-   compiler would otherwise make a memset call of a few bytes per row. */
+/* Columns B..ld-1 of rows × ld set to zero.  Only the input and the incoming
+   cotangent need it: the padding columns of every Δ_k then stay exactly zero
+   (Wᵀ 0 ⊙ a finite act'), so the weight gradient may sum all ld columns even
+   though the hidden layers' padding holds act(b), which is finite whenever the
+   parameters are. */
 static void zero_pad(size_t rows, size_t B, size_t ld, double *p)
 {
-    if (B >= ld)
-        return;
     for (size_t r = 0; r < rows; r++)
-        for (size_t b = 0; b < ld; b++)
-            p[r * ld + b] = b < B ? p[r * ld + b] : 0.0;
+        for (size_t b = B; b < ld; b++)
+            p[r * ld + b] = 0.0;
 }
 
 /* For B samples (rows of x, a) with padded batch ld (1 when B == 1):
@@ -243,10 +244,6 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
         double *D = Y + O * ld;
         node__layer_fwd(O, I, ld, W, W + O * I, in, Y, scratch);
         node__act_apply(m->acts[k], O * ld, Y, grad ? D : NULL);
-        if (grad && B < ld) {   /* the weight gradient sums all ld columns */
-            zero_pad(O, B, ld, Y);
-            zero_pad(O, B, ld, D);
-        }
         in = Y;
         Y = D + O * ld;
     }
@@ -275,7 +272,7 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
         }
         if (vjp_p) {
             double *gW = vjp_p + m->woff[k];
-            /* Past column B, Δ and X are zero: summing whole vectors is exact. */
+            /* Past column B, Δ is zero and X finite: whole vectors sum exactly. */
             node__layer_bwd_w(O, I, ld == 1 ? B : ld, ld, Dl, Xk, gW, gW + O * I, scratch,
                               add);
         }
