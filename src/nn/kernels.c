@@ -361,12 +361,19 @@ void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld, const double *re
         for (int l = 0; l < 8; l++)
             Tb[8 * o + l] = acc[l];
     }
-    for (size_t b = B8; b < B; b++)   /* columns past the last whole vector */
+    if (B8 < B)   /* the last partial vector, its padding selected away */
         for (o = 0; o < O; o++) {
-            double d = Dl[o * ld + b];
-            Tb[8 * o] += d;
-            for (size_t i = 0; i < I; i++)
-                T[8 * (o * I + i)] = NODE__FMA(d, X[i * ld + b], T[8 * (o * I + i)]);
+            double dm[8];
+            for (int l = 0; l < 8; l++)
+                dm[l] = B8 + (size_t)l < B ? Dl[o * ld + B8 + l] : 0.0;
+            for (size_t i = 0; i < I; i++) {
+                double *t = T + 8 * (o * I + i);
+                const double *x = X + i * ld + B8;
+                for (int l = 0; l < 8; l++)
+                    t[l] = NODE__FMA(dm[l], B8 + (size_t)l < B ? x[l] : 0.0, t[l]);
+            }
+            for (int l = 0; l < 8; l++)
+                Tb[8 * o + l] += dm[l];
         }
     sum_lanes(O * I, T, gW, add);
     sum_lanes(O, Tb, gb, add);

@@ -199,11 +199,9 @@ node_status node_mlp_reserve(node_mlp *m, size_t batch)
 
 /* ---- the fused forward / reverse pass ------------------------------------------- */
 
-/* Columns B..ld-1 of rows × ld set to zero.  Only the input and the incoming
-   cotangent need it: the padding columns of every Δ_k then stay exactly zero
-   (Wᵀ 0 ⊙ a finite act'), so the weight gradient may sum all ld columns even
-   though the hidden layers' padding holds act(b), which is finite whenever the
-   parameters are. */
+/* Columns B..ld-1 of rows × ld set to zero (the input and the incoming
+   cotangent; the hidden layers' padding holds whatever act(b) gives, and the
+   weight gradient selects it away). */
 static void zero_pad(size_t rows, size_t B, size_t ld, double *p)
 {
     for (size_t r = 0; r < rows; r++)
@@ -272,9 +270,7 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
         }
         if (vjp_p) {
             double *gW = vjp_p + m->woff[k];
-            /* Past column B, Δ is zero and X finite: whole vectors sum exactly. */
-            node__layer_bwd_w(O, I, ld == 1 ? B : ld, ld, Dl, Xk, gW, gW + O * I, scratch,
-                              add);
+            node__layer_bwd_w(O, I, B, ld, Dl, Xk, gW, gW + O * I, scratch, add);
         }
         if (k == 0 && !vjp_x && !vjp_t)
             break;

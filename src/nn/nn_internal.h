@@ -68,7 +68,8 @@ NODE__HIDDEN void node__layer_fwd(size_t O, size_t I, size_t ld, const double *W
 /* G (I × ld) = Wᵀ Δ, Δ O × ld. */
 NODE__HIDDEN void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *W,
                                     const double *Dl, double *G, double *pack);
-/* gW (O × I) = Δ Xᵀ and gb (O) = Δ 1 (add: +=), summed over the first B columns.
+/* gW (O × I) = Δ Xᵀ and gb (O) = Δ 1 (add: +=), summed over the first B columns
+   (whatever the padding columns hold; with B > 1, ld >= B rounded up to 8).
    scratch holds (B + I) · node__padw(O) + NODE__PACK doubles when
    node__bwdw_transposed(O, I, B) (large products transpose Δ), else 8 O (I + 1). */
 NODE__HIDDEN void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld,
