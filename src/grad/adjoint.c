@@ -4,7 +4,7 @@
  * blocks and the seminorm of Kidger, Chen, Lyons, "'Hey, that's not an ODE':
  * faster ODE adjoints via seminorms" (ICML 2021).
  */
-#include "internal.h"
+#include "grad.h"
 
 #include <math.h>
 #include <string.h>
@@ -71,17 +71,6 @@ static double aug_norm(void *nctx, size_t dim, const double *err, const double *
     return r;
 }
 
-/* ---- argument checks shared with the public entry points ---------------------- */
-
-static node_status check_args(const node_system *sys, const double *ts, size_t nt,
-                              const double *ys, const double *dLdys, const double *dLdy0)
-{
-    if (!sys || !sys->vjp || !sys->f || sys->dim == 0 || !ts || nt == 0 || !ys ||
-        !dLdys || !dLdy0)
-        return NODE_EINVAL;
-    return node__check_ts(ts, nt);
-}
-
 /* dLdys[i]ᵀ f(t_i, ys[i]): the direct dependence of the loss on output time t_i. */
 static node_status time_grad(const node_system *sys, double t, const double *y,
                              const double *w, double *tmp, node_stats *st, double *out)
@@ -109,7 +98,7 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
         *stats = st;
     if (!s)
         return NODE_EINVAL;
-    node_status rc = check_args(sys, ts, nt, ys, dLdys, dLdy0);
+    node_status rc = node__grad_check(sys, ts, nt, ys, dLdys, dLdy0);
     if (rc)
         return rc;
     node_options o;
@@ -189,15 +178,6 @@ node_status node_odeint_adjoint(const node_system *sys, const double *ts, size_t
                                 double *dLdy0, double *dLdp, double *dLdts,
                                 const node_options *opt, node_stats *stats)
 {
-    if (stats)
-        *stats = (node_stats){0, 0, 0, 0};
-    node_status rc = check_args(sys, ts, nt, ys, dLdys, dLdy0);
-    if (rc)
-        return rc;
-    node_solver *s;
-    if ((rc = node_solver_create(&s)))
-        return rc;
-    rc = node_solver_adjoint(s, sys, ts, nt, ys, dLdys, dLdy0, dLdp, dLdts, opt, stats);
-    node_solver_free(s);
-    return rc;
+    return node__grad_oneshot(node_solver_adjoint, sys, ts, nt, ys, dLdys, dLdy0, dLdp, dLdts,
+                              opt, stats);
 }

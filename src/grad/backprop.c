@@ -4,7 +4,7 @@
  * updates y_{n+1} = y_n + h Σ b_i k_i and the dense outputs y_n + h Σ w_i(θ) k_i
  * (Hairer, Nørsett, Wanner I, §II.1 and §II.6), step sizes taken as constants.
  */
-#include "internal.h"
+#include "grad.h"
 
 #include <string.h>
 
@@ -53,17 +53,6 @@ static int rec_output(void *ctx, size_t i, double theta)
     return 0;
 }
 
-/* ---- checks ---------------------------------------------------------------- */
-
-static node_status check_args(const node_system *sys, const double *ts, size_t nt,
-                              const double *ys, const double *dLdys, const double *dLdy0)
-{
-    if (!sys || !sys->vjp || !sys->f || sys->dim == 0 || !ts || nt == 0 || !ys ||
-        !dLdys || !dLdy0)
-        return NODE_EINVAL;
-    return node__check_ts(ts, nt);
-}
-
 /* a += x * v over n entries. */
 static void axpy(size_t n, double x, const double *v, double *a)
 {
@@ -84,7 +73,7 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
         *stats = st;
     if (!s)
         return NODE_EINVAL;
-    node_status rc = check_args(sys, ts, nt, ys, dLdys, dLdy0);
+    node_status rc = node__grad_check(sys, ts, nt, ys, dLdys, dLdy0);
     if (rc)
         return rc;
     node_options o;
@@ -245,15 +234,6 @@ node_status node_odeint_backprop(const node_system *sys, const double *ts, size_
                                  double *dLdy0, double *dLdp, double *dLdts,
                                  const node_options *opt, node_stats *stats)
 {
-    if (stats)
-        *stats = (node_stats){0, 0, 0, 0};
-    node_status rc = check_args(sys, ts, nt, ys, dLdys, dLdy0);
-    if (rc)
-        return rc;
-    node_solver *s;
-    if ((rc = node_solver_create(&s)))
-        return rc;
-    rc = node_solver_backprop(s, sys, ts, nt, ys, dLdys, dLdy0, dLdp, dLdts, opt, stats);
-    node_solver_free(s);
-    return rc;
+    return node__grad_oneshot(node_solver_backprop, sys, ts, nt, ys, dLdys, dLdy0, dLdp, dLdts,
+                              opt, stats);
 }

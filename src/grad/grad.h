@@ -1,0 +1,27 @@
+/* grad.h — what the two gradient methods (adjoint.c, backprop.c) share: argument
+ * checks and the one-shot entry points over a temporary solver object. */
+#ifndef LIBNODE_GRAD_GRAD_H
+#define LIBNODE_GRAD_GRAD_H
+
+#include "internal.h"
+
+/* The arguments both methods require: sys with f and vjp, dim > 0, ts valid, ys,
+   dLdys and dLdy0 present.  NODE_EINVAL otherwise. */
+NODE__HIDDEN node_status node__grad_check(const node_system *sys, const double *ts, size_t nt,
+                                          const double *ys, const double *dLdys,
+                                          const double *dLdy0);
+
+typedef node_status (*node__grad_fn)(node_solver *s, const node_system *sys,
+                                     const double *ts, size_t nt,
+                                     const double *ys, const double *dLdys,
+                                     double *dLdy0, double *dLdp, double *dLdts,
+                                     const node_options *opt, node_stats *stats);
+
+/* Run method on a temporary solver object (node_odeint_adjoint/_backprop). */
+NODE__HIDDEN node_status node__grad_oneshot(node__grad_fn method, const node_system *sys,
+                                            const double *ts, size_t nt,
+                                            const double *ys, const double *dLdys,
+                                            double *dLdy0, double *dLdp, double *dLdts,
+                                            const node_options *opt, node_stats *stats);
+
+#endif /* LIBNODE_GRAD_GRAD_H */
