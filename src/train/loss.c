@@ -31,8 +31,11 @@ static void zero(size_t n, double *v)
         v[i] = 0.0;
 }
 
-node_status node_loss_mse(size_t n, const double *pred, const double *target,
-                          const unsigned char *mask, double *loss, double *grad)
+/* The mean over observed entries of r² (absolute = false) or |r|, r = pred - target,
+   and its gradient. */
+static node_status mean_loss(size_t n, const double *pred, const double *target,
+                             const unsigned char *mask, double *loss, double *grad,
+                             bool absolute)
 {
     node_status st = check(n, pred, target, loss);
     if (st != NODE_OK)
@@ -47,34 +50,22 @@ node_status node_loss_mse(size_t n, const double *pred, const double *target,
     double inv = 1.0 / (double)m, sum = 0.0;
     for (size_t i = 0; i < n; i++) {
         double r = (mask && !mask[i]) ? 0.0 : pred[i] - target[i];
-        sum += r * r;
+        sum += absolute ? fabs(r) : r * r;
         if (grad)
-            grad[i] = 2.0 * r * inv;
+            grad[i] = absolute ? (r > 0.0 ? inv : r < 0.0 ? -inv : 0.0) : 2.0 * r * inv;
     }
     *loss = sum * inv;
     return NODE_OK;
 }
 
+node_status node_loss_mse(size_t n, const double *pred, const double *target,
+                          const unsigned char *mask, double *loss, double *grad)
+{
+    return mean_loss(n, pred, target, mask, loss, grad, false);
+}
+
 node_status node_loss_mae(size_t n, const double *pred, const double *target,
                           const unsigned char *mask, double *loss, double *grad)
 {
-    node_status st = check(n, pred, target, loss);
-    if (st != NODE_OK)
-        return st;
-    size_t m = count_observed(n, mask);
-    if (m == 0) {
-        *loss = 0.0;
-        if (grad)
-            zero(n, grad);
-        return NODE_OK;
-    }
-    double inv = 1.0 / (double)m, sum = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double r = (mask && !mask[i]) ? 0.0 : pred[i] - target[i];
-        sum += fabs(r);
-        if (grad)
-            grad[i] = (r > 0.0 ? inv : r < 0.0 ? -inv : 0.0);
-    }
-    *loss = sum * inv;
-    return NODE_OK;
+    return mean_loss(n, pred, target, mask, loss, grad, true);
 }
