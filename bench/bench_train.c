@@ -15,70 +15,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "rng.h"
+#include "spiral_model.h"   /* examples/util: the ode_demo problem */
+
 static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* ---- a seeded generator (splitmix64) for weights and batches ------------------------ */
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
-
-static double rng_normal(uint64_t *s, double std)
-{
-    double u = 1.0 - rng_uniform(s), v = rng_uniform(s);
-    return std * sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
-
-/* ---- the systems: truth y' = y³A and the model y' = MLP(y³) over `batch` rows -------- */
-
-static int true_f(void *ctx, double t, const double *y, double *dydt)
-{
-    (void)ctx;
-    (void)t;
-    double u0 = y[0] * y[0] * y[0], u1 = y[1] * y[1] * y[1];
-    dydt[0] = -0.1 * u0 - 2.0 * u1;
-    dydt[1] = 2.0 * u0 - 0.1 * u1;
-    return 0;
-}
-
-typedef struct cubic {
-    node_mlp *mlp;
-    size_t batch;
-    double *u, *gu;
-} cubic;
-
-static int cubic_f(void *ctx, double t, const double *y, double *dydt)
-{
-    cubic *c = ctx;
-    for (size_t i = 0; i < 2 * c->batch; i++)
-        c->u[i] = y[i] * y[i] * y[i];
-    return node_mlp_forward(c->mlp, c->batch, t, c->u, dydt) != NODE_OK;
-}
-
-static int cubic_vjp(void *ctx, double t, const double *y, const double *a, double *dydt,
-                     double *vy, double *vp, double *vt)
-{
-    cubic *c = ctx;
-    for (size_t i = 0; i < 2 * c->batch; i++)
-        c->u[i] = y[i] * y[i] * y[i];
-    if (node_mlp_vjp(c->mlp, c->batch, t, c->u, a, dydt, c->gu, vp, NULL) != NODE_OK)
-        return 1;
-    for (size_t i = 0; i < 2 * c->batch; i++)
-        vy[i] = c->gu[i] * 3.0 * y[i] * y[i];
-    if (vt)
-        *vt = 0.0;
-    return 0;
 }
 
 /* ---- one case -------------------------------------------------------------------------- */
@@ -109,32 +53,24 @@ static int run_case(const double *ytrue, const double *ts, size_t width, size_t 
     node_optim *o = NULL;
     const size_t sizes[3] = { 2, width, 2 };
     const node_activation acts[2] = { NODE_ACT_TANH, NODE_ACT_IDENTITY };
-    cubic c = { 0 };
+    ex_cubic_model c = { 0 };
+    node_system sys;
     double *y0 = malloc(2 * B * sizeof *y0), *by = malloc(BT * 2 * B * sizeof *by);
     double *pred = malloc(BT * 2 * B * sizeof *pred), *dl = malloc(BT * 2 * B * sizeof *dl);
     double *dy0 = malloc(2 * B * sizeof *dy0), *grad = NULL;
-    c.u = malloc(2 * B * sizeof *c.u);
-    c.gu = malloc(2 * B * sizeof *c.gu);
-    if (!y0 || !by || !pred || !dl || !dy0 || !c.u || !c.gu)
+    if (!y0 || !by || !pred || !dl || !dy0)
         goto out;
 
     TRY(node_mlp_create(&m, 2, sizes, acts, 0));
     TRY(node_mlp_reserve(m, B));
-    uint64_t seed = 1;
+    ex_rng rng;
+    ex_rng_seed(&rng, 1);
+    ex_mlp_init_normal(m, &rng, 0.1);           /* W ~ N(0, 0.1²), b = 0, as the demo */
     double *theta = node_mlp_params(m);
-    size_t P = node_mlp_nparams(m), k = 0;
-    for (size_t l = 0; l < 2; l++) {            /* W ~ N(0, 0.1²), b = 0, as the demo */
-        for (size_t i = 0; i < sizes[l + 1] * sizes[l]; i++)
-            theta[k++] = rng_normal(&seed, 0.1);
-        for (size_t i = 0; i < sizes[l + 1]; i++)
-            theta[k++] = 0.0;
-    }
+    size_t P = node_mlp_nparams(m);
     grad = malloc(P * sizeof *grad);
-    if (!grad)
+    if (!grad || ex_cubic_init(&c, m, B, &sys))
         goto out;
-    c.mlp = m;
-    c.batch = B;
-    node_system sys = { 2 * B, P, &c, cubic_f, cubic_vjp };
     node_options opt = node_options_default();   /* dopri5, 1e-7, 1e-9 */
     opt.seminorm = mode == SEMINORM;
     TRY(node_solver_create(&s));
@@ -151,7 +87,7 @@ static int run_case(const double *ytrue, const double *ts, size_t width, size_t 
             size_t p;
             int dup;
             do {
-                p = (size_t)(rng_uniform(&seed) * (DATA - BT));
+                p = ex_rng_below(&rng, DATA - BT);
                 dup = 0;
                 for (size_t j = 0; j < i; j++)
                     dup |= pick[j] == p;
@@ -206,8 +142,7 @@ out:
     free(dl);
     free(dy0);
     free(grad);
-    free(c.u);
-    free(c.gu);
+    ex_cubic_free(&c);
     return rc;
 }
 
@@ -237,7 +172,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < DATA; i++)
         ts_full[i] = 25.0 * i / (DATA - 1);
     const double y0[2] = { 2.0, 0.0 };
-    node_system truth = { 2, 0, NULL, true_f, NULL };
+    node_system truth = { 2, 0, NULL, ex_spiral_true_f, NULL };
     node_options ref = node_options_default();
     ref.method = NODE_DOP853;
     ref.rtol = ref.atol = 1e-12;

@@ -14,69 +14,8 @@
 #include "files.h"
 #include "progress.h"
 #include "rng.h"
+#include "spiral_model.h"
 #include "svg.h"
-
-/* ---- the true system: dy/dt = (y³) A, y a row vector ------------------------------ */
-
-static const double A[2][2] = { { -0.1, 2.0 }, { -2.0, -0.1 } };
-
-static int true_f(void *ctx, double t, const double *y, double *dydt)
-{
-    (void)ctx;
-    (void)t;
-    double u0 = y[0] * y[0] * y[0], u1 = y[1] * y[1] * y[1];
-    dydt[0] = u0 * A[0][0] + u1 * A[1][0];
-    dydt[1] = u0 * A[0][1] + u1 * A[1][1];
-    return 0;
-}
-
-/* ---- the model: dy/dt = MLP(y³) for `batch` rows of 2 ---------------------------------
-
-   The cube goes in front of the network, so this is a hand-written node_system over
-   node_mlp_forward / node_mlp_vjp.  Chain rule for the vjp, with u = y³:
-     vjp_y = (aᵀ ∂MLP/∂u) ⊙ 3y²,    vjp_θ = aᵀ ∂MLP/∂θ  (the MLP's own). */
-
-typedef struct cubic_model {
-    node_mlp *mlp;
-    size_t batch;
-    double *u;    /* batch × 2: y³ */
-    double *gu;   /* batch × 2: aᵀ ∂MLP/∂u */
-} cubic_model;
-
-static int cubic_f(void *ctx, double t, const double *y, double *dydt)
-{
-    cubic_model *c = ctx;
-    for (size_t i = 0; i < 2 * c->batch; i++)
-        c->u[i] = y[i] * y[i] * y[i];
-    return node_mlp_forward(c->mlp, c->batch, t, c->u, dydt) != NODE_OK;
-}
-
-static int cubic_vjp(void *ctx, double t, const double *y, const double *a, double *dydt,
-                     double *vjp_y, double *vjp_p, double *vjp_t)
-{
-    cubic_model *c = ctx;
-    for (size_t i = 0; i < 2 * c->batch; i++)
-        c->u[i] = y[i] * y[i] * y[i];
-    if (node_mlp_vjp(c->mlp, c->batch, t, c->u, a, dydt, c->gu, vjp_p, NULL) != NODE_OK)
-        return 1;
-    for (size_t i = 0; i < 2 * c->batch; i++)
-        vjp_y[i] = c->gu[i] * 3.0 * y[i] * y[i];
-    if (vjp_t)
-        *vjp_t = 0.0;    /* autonomous */
-    return 0;
-}
-
-/* Buffers sized for `batch` rows; the system is valid while c and m live. */
-static int cubic_init(cubic_model *c, node_mlp *m, size_t batch, node_system *sys)
-{
-    c->mlp = m;
-    c->batch = batch;
-    c->u = malloc(2 * batch * sizeof(double));
-    c->gu = malloc(2 * batch * sizeof(double));
-    node_system s = { 2 * batch, node_mlp_nparams(m), c, cubic_f, cubic_vjp };
-    *sys = s;
-    return c->u && c->gu ? 0 : -1;
-}
 
 /* ---- output: figure and CSV ----------------------------------------------------------- */
 
@@ -229,7 +168,7 @@ int main(int argc, char **argv)
     node_mlp *m = NULL;
     node_solver *solver = NULL;
     node_optim *optim = NULL;
-    cubic_model mb = { 0 }, m1 = { 0 };
+    ex_cubic_model mb = { 0 }, m1 = { 0 };
     char svg_path[4096], csv_path[4096], model_path[4096];
     if (ex_mkdir_p(out_dir) != 0) {
         perror(out_dir);
@@ -254,7 +193,7 @@ int main(int argc, char **argv)
         t[i] = 25.0 * (double)i / (double)(N - 1);
     {
         const double y0[2] = { 2.0, 0.0 };
-        node_system truth = { 2, 0, NULL, true_f, NULL };
+        node_system truth = { 2, 0, NULL, ex_spiral_true_f, NULL };
         node_options ref = node_options_default();
         ref.method = NODE_DOP853;
         ref.rtol = ref.atol = 1e-12;
@@ -275,14 +214,7 @@ int main(int argc, char **argv)
         const size_t sizes[3] = { 2, 50, 2 };
         const node_activation acts[2] = { NODE_ACT_TANH, NODE_ACT_IDENTITY };
         CHECK(node_mlp_create(&m, 2, sizes, acts, 0));
-        double *theta = node_mlp_params(m);
-        size_t k = 0;
-        for (size_t l = 0; l < 2; l++) {
-            for (size_t i = 0; i < sizes[l + 1] * sizes[l]; i++)
-                theta[k++] = ex_rng_normal(&rng, 0.0, 0.1);   /* W_l */
-            for (size_t i = 0; i < sizes[l + 1]; i++)
-                theta[k++] = 0.0;                              /* b_l */
-        }
+        ex_mlp_init_normal(m, &rng, 0.1);
     }
     const size_t P = node_mlp_nparams(m);
     double *theta = node_mlp_params(m);
@@ -290,7 +222,7 @@ int main(int argc, char **argv)
     /* Workspaces, all before the loop: the two systems (a batch of B rows for training,
        one row for the full trajectory), batch buffers, the grid of the figure. */
     node_system sys_batch, sys_one;
-    if (cubic_init(&mb, m, B, &sys_batch) || cubic_init(&m1, m, 1, &sys_one))
+    if (ex_cubic_init(&mb, m, B, &sys_batch) || ex_cubic_init(&m1, m, 1, &sys_one))
         goto nomem;
     CHECK(node_mlp_reserve(m, B > GRID * GRID ? B : GRID * GRID));
     by0 = malloc(2 * B * sizeof *by0);
@@ -434,10 +366,8 @@ done:
     free(gxy);
     free(gu);
     free(gf);
-    free(mb.u);
-    free(mb.gu);
-    free(m1.u);
-    free(m1.gu);
+    ex_cubic_free(&mb);
+    ex_cubic_free(&m1);
     node_optim_free(optim);
     node_solver_free(solver);
     node_mlp_free(m);

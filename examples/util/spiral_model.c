@@ -1,0 +1,73 @@
+/* spiral_model.c — see spiral_model.h. */
+#include "spiral_model.h"
+
+#include <stdlib.h>
+
+int ex_spiral_true_f(void *ctx, double t, const double *y, double *dydt)
+{
+    static const double A[2][2] = { { -0.1, 2.0 }, { -2.0, -0.1 } };
+    (void)ctx;
+    (void)t;
+    double u0 = y[0] * y[0] * y[0], u1 = y[1] * y[1] * y[1];
+    dydt[0] = u0 * A[0][0] + u1 * A[1][0];
+    dydt[1] = u0 * A[0][1] + u1 * A[1][1];
+    return 0;
+}
+
+/* The cube goes in front of the network.  Chain rule for the vjp, with u = y³:
+     vjp_y = (aᵀ ∂MLP/∂u) ⊙ 3y²,    vjp_θ = aᵀ ∂MLP/∂θ  (the MLP's own). */
+
+static int cubic_f(void *ctx, double t, const double *y, double *dydt)
+{
+    ex_cubic_model *c = ctx;
+    for (size_t i = 0; i < 2 * c->batch; i++)
+        c->u[i] = y[i] * y[i] * y[i];
+    return node_mlp_forward(c->mlp, c->batch, t, c->u, dydt) != NODE_OK;
+}
+
+static int cubic_vjp(void *ctx, double t, const double *y, const double *a, double *dydt,
+                     double *vjp_y, double *vjp_p, double *vjp_t)
+{
+    ex_cubic_model *c = ctx;
+    for (size_t i = 0; i < 2 * c->batch; i++)
+        c->u[i] = y[i] * y[i] * y[i];
+    if (node_mlp_vjp(c->mlp, c->batch, t, c->u, a, dydt, c->gu, vjp_p, NULL) != NODE_OK)
+        return 1;
+    for (size_t i = 0; i < 2 * c->batch; i++)
+        vjp_y[i] = c->gu[i] * 3.0 * y[i] * y[i];
+    if (vjp_t)
+        *vjp_t = 0.0;    /* autonomous */
+    return 0;
+}
+
+int ex_cubic_init(ex_cubic_model *c, node_mlp *m, size_t batch, node_system *sys)
+{
+    c->mlp = m;
+    c->batch = batch;
+    c->u = malloc(2 * batch * sizeof(double));
+    c->gu = malloc(2 * batch * sizeof(double));
+    node_system s = { 2 * batch, node_mlp_nparams(m), c, cubic_f, cubic_vjp };
+    *sys = s;
+    return c->u && c->gu ? 0 : -1;
+}
+
+void ex_cubic_free(ex_cubic_model *c)
+{
+    free(c->u);
+    free(c->gu);
+    c->u = c->gu = NULL;
+}
+
+void ex_mlp_init_normal(node_mlp *m, ex_rng *r, double std)
+{
+    double *theta = node_mlp_params(m);
+    size_t k = 0, L = node_mlp_nlayers(m);
+    for (size_t l = 0; l < L; l++) {
+        size_t in = node_mlp_size(m, l) + (l == 0 && node_mlp_time_input(m) ? 1 : 0);
+        size_t out = node_mlp_size(m, l + 1);
+        for (size_t i = 0; i < out * in; i++)
+            theta[k++] = ex_rng_normal(r, 0.0, std);   /* W_l */
+        for (size_t i = 0; i < out; i++)
+            theta[k++] = 0.0;                          /* b_l */
+    }
+}
