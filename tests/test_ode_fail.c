@@ -4,61 +4,11 @@
  */
 #include "test_util.h"
 #include "internal.h"
+#include "ode_fixtures.h"
 
 #include <string.h>
 
-static const node_method all_methods[] = { NODE_EULER, NODE_MIDPOINT, NODE_RK4,
-                                           NODE_BOSH3, NODE_DOPRI5, NODE_DOP853 };
-#define NMETHODS (int)(sizeof all_methods / sizeof all_methods[0])
-static const node_method adaptive[] = { NODE_BOSH3, NODE_DOPRI5, NODE_DOP853 };
-
 /* ---- problems ------------------------------------------------------------------------ */
-
-typedef struct counter {
-    long calls;          /* evaluations of f */
-    long fail_after;     /* return non-zero on this call (0 = never) */
-} counter;
-
-/* y' = -(1, 2, 0.5) y (dim 3); ctx, if set, counts the calls and fails one. */
-static int decay(void *ctx, double t, const double *y, double *dydt)
-{
-    (void)t;
-    if (ctx) {
-        counter *c = ctx;
-        if (++c->calls == c->fail_after)
-            return 7;
-    }
-    dydt[0] = -y[0];
-    dydt[1] = -2 * y[1];
-    dydt[2] = -0.5 * y[2];
-    return 0;
-}
-
-/* harmonic oscillator x'' = -x: y = (cos t, -sin t) from (1, 0) */
-static int oscillator(void *ctx, double t, const double *y, double *dydt)
-{
-    (void)ctx;
-    (void)t;
-    dydt[0] = y[1];
-    dydt[1] = -y[0];
-    return 0;
-}
-
-static node_system sys_of(size_t dim, int (*f)(void *, double, const double *, double *),
-                          void *ctx)
-{
-    node_system s = { dim, 0, ctx, f, NULL };
-    return s;
-}
-
-static node_options opts(node_method m, double tol, double step)
-{
-    node_options o = node_options_default();
-    o.method = m;
-    o.rtol = o.atol = tol;
-    o.step = step;
-    return o;
-}
 
 /* y' = -y (dim 1) */
 static int scalar_decay(void *ctx, double t, const double *y, double *dydt)
