@@ -106,6 +106,35 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
    of node__norm_rms.  r² + (ynew - ynew) is r² for a finite ynew and NaN otherwise. */
 #define NODE__ERRBLK 64
 
+/* Up to this dim the passes run element by element, with no buffer. */
+#define NODE__SMALLDIM 8
+
+/* One element d: the scaled error's square (+ (ynew - ynew)) goes to SINK. */
+#define NODE__ERR_E_ELEM(M, d, SINK)                                                       \
+    double se = we[0] * pl[0][d];                                                       \
+    for (int q = 1; q < M; q++)                                                         \
+        se = se + we[q] * pl[q][d];                                                     \
+    double yn = ynew[d], a = fabs(y[d]), b = fabs(yn);                                  \
+    double r = h * se / (atol + rtol * (a > b ? a : b));                                \
+    SINK r * r + (yn - yn);
+
+#define NODE__ERR_BEE3_ELEM(M, d, SINK2, SINK3)                                            \
+    double v = pl[0][d];                                                                \
+    double sb = wb[0] * v, se = we[0] * v, s3 = we3[0] * v;                             \
+    for (int q = 1; q < M; q++) {                                                       \
+        v = pl[q][d];                                                                   \
+        sb = sb + wb[q] * v;                                                            \
+        se = se + we[q] * v;                                                            \
+        s3 = s3 + we3[q] * v;                                                           \
+    }                                                                                   \
+    double yn = y[d] + h * sb;                                                          \
+    ynew[d] = yn;                                                                       \
+    double a = fabs(y[d]), b = fabs(yn);                                                \
+    double sk = atol + rtol * (a > b ? a : b);                                          \
+    double r = h * se / sk, r3e = h * s3 / sk;                                          \
+    SINK2 r * r + (yn - yn);                                                            \
+    SINK3 r3e * r3e;
+
 /* e alone, ynew given. */
 #define NODE__ERR_E(M)                                                                  \
     static void erre##M(const node__errpass *ep, size_t dim, const double *y,           \
@@ -118,17 +147,18 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
             pl[q] = ep->p[q];                                                           \
         }                                                                               \
         double a0 = acc[0];                                                             \
+        if (dim <= NODE__SMALLDIM) {                                                    \
+            for (size_t d = 0; d < dim; d++) {                                          \
+                NODE__ERR_E_ELEM(M, d, a0 +=)                                              \
+            }                                                                           \
+            acc[0] = a0;                                                                \
+            return;                                                                     \
+        }                                                                               \
         for (size_t d0 = 0; d0 < dim; d0 += NODE__ERRBLK) {                             \
             size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;              \
             double r2[NODE__ERRBLK];                                                    \
             NODE__IVDEP for (size_t j = 0; j < nb; j++) {                               \
-                size_t d = d0 + j;                                                      \
-                double se = we[0] * pl[0][d];                                           \
-                for (int q = 1; q < M; q++)                                             \
-                    se = se + we[q] * pl[q][d];                                         \
-                double yn = ynew[d], a = fabs(y[d]), b = fabs(yn);                      \
-                double r = h * se / (atol + rtol * (a > b ? a : b));                    \
-                r2[j] = r * r + (yn - yn);                                              \
+                NODE__ERR_E_ELEM(M, d0 + j, r2[j] =)                                       \
             }                                                                           \
             for (size_t j = 0; j < nb; j++)                                             \
                 a0 += r2[j];                                                            \
@@ -150,26 +180,19 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
             pl[q] = ep->p[q];                                                           \
         }                                                                               \
         double a0 = acc[0], a1 = acc[1];                                                \
+        if (dim <= NODE__SMALLDIM) {                                                    \
+            for (size_t d = 0; d < dim; d++) {                                          \
+                NODE__ERR_BEE3_ELEM(M, d, a0 +=, a1 +=)                                    \
+            }                                                                           \
+            acc[0] = a0;                                                                \
+            acc[1] = a1;                                                                \
+            return;                                                                     \
+        }                                                                               \
         for (size_t d0 = 0; d0 < dim; d0 += NODE__ERRBLK) {                             \
             size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;              \
             double r2[NODE__ERRBLK], r3[NODE__ERRBLK];                                  \
             NODE__IVDEP for (size_t j = 0; j < nb; j++) {                               \
-                size_t d = d0 + j;                                                      \
-                double v = pl[0][d];                                                    \
-                double sb = wb[0] * v, se = we[0] * v, s3 = we3[0] * v;                 \
-                for (int q = 1; q < M; q++) {                                           \
-                    v = pl[q][d];                                                       \
-                    sb = sb + wb[q] * v;                                                \
-                    se = se + we[q] * v;                                                \
-                    s3 = s3 + we3[q] * v;                                               \
-                }                                                                       \
-                double yn = y[d] + h * sb;                                              \
-                ynew[d] = yn;                                                           \
-                double a = fabs(y[d]), b = fabs(yn);                                    \
-                double sk = atol + rtol * (a > b ? a : b);                              \
-                double r = h * se / sk, r3e = h * s3 / sk;                              \
-                r2[j] = r * r + (yn - yn);                                              \
-                r3[j] = r3e * r3e;                                                      \
+                NODE__ERR_BEE3_ELEM(M, d0 + j, r2[j] =, r3[j] =)                           \
             }                                                                           \
             for (size_t j = 0; j < nb; j++) {                                           \
                 a0 += r2[j];                                                            \
@@ -188,6 +211,8 @@ NODE__ERR(13) NODE__ERR(14) NODE__ERR(15) NODE__ERR(16)
 #undef NODE__ERR
 #undef NODE__ERR_E
 #undef NODE__ERR_BEE3
+#undef NODE__ERR_E_ELEM
+#undef NODE__ERR_BEE3_ELEM
 
 static const node__err_fn erre_of[NODE__MAXSTAGES + 1] = {
     NULL, erre1, erre2, erre3, erre4, erre5, erre6, erre7, erre8,
