@@ -35,6 +35,7 @@ typedef struct run {
     node__lincomb rows[2][NODE__MAXSTAGES], b[2], e[2], e3[2];
     node__errpass ep[2];   /* fused error pass (default norm); ep->fn NULL: none */
     bool ynew_in_err;      /* ynew is computed by the fused error pass */
+    int s_err;             /* adaptive: stages k_0..k_{s_err-1} give the error estimate */
 } run;
 
 static node_status callback_status(int rc) { return rc ? NODE_ECALLBACK : NODE_OK; }
@@ -187,11 +188,7 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
     node__control ctl;
     node__control_init(&ctl, tab);
 
-    /* Stages needed for the error estimate: an FSAL stage with zero error weights
-       (DOP853) is evaluated only once the step is accepted, as in dop853.f. */
-    int s_err = tab->s;
-    if (tab->fsal && tab->e[tab->s - 1] == 0 && (!tab->e3 || tab->e3[tab->s - 1] == 0))
-        s_err = tab->s - 1;
+    const int s_err = r->s_err;
 
     r->stats->nfe++;
     int rc = ode->f(ode->ctx, t, r->y, r->kk[r->par][0]);
@@ -321,8 +318,9 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     if (st != NODE_OK)
         return st;
 
+    /* No memset of r (some 11 KB): every field is set below; lincombs and error passes
+       are planned for the rows in use only. */
     run r;
-    memset(&r, 0, sizeof r);
     r.tab = tab;
     r.ode = ode;
     r.obs = obs;
@@ -333,6 +331,9 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     r.next = 1;
     r.ys = ys;
     r.dir = ts[nt - 1] > ts[0] ? 1.0 : -1.0;
+    r.par = 0;
+    r.dense_ready = false;
+    r.h_next = 0;
     for (int i = 0; i < tab->s_dense; i++)
         r.kk[0][i] = r.kk[1][i] = s->ode + (size_t)i * dim;
     /* the stage handed on to the next step as k_0 */
@@ -348,14 +349,16 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     r.ynew = base + dim;
     r.tmp = base + 2 * dim;
     r.err = base + 3 * dim;
-    /* ynew comes from the FSAL stage's argument where that stage is part of the error
-       estimate, else from b (in the fused error pass where it has a kernel). */
-    int s_err = tab->s;
+    /* Stages needed for the error estimate: an FSAL stage with zero error weights
+       (DOP853) is evaluated only once the step is accepted, as in dop853.f.  ynew is
+       that FSAL stage's argument where the stage is part of the estimate, else it comes
+       from b (in the fused error pass where the shape has a kernel). */
+    r.s_err = tab->s;
     if (tab->fsal && tab->e && tab->e[tab->s - 1] == 0 &&
         (!tab->e3 || tab->e3[tab->s - 1] == 0))
-        s_err = tab->s - 1;
-    bool with_b = !(tab->fsal && s_err == tab->s);
-    for (int p = 0; p < 2; p++) {
+        r.s_err = tab->s - 1;
+    bool with_b = !(tab->fsal && r.s_err == tab->s);
+    for (int p = 0; p < (r.sw < 0 ? 1 : 2); p++) {
         for (int i = 0; i < tab->s_dense; i++)
             node__lincomb_make(&r.rows[p][i], tab->A + (size_t)i * tab->s_dense, i,
                                r.kk[p]);
@@ -364,6 +367,7 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
             node__lincomb_make(&r.e[p], tab->e, tab->s, r.kk[p]);
         if (tab->e3)
             node__lincomb_make(&r.e3[p], tab->e3, tab->s, r.kk[p]);
+        r.ep[p].fn = NULL;
         if (tab->e && !ode->norm)
             node__errpass_make(&r.ep[p], tab->b, tab->e, tab->e3, tab->s, with_b, r.kk[p]);
     }
