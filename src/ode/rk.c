@@ -106,7 +106,7 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
    of node__norm_rms.  r² + (ynew - ynew) is r² for a finite ynew and NaN otherwise. */
 #define NODE__ERRBLK 64
 
-/* Up to this dim the passes run element by element, with no buffer. */
+/* Up to this dim the error passes run element by element, with no buffer. */
 #define NODE__SMALLDIM 8
 
 /* One element d: the scaled error's square (+ (ynew - ynew)) goes to SINK. */
@@ -135,64 +135,72 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
     SINK2 r * r + (yn - yn);                                                            \
     SINK3 r3e * r3e;
 
-/* e alone, ynew given. */
-#define NODE__ERR_E(M)                                                                  \
-    static void erre##M(const node__errpass *ep, size_t dim, const double *y,           \
-                        double *ynew, double h, double rtol, double atol, double *acc)  \
+/* The weights and stage pointers as locals (ynew could alias *ep as far as the
+   compiler knows). */
+#define NODE__ERR_LOCALS(M)                                                             \
+    double wb[M], we[M], we3[M];                                                        \
+    const double *pl[M];                                                                \
+    for (int q = 0; q < M; q++) {                                                       \
+        wb[q] = ep->wb[q];                                                              \
+        we[q] = ep->we[q];                                                              \
+        we3[q] = ep->we3[q];                                                            \
+        pl[q] = ep->p[q];                                                               \
+    }                                                                                   \
+    (void)wb; (void)we3;
+
+/* Kernels for M terms: erre (e alone, ynew given) and errbee (b, e and e3 on the same
+   stages, ynew computed), each element by element (dim <= NODE__SMALLDIM: no buffer,
+   chosen when the pass is planned) and by blocks. */
+#define NODE__ERR(M)                                                                    \
+    static void erres##M(const node__errpass *ep, size_t dim, const double *y,          \
+                         double *ynew, double h, double rtol, double atol, double *acc) \
     {                                                                                   \
-        double we[M];                                                                   \
-        const double *pl[M];                                                            \
-        for (int q = 0; q < M; q++) {                                                   \
-            we[q] = ep->we[q];                                                          \
-            pl[q] = ep->p[q];                                                           \
-        }                                                                               \
+        NODE__ERR_LOCALS(M)                                                             \
         double a0 = acc[0];                                                             \
-        if (dim <= NODE__SMALLDIM) {                                                    \
-            for (size_t d = 0; d < dim; d++) {                                          \
-                NODE__ERR_E_ELEM(M, d, a0 +=)                                              \
-            }                                                                           \
-            acc[0] = a0;                                                                \
-            return;                                                                     \
+        for (size_t d = 0; d < dim; d++) {                                              \
+            NODE__ERR_E_ELEM(M, d, a0 +=)                                               \
         }                                                                               \
+        acc[0] = a0;                                                                    \
+    }                                                                                   \
+    static void erreb##M(const node__errpass *ep, size_t dim, const double *y,          \
+                         double *ynew, double h, double rtol, double atol, double *acc) \
+    {                                                                                   \
+        NODE__ERR_LOCALS(M)                                                             \
+        double a0 = acc[0];                                                             \
         for (size_t d0 = 0; d0 < dim; d0 += NODE__ERRBLK) {                             \
             size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;              \
             double r2[NODE__ERRBLK];                                                    \
             NODE__IVDEP for (size_t j = 0; j < nb; j++) {                               \
-                NODE__ERR_E_ELEM(M, d0 + j, r2[j] =)                                       \
+                NODE__ERR_E_ELEM(M, d0 + j, r2[j] =)                                    \
             }                                                                           \
             for (size_t j = 0; j < nb; j++)                                             \
                 a0 += r2[j];                                                            \
         }                                                                               \
         acc[0] = a0;                                                                    \
-    }
-
-/* b, e and e3 on the same stages, ynew computed. */
-#define NODE__ERR_BEE3(M)                                                               \
-    static void errbee##M(const node__errpass *ep, size_t dim, const double *y,         \
-                          double *ynew, double h, double rtol, double atol, double *acc)\
+    }                                                                                   \
+    static void errbees##M(const node__errpass *ep, size_t dim, const double *y,        \
+                           double *ynew, double h, double rtol, double atol,            \
+                           double *acc)                                                 \
     {                                                                                   \
-        double wb[M], we[M], we3[M];                                                    \
-        const double *pl[M];                                                            \
-        for (int q = 0; q < M; q++) {                                                   \
-            wb[q] = ep->wb[q];                                                          \
-            we[q] = ep->we[q];                                                          \
-            we3[q] = ep->we3[q];                                                        \
-            pl[q] = ep->p[q];                                                           \
-        }                                                                               \
+        NODE__ERR_LOCALS(M)                                                             \
         double a0 = acc[0], a1 = acc[1];                                                \
-        if (dim <= NODE__SMALLDIM) {                                                    \
-            for (size_t d = 0; d < dim; d++) {                                          \
-                NODE__ERR_BEE3_ELEM(M, d, a0 +=, a1 +=)                                    \
-            }                                                                           \
-            acc[0] = a0;                                                                \
-            acc[1] = a1;                                                                \
-            return;                                                                     \
+        for (size_t d = 0; d < dim; d++) {                                              \
+            NODE__ERR_BEE3_ELEM(M, d, a0 +=, a1 +=)                                     \
         }                                                                               \
+        acc[0] = a0;                                                                    \
+        acc[1] = a1;                                                                    \
+    }                                                                                   \
+    static void errbeeb##M(const node__errpass *ep, size_t dim, const double *y,        \
+                           double *ynew, double h, double rtol, double atol,            \
+                           double *acc)                                                 \
+    {                                                                                   \
+        NODE__ERR_LOCALS(M)                                                             \
+        double a0 = acc[0], a1 = acc[1];                                                \
         for (size_t d0 = 0; d0 < dim; d0 += NODE__ERRBLK) {                             \
             size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;              \
             double r2[NODE__ERRBLK], r3[NODE__ERRBLK];                                  \
             NODE__IVDEP for (size_t j = 0; j < nb; j++) {                               \
-                NODE__ERR_BEE3_ELEM(M, d0 + j, r2[j] =, r3[j] =)                           \
+                NODE__ERR_BEE3_ELEM(M, d0 + j, r2[j] =, r3[j] =)                        \
             }                                                                           \
             for (size_t j = 0; j < nb; j++) {                                           \
                 a0 += r2[j];                                                            \
@@ -203,27 +211,26 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
         acc[1] = a1;                                                                    \
     }
 
-#define NODE__ERR(M) NODE__ERR_E(M) NODE__ERR_BEE3(M)
 NODE__ERR(1)  NODE__ERR(2)  NODE__ERR(3)  NODE__ERR(4)
 NODE__ERR(5)  NODE__ERR(6)  NODE__ERR(7)  NODE__ERR(8)
 NODE__ERR(9)  NODE__ERR(10) NODE__ERR(11) NODE__ERR(12)
 NODE__ERR(13) NODE__ERR(14) NODE__ERR(15) NODE__ERR(16)
 #undef NODE__ERR
-#undef NODE__ERR_E
-#undef NODE__ERR_BEE3
+#undef NODE__ERR_LOCALS
 #undef NODE__ERR_E_ELEM
 #undef NODE__ERR_BEE3_ELEM
 
-static const node__err_fn erre_of[NODE__MAXSTAGES + 1] = {
-    NULL, erre1, erre2, erre3, erre4, erre5, erre6, erre7, erre8,
-    erre9, erre10, erre11, erre12, erre13, erre14, erre15, erre16
-};
-static const node__err_fn errbee_of[NODE__MAXSTAGES + 1] = {
-    NULL, errbee1, errbee2, errbee3, errbee4, errbee5, errbee6, errbee7, errbee8,
-    errbee9, errbee10, errbee11, errbee12, errbee13, errbee14, errbee15, errbee16
-};
+#define NODE__ERRTAB(name)                                                              \
+    { NULL, name##1, name##2, name##3, name##4, name##5, name##6, name##7, name##8,     \
+      name##9, name##10, name##11, name##12, name##13, name##14, name##15, name##16 }
+/* [small dim][m] */
+static const node__err_fn erre_of[2][NODE__MAXSTAGES + 1] = { NODE__ERRTAB(erreb),
+                                                              NODE__ERRTAB(erres) };
+static const node__err_fn errbee_of[2][NODE__MAXSTAGES + 1] = { NODE__ERRTAB(errbeeb),
+                                                                NODE__ERRTAB(errbees) };
+#undef NODE__ERRTAB
 
-void node__errpass_make(node__errpass *ep, const double *b, const double *e,
+void node__errpass_make(node__errpass *ep, size_t dim, const double *b, const double *e,
                         const double *e3, int n, bool with_b, double *const *k)
 {
     int m = 0;
@@ -244,9 +251,9 @@ void node__errpass_make(node__errpass *ep, const double *b, const double *e,
     if (m == 0)
         return;
     if (!with_b && !e3)
-        ep->fn = erre_of[m];
+        ep->fn = erre_of[dim <= NODE__SMALLDIM][m];
     else if (with_b && e3 && same)
-        ep->fn = errbee_of[m];
+        ep->fn = errbee_of[dim <= NODE__SMALLDIM][m];
 }
 
 void node__rk_combine(size_t dim, const double *y, double h, const double *w, int n,
