@@ -101,22 +101,24 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
 }
 
 /* ---- the error estimate fused with the default norm -----------------------------------
-   Blocks of NODE__ERRBLK elements: the per-element work (sums, scale, quotient, square)
-   vectorizes into a small buffer; the squares are then added in element order, the order
-   of node__norm_rms.  r² + (ynew - ynew) is r² for a finite ynew and NaN otherwise. */
+   Blocks of NODE__ERRBLK elements: the per-element work (sums, scale, quotient)
+   vectorizes into a small buffer; the squares are then added in element order, by the
+   very expression of node__norm_rms (acc += r * r), so that no compiler contracts one
+   and not the other.  r + (ynew - ynew) is r for a finite ynew and NaN otherwise (its
+   square is r²'s, whatever the sign of a zero). */
 #define NODE__ERRBLK 64
 
 /* Up to this dim the error passes run element by element, with no buffer. */
 #define NODE__SMALLDIM 8
 
-/* One element d: the scaled error's square (+ (ynew - ynew)) goes to SINK. */
+/* One element d: the scaled error r (+ (ynew - ynew)) goes to SINK(r). */
 #define NODE__ERR_E_ELEM(M, d, SINK)                                                       \
     double se = we[0] * pl[0][d];                                                       \
     for (int q = 1; q < M; q++)                                                         \
         se = se + we[q] * pl[q][d];                                                     \
     double yn = ynew[d], a = fabs(y[d]), b = fabs(yn);                                  \
-    double r = h * se / (atol + rtol * (a > b ? a : b));                                \
-    SINK r * r + (yn - yn);
+    double r = h * se / (atol + rtol * (a > b ? a : b)) + (yn - yn);                    \
+    SINK(r)
 
 #define NODE__ERR_BEE3_ELEM(M, d, SINK2, SINK3)                                            \
     double v = pl[0][d];                                                                \
@@ -131,9 +133,9 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
     ynew[d] = yn;                                                                       \
     double a = fabs(y[d]), b = fabs(yn);                                                \
     double sk = atol + rtol * (a > b ? a : b);                                          \
-    double r = h * se / sk, r3e = h * s3 / sk;                                          \
-    SINK2 r * r + (yn - yn);                                                            \
-    SINK3 r3e * r3e;
+    double r = h * se / sk + (yn - yn), r3e = h * s3 / sk;                              \
+    SINK2(r)                                                                            \
+    SINK3(r3e)
 
 /* The weights and stage pointers as locals (ynew could alias *ep as far as the
    compiler knows). */
@@ -148,6 +150,11 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
     }                                                                                   \
     (void)wb; (void)we3;
 
+#define NODE__ADD0(r) a0 += (r) * (r);
+#define NODE__ADD1(r) a1 += (r) * (r);
+#define NODE__PUT2(r) r2[j] = (r);
+#define NODE__PUT3(r) r3[j] = (r);
+
 /* Kernels for M terms: erre (e alone, ynew given) and errbee (b, e and e3 on the same
    stages, ynew computed), each element by element (dim <= NODE__SMALLDIM: no buffer,
    chosen when the pass is planned) and by blocks. */
@@ -158,7 +165,7 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
         NODE__ERR_LOCALS(M)                                                             \
         double a0 = acc[0];                                                             \
         for (size_t d = 0; d < dim; d++) {                                              \
-            NODE__ERR_E_ELEM(M, d, a0 +=)                                               \
+            NODE__ERR_E_ELEM(M, d, NODE__ADD0)                                               \
         }                                                                               \
         acc[0] = a0;                                                                    \
     }                                                                                   \
@@ -171,10 +178,10 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
             size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;              \
             double r2[NODE__ERRBLK];                                                    \
             NODE__IVDEP for (size_t j = 0; j < nb; j++) {                               \
-                NODE__ERR_E_ELEM(M, d0 + j, r2[j] =)                                    \
+                NODE__ERR_E_ELEM(M, d0 + j, NODE__PUT2)                                    \
             }                                                                           \
             for (size_t j = 0; j < nb; j++)                                             \
-                a0 += r2[j];                                                            \
+                a0 += r2[j] * r2[j];                                                    \
         }                                                                               \
         acc[0] = a0;                                                                    \
     }                                                                                   \
@@ -185,7 +192,7 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
         NODE__ERR_LOCALS(M)                                                             \
         double a0 = acc[0], a1 = acc[1];                                                \
         for (size_t d = 0; d < dim; d++) {                                              \
-            NODE__ERR_BEE3_ELEM(M, d, a0 +=, a1 +=)                                     \
+            NODE__ERR_BEE3_ELEM(M, d, NODE__ADD0, NODE__ADD1)                                     \
         }                                                                               \
         acc[0] = a0;                                                                    \
         acc[1] = a1;                                                                    \
@@ -200,11 +207,11 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
             size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;              \
             double r2[NODE__ERRBLK], r3[NODE__ERRBLK];                                  \
             NODE__IVDEP for (size_t j = 0; j < nb; j++) {                               \
-                NODE__ERR_BEE3_ELEM(M, d0 + j, r2[j] =, r3[j] =)                        \
+                NODE__ERR_BEE3_ELEM(M, d0 + j, NODE__PUT2, NODE__PUT3)                        \
             }                                                                           \
             for (size_t j = 0; j < nb; j++) {                                           \
-                a0 += r2[j];                                                            \
-                a1 += r3[j];                                                            \
+                a0 += r2[j] * r2[j];                                                    \
+                a1 += r3[j] * r3[j];                                                    \
             }                                                                           \
         }                                                                               \
         acc[0] = a0;                                                                    \
@@ -219,6 +226,10 @@ NODE__ERR(13) NODE__ERR(14) NODE__ERR(15) NODE__ERR(16)
 #undef NODE__ERR_LOCALS
 #undef NODE__ERR_E_ELEM
 #undef NODE__ERR_BEE3_ELEM
+#undef NODE__ADD0
+#undef NODE__ADD1
+#undef NODE__PUT2
+#undef NODE__PUT3
 
 #define NODE__ERRTAB(name)                                                              \
     { NULL, name##1, name##2, name##3, name##4, name##5, name##6, name##7, name##8,     \
