@@ -55,7 +55,8 @@ struct node__errpass {
 /* Plan the fused error pass of a step whose weights are b, e and e3 (e3 may be NULL)
    over n stages k; with_b: ynew is computed in the pass (from b), else given.  Shapes
    with a kernel: e alone (ynew given), and b, e, e3 on one set of non-zero stages
-   (ynew computed); the kernel is chosen for dim (element by element when small).  Otherwise ep->fn is NULL and the caller combines and norms apart. */
+   (ynew computed); the kernel is chosen for dim (element by element when small).
+   Otherwise ep->fn is NULL and the caller combines and norms apart. */
 NODE__HIDDEN void node__errpass_make(node__errpass *ep, size_t dim, const double *b,
                                      const double *e, const double *e3, int n, bool with_b,
                                      double *const *k);

@@ -112,7 +112,7 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
 #define NODE__SMALLDIM 8
 
 /* One element d: the scaled error r (+ (ynew - ynew)) goes to SINK(r). */
-#define NODE__ERR_E_ELEM(M, d, SINK)                                                       \
+#define NODE__ERR_E_ELEM(M, d, SINK)                                                    \
     double se = we[0] * pl[0][d];                                                       \
     for (int q = 1; q < M; q++)                                                         \
         se = se + we[q] * pl[q][d];                                                     \
@@ -120,7 +120,7 @@ void node__lincomb_make(node__lincomb *lc, const double *w, int n, double *const
     double r = h * se / (atol + rtol * (a > b ? a : b)) + (yn - yn);                    \
     SINK(r)
 
-#define NODE__ERR_BEE3_ELEM(M, d, SINK2, SINK3)                                            \
+#define NODE__ERR_BEE3_ELEM(M, d, SINK2, SINK3)                                         \
     double v = pl[0][d];                                                                \
     double sb = wb[0] * v, se = we[0] * v, s3 = we3[0] * v;                             \
     for (int q = 1; q < M; q++) {                                                       \

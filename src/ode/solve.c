@@ -341,7 +341,8 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     r.inv_dim = (dim & (dim - 1)) == 0 ? 1.0 / (double)dim : 0;
     for (int i = 0; i < tab->s_dense; i++)
         r.kk[0][i] = r.kk[1][i] = s->ode + (size_t)i * dim;
-    /* the stage handed on to the next step as k_0 */
+    /* The stage handed on to the next step as k_0: the FSAL stage, or a fixed method's
+       dense stage s (A row = b, c = 1: f(t+h, ynew)) when dense output computed it. */
     r.sw = tab->fsal ? tab->s - 1 : tab->s_dense > tab->s ? tab->s : -1;
     if (r.sw <= 0) {
         r.sw = -1;
