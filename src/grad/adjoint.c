@@ -94,15 +94,9 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
                                 const node_options *opt, node_stats *stats)
 {
     node_stats st = {0, 0, 0, 0};
-    if (stats)
-        *stats = st;
-    if (!s)
-        return NODE_EINVAL;
-    node_status rc = node__grad_check(sys, ts, nt, ys, dLdys, dLdy0);
-    if (rc)
-        return rc;
     node_options o;
-    if ((rc = node__options_resolve(opt, &o)))
+    node_status rc = node__grad_begin(s, sys, ts, nt, ys, dLdys, dLdy0, opt, &o, stats);
+    if (rc)
         return rc;
 
     size_t n = sys->dim;

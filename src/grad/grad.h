@@ -11,6 +11,14 @@ NODE__HIDDEN node_status node__grad_check(const node_system *sys, const double *
                                           const double *ys, const double *dLdys,
                                           const double *dLdy0);
 
+/* The prologue of both methods: zero *stats (may be NULL), require a solver object,
+   node__grad_check the arguments, and resolve opt into *o. */
+NODE__HIDDEN node_status node__grad_begin(const node_solver *s, const node_system *sys,
+                                          const double *ts, size_t nt, const double *ys,
+                                          const double *dLdys, const double *dLdy0,
+                                          const node_options *opt, node_options *o,
+                                          node_stats *stats);
+
 typedef node_status (*node__grad_fn)(node_solver *s, const node_system *sys,
                                      const double *ts, size_t nt,
                                      const double *ys, const double *dLdys,
