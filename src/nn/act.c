@@ -124,7 +124,7 @@ static inline double exp_neg_core(double v)
 static inline double tanh_core(double x)
 {
     double ax = fabs(x);
-    ax = ax < 20.0 ? ax : 20.0;                   /* a NaN comes back at the end */
+    ax = ax > 20.0 ? 20.0 : ax;                   /* a NaN stays NaN (vminpd order) */
     double u = 2.0 * ax;
     double t = NODE__FMA(u, LOG2E, SHIFT), k = t - SHIFT;
     /* One rounded ln 2 is enough here: its error k·2e-17 in r is damped by
@@ -133,8 +133,7 @@ static inline double tanh_core(double x)
     double s = pow2_shifted(t), p = expm1_poly(r);
     /* e = 2^k p + (2^k - 1) and e + 2 = 2^k p + (2^k + 1), each rounded once. */
     double num = NODE__FMA(s, p, s - 1.0), den = NODE__FMA(s, p, s + 1.0);
-    double y = copysign(num / den, x);
-    return x == x ? y : x;
+    return copysign(num / den, x);                /* NaN in, NaN out: no select */
 }
 
 /* sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) <= 1:

@@ -6,6 +6,8 @@
  */
 #include "nn/nn_internal.h"
 
+#include <string.h>
+
 
 /* ---- register-blocked product --------------------------------------------------
    Out[r][l] = init_r + Σ_{k<K} A[r*rs + k*ks] · X[k*ldx + l]   (r < MR, l < NB),
@@ -225,9 +227,20 @@ void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *restrict W,
 }
 
 /* Lane-parallel dot products of MR rows of Δ with NR rows of X over the first
-   B & ~7 columns, left as 8 partial sums each in T (pair (r, c) at T + 8 (r ldt + c)); the
+   B columns (the last partial vector masked in registers: whatever the padding
+   holds, even NaN, is selected away), left as 8 partial sums each in T (pair (r, c) at T + 8 (r ldt + c)); the
    horizontal sums of all pairs happen together in sum_lanes.  T, Δ and X are
    distinct arrays. */
+/* x with its bits ANDed with mk (all ones or zero): +0.0 whatever x holds. */
+static inline double masked(double x, uint64_t mk)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    u &= mk;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 #define GRADW(MR, NR)                                                                  \
     static void gradw_##MR##x##NR(size_t B, size_t ld, size_t ldt,                     \
                                   const double *restrict Dl, const double *restrict X, \
@@ -245,6 +258,22 @@ void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *restrict W,
                     for (int l = 0; l < 8; l++)                                        \
                         acc[r][c][l] = NODE__FMA(Dl[r * ld + b + l], X[c * ld + b + l], \
                                                  acc[r][c][l]);                        \
+        if (B8 < B) {   /* the last partial vector: padding masked off bitwise */      \
+            uint64_t mk[8];                                                            \
+            double dm[MR][8], xm[NR][8];                                               \
+            for (int l = 0; l < 8; l++)                                                \
+                mk[l] = B8 + (size_t)l < B ? ~(uint64_t)0 : 0;                         \
+            for (int r = 0; r < MR; r++)                                               \
+                for (int l = 0; l < 8; l++)                                            \
+                    dm[r][l] = masked(Dl[r * ld + B8 + l], mk[l]);                     \
+            for (int c = 0; c < NR; c++)                                               \
+                for (int l = 0; l < 8; l++)                                            \
+                    xm[c][l] = masked(X[c * ld + B8 + l], mk[l]);                      \
+            for (int r = 0; r < MR; r++)                                               \
+                for (int c = 0; c < NR; c++)                                           \
+                    for (int l = 0; l < 8; l++)                                        \
+                        acc[r][c][l] = NODE__FMA(dm[r][l], xm[c][l], acc[r][c][l]);    \
+        }                                                                              \
         double t[MR][NR][8];   /* copying first keeps acc itself in registers */      \
         for (int r = 0; r < MR; r++)                                                   \
             for (int c = 0; c < NR; c++)                                               \
@@ -364,13 +393,9 @@ void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld, const double *re
     if (B8 < B)   /* the last partial vector, its padding selected away */
         for (o = 0; o < O; o++) {
             double dm[8];
-            for (int l = 0; l < 8; l++)
-                dm[l] = B8 + (size_t)l < B ? Dl[o * ld + B8 + l] : 0.0;
-            for (size_t i = 0; i < I; i++) {
-                double *t = T + 8 * (o * I + i);
-                const double *x = X + i * ld + B8;
-                for (int l = 0; l < 8; l++)
-                    t[l] = NODE__FMA(dm[l], B8 + (size_t)l < B ? x[l] : 0.0, t[l]);
+            for (int l = 0; l < 8; l++) {
+                double v = Dl[o * ld + B8 + l];
+                dm[l] = B8 + (size_t)l < B ? v : 0.0;
             }
             for (int l = 0; l < 8; l++)
                 Tb[8 * o + l] += dm[l];

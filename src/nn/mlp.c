@@ -149,6 +149,11 @@ void node_mlp_init(node_mlp *m, uint64_t seed)
 
 /* ---- workspace ----------------------------------------------------------------- */
 
+/* Samples per pass through the network: a chunk's activations stay in cache. */
+#ifndef NODE__CHUNK
+#  define NODE__CHUNK 256
+#endif
+
 /* Padded batch: samples of batches below 4 go one at a time (ld 1, dot products);
    larger batches are padded to a multiple of 8 so every kernel runs full vectors. */
 static size_t lead_dim(size_t batch)
@@ -191,8 +196,11 @@ node_status node_mlp_reserve(node_mlp *m, size_t batch)
         return NODE_EINVAL;
     if (batch > SIZE_MAX / 16)   /* padding must not wrap around */
         return NODE_ENOMEM;
+    /* A batch whose single-pass workspace is not addressable is refused (its
+       arrays could not exist either); the workspace itself serves one chunk. */
     size_t need;
-    if (!ws_need(m, lead_dim(batch), &need))
+    if (!ws_need(m, lead_dim(batch), &need) || need > SIZE_MAX / sizeof(double)
+        || !ws_need(m, lead_dim(batch < NODE__CHUNK ? batch : NODE__CHUNK), &need))
         return NODE_ENOMEM;
     return node__grow(&m->ws, &m->ws_cap, need);
 }
@@ -292,22 +300,40 @@ static void run(node_mlp *m, size_t B, size_t ld, double t, const double *x,
     }
 }
 
-/* Batches below 4 run sample by sample (ld 1), the later samples adding to vjp_p;
-   vjp_t accumulates from 0.  The workspace is large enough (checked by the callers). */
-static void run_batch(node_mlp *m, size_t batch, double t, const double *x,
-                      const double *a, double *y, double *vjp_x, double *vjp_p,
-                      double *vjp_t)
+/* Batches below 4 run sample by sample (ld 1), the later samples adding to vjp_p
+   when add (or after the first); vjp_t adds.  The workspace holds ws_need(lead_dim(batch)). */
+static void run_part(node_mlp *m, size_t batch, double t, const double *x, const double *a,
+                     double *y, double *vjp_x, double *vjp_p, double *vjp_t, int add)
 {
     size_t ld = lead_dim(batch), n0 = m->sizes[0], nL = m->sizes[m->nlayers];
-    if (vjp_t)
-        *vjp_t = 0.0;
     if (ld != 1) {
-        run(m, batch, ld, t, x, a, y, vjp_x, vjp_p, vjp_t, 0);
+        run(m, batch, ld, t, x, a, y, vjp_x, vjp_p, vjp_t, add);
         return;
     }
     for (size_t b = 0; b < batch; b++)
         run(m, 1, 1, t, x + b * n0, a ? a + b * nL : NULL, y ? y + b * nL : NULL,
-            vjp_x ? vjp_x + b * n0 : NULL, vjp_p, vjp_t, b > 0);
+            vjp_x ? vjp_x + b * n0 : NULL, vjp_p, vjp_t, add || b > 0);
+}
+
+/* Large batches go through the whole network in chunks of at most NODE__CHUNK
+   samples (equal sizes but the last), so that every layer's activations stay in
+   the core's cache between the forward and the reverse pass; vjp_p sums over the
+   chunks, vjp_t accumulates from 0.  The workspace is large enough (checked by
+   the callers). */
+static void run_batch(node_mlp *m, size_t batch, double t, const double *x,
+                      const double *a, double *y, double *vjp_x, double *vjp_p,
+                      double *vjp_t)
+{
+    size_t n0 = m->sizes[0], nL = m->sizes[m->nlayers];
+    if (vjp_t)
+        *vjp_t = 0.0;
+    size_t nch = (batch + NODE__CHUNK - 1) / NODE__CHUNK;
+    size_t per = (batch + nch - 1) / nch;
+    for (size_t b0 = 0; b0 < batch; b0 += per) {
+        size_t nb = batch - b0 < per ? batch - b0 : per;
+        run_part(m, nb, t, x + b0 * n0, a ? a + b0 * nL : NULL, y ? y + b0 * nL : NULL,
+                 vjp_x ? vjp_x + b0 * n0 : NULL, vjp_p, vjp_t, b0 > 0);
+    }
 }
 
 /* Compares needs (a few multiplications per layer), so a workspace reserved for
