@@ -4,26 +4,11 @@
  * (batch 1, a different code path: dot products, no chunks); allocation-free.
  */
 #include "test_util.h"
+#include "mlp_fixtures.h"
 #include "nn/nn_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* A fixed pseudo-random fill in [-1, 1] (LCG; only for test data). */
-static void fill(double *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        p[i] = (double)(seed >> 8) / 8388608.0 - 1.0;
-    }
-}
-
-static double *alloc_d(size_t n)
-{
-    double *p = calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return p;
-}
 
 /* The whole-batch vjp against the sum of per-sample vjps. */
 static void check_batch(size_t batch, int via_system)
