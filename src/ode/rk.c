@@ -37,25 +37,11 @@ static void combz0(size_t dim, const double *y, double h, const double *w,
     memset(out, 0, dim * sizeof *out);
 }
 
-#define NODE__COMB(M)                                                                   \
-    static void comb##M(size_t dim, const double *y, double h, const double *w,         \
-                        const double *const *p, double *out)                            \
-    {                                                                                   \
-        double wl[M];                                                                   \
-        const double *pl[M];                                                            \
-        for (int q = 0; q < M; q++) {                                                   \
-            wl[q] = w[q];                                                               \
-            pl[q] = p[q];                                                               \
-        }                                                                               \
-        NODE__IVDEP for (size_t d = 0; d < dim; d++) {                                  \
-            double acc = wl[0] * pl[0][d];                                              \
-            for (int q = 1; q < M; q++)                                                 \
-                acc = acc + wl[q] * pl[q][d];                                           \
-            out[d] = y[d] + h * acc;                                                    \
-        }                                                                               \
-    }                                                                                   \
-    static void combz##M(size_t dim, const double *y, double h, const double *w,        \
-                         const double *const *p, double *out)                           \
+/* out = Y + h Σ_q w_q p_q over M terms, the sum formed left to right; NAME adds y
+   (Y = y[d]) and NAMEz leaves it out (Y = 0, y unused). */
+#define NODE__COMB_ONE(NAME, M, Y)                                                      \
+    static void NAME(size_t dim, const double *y, double h, const double *w,            \
+                     const double *const *p, double *out)                               \
     {                                                                                   \
         double wl[M];                                                                   \
         const double *pl[M];                                                            \
@@ -68,15 +54,17 @@ static void combz0(size_t dim, const double *y, double h, const double *w,
             double acc = wl[0] * pl[0][d];                                              \
             for (int q = 1; q < M; q++)                                                 \
                 acc = acc + wl[q] * pl[q][d];                                           \
-            out[d] = h * acc;                                                           \
+            out[d] = Y h * acc;                                                         \
         }                                                                               \
     }
+#define NODE__COMB(M) NODE__COMB_ONE(comb##M, M, y[d] +) NODE__COMB_ONE(combz##M, M, )
 
 NODE__COMB(1)  NODE__COMB(2)  NODE__COMB(3)  NODE__COMB(4)
 NODE__COMB(5)  NODE__COMB(6)  NODE__COMB(7)  NODE__COMB(8)
 NODE__COMB(9)  NODE__COMB(10) NODE__COMB(11) NODE__COMB(12)
 NODE__COMB(13) NODE__COMB(14) NODE__COMB(15) NODE__COMB(16)
 #undef NODE__COMB
+#undef NODE__COMB_ONE
 
 static const node__comb_fn comb_of[NODE__MAXSTAGES + 1] = {
     comb0, comb1, comb2, comb3, comb4, comb5, comb6, comb7, comb8,
