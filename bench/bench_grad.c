@@ -73,7 +73,7 @@ static long child_peak_growth(int backprop, long steps)
             y0[i] = cos(0.3 * (double)i);
             w[RING + i] = 1;
         }
-        node_system sys = { RING, RING, th, ring_f, ring_vjp };
+        node_system sys = { .dim = RING, .nparams = RING, .ctx = th, .f = ring_f, .vjp = ring_vjp };
         node_options o = node_options_default();
         o.method = NODE_RK4;
         o.step = 1e-3;
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
     /* ---- NFE ratio ---- */
     tnet m;
     tnet_init(&m);
-    node_system sys = { NN, NN * NN + NN, &m, tnet_f, tnet_vjp };
+    node_system sys = { .dim = NN, .nparams = NN * NN + NN, .ctx = &m, .f = tnet_f, .vjp = tnet_vjp };
     double y0[NN], ts[2] = { 0, 10 }, ys[2 * NN], w[2 * NN] = { 0 }, g0[NN], gp[NN * NN + NN];
     for (size_t i = 0; i < NN; i++) {
         y0[i] = sin(1.0 + (double)i);

@@ -272,7 +272,7 @@ static int cmp_double(const void *a, const void *b)
    solver object keeps its workspace, so the timed solves allocate nothing. */
 static result run(node_solver *slv, const problem *p, const node_options *opt, int quick)
 {
-    node_system sys = { p->dim, 0, NULL, p->f, NULL };
+    node_system sys = { .dim = p->dim, .f = p->f };
     const double ts[2] = { 0.0, p->t1 };
     double ys[8];
     result r;

@@ -172,7 +172,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < DATA; i++)
         ts_full[i] = 25.0 * i / (DATA - 1);
     const double y0[2] = { 2.0, 0.0 };
-    node_system truth = { 2, 0, NULL, ex_spiral_true_f, NULL };
+    node_system truth = { .dim = 2, .f = ex_spiral_true_f };
     node_options ref = node_options_default();
     ref.method = NODE_DOP853;
     ref.rtol = ref.atol = 1e-12;

@@ -42,7 +42,7 @@ int main(int argc, char **argv)
         return ex_args_fail(argv[0], "--n must be in [2, 100000]");
 
     /* 1. The system: dimension 2, no parameters to differentiate, no vjp needed. */
-    node_system sys = { 2, 0, &omega, oscillator, NULL };
+    node_system sys = { .dim = 2, .ctx = &omega, .f = oscillator };
 
     /* 2. Initial state x = 1, v = 0 and the output times; they need not match the
           solver's steps (dense output fills them in). */

@@ -193,7 +193,7 @@ int main(int argc, char **argv)
         t[i] = 25.0 * (double)i / (double)(N - 1);
     {
         const double y0[2] = { 2.0, 0.0 };
-        node_system truth = { 2, 0, NULL, ex_spiral_true_f, NULL };
+        node_system truth = { .dim = 2, .f = ex_spiral_true_f };
         node_options ref = node_options_default();
         ref.method = NODE_DOP853;
         ref.rtol = ref.atol = 1e-12;

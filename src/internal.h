@@ -13,9 +13,32 @@
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #  define NODE__HIDDEN __attribute__((visibility("hidden")))
+#  define NODE__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #  define NODE__HIDDEN
+#  define NODE__PRINTF(f, a)
 #endif
+
+/* ---- failure details --------------------------------------------------------- */
+
+/* Format a one-line message into buf (NODE_MESSAGE_SIZE bytes, truncated to fit;
+   buf NULL: nothing is written) and return s, so that a check reads
+     if (bad) return node__msg(msg, NODE_EINVAL, "ts[%zu] is NaN", i);
+   Only failures format; nothing is allocated. */
+NODE__HIDDEN node_status node__msg(char *buf, node_status s, const char *fmt, ...)
+    NODE__PRINTF(3, 4);
+
+/* The message buffer of an optional node_error (NULL for none), and the start of a
+   call that reports into it: status NODE_OK, message "". */
+NODE__HIDDEN char *node__err_begin(node_error *err);
+/* Record s in err (may be NULL); returns s. */
+NODE__HIDDEN node_status node__err_end(node_error *err, node_status s);
+
+/* Are the n 64-bit words at p all zero?  (The reserved_ tails of input structs.) */
+NODE__HIDDEN bool node__zero_words(const uint64_t *p, size_t n);
+
+/* NODE_EINVAL with a message unless the reserved fields of sys are zero. */
+NODE__HIDDEN node_status node__check_system_reserved(const node_system *sys, char *msg);
 
 /* ---- allocation ------------------------------------------------------------ */
 
@@ -100,15 +123,32 @@ struct node_solver {
     double h_next;
 };
 
+/* The largest state a solve accepts: its arrays (a few dozen vectors of dim
+   doubles) must be addressable, so a larger sys->dim is refused before any of them
+   is read. */
+#define NODE__MAX_DIM (SIZE_MAX / (64 * sizeof(double)))
+
+/* Start a call that reports into stats (non-NULL): zero it, t_reached NaN. */
+NODE__HIDDEN node_status node__stats_begin(node_stats *stats);
+/* Finish it: stats->status = st, a default message for a failure without one. */
+NODE__HIDDEN node_status node__stats_end(node_stats *stats, node_status st);
+
+/* Check sys (non-NULL, f set, 0 < dim <= NODE__MAX_DIM, reserved fields zero) and
+   the initial state y0 (present, finite; called `name` in the message). */
+NODE__HIDDEN node_status node__check_state(const node_system *sys, const double *y0,
+                                           const char *name, char *msg);
+
 /* Validate opt (NULL = defaults) and fill the defaults it leaves at 0
    (max_steps, adjoint tolerances).  NODE_EINVAL for an unknown method,
    non-positive or non-finite tolerances, a fixed method without a positive step,
-   negative step / max_step / max_steps. */
-NODE__HIDDEN node_status node__options_resolve(const node_options *opt, node_options *out);
+   negative step / max_step / max_steps, non-zero reserved fields.  msg (may be
+   NULL) receives the reason. */
+NODE__HIDDEN node_status node__options_resolve(const node_options *opt, node_options *out,
+                                               char *msg);
 
 /* NODE_EINVAL unless ts has nt >= 1 finite entries, strictly increasing or
-   strictly decreasing. */
-NODE__HIDDEN node_status node__check_ts(const double *ts, size_t nt);
+   strictly decreasing; msg (may be NULL) receives the reason. */
+NODE__HIDDEN node_status node__check_ts(const double *ts, size_t nt, char *msg);
 
 /* Integrate ode from y0 at ts[0], writing y(ts[i]) as rows of ys (nt × dim) with
    dense output; the last step ends exactly on ts[nt-1].  opt must come from
@@ -124,7 +164,7 @@ NODE__HIDDEN node_status node__integrate(node_solver *s, const node__ode *ode,
    evaluations to *nfe.  Returns the first non-zero callback value, or 0. */
 NODE__HIDDEN int node__rk_stages(const node__tableau *tab, const node__ode *ode,
                                  double t, double h, const double *y, double *const *k,
-                                 int from, int to, double *tmp, long *nfe);
+                                 int from, int to, double *tmp, int64_t *nfe);
 
 /* out = y + h Σ_{i<n} w_i k_i  (n stages, dim entries). */
 NODE__HIDDEN void node__rk_combine(size_t dim, const double *y, double h,

@@ -46,7 +46,7 @@ static inline node_system sys_of(size_t dim,
                                  int (*f)(void *, double, const double *, double *),
                                  void *ctx)
 {
-    node_system s = { dim, 0, ctx, f, NULL };
+    node_system s = { .dim = dim, .ctx = ctx, .f = f };
     return s;
 }
 

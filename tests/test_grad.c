@@ -81,7 +81,8 @@ static void lin_init(lin *c, int timedep)
 
 static node_system lin_system(lin *c)
 {
-    node_system s = { N, (size_t)(c->timedep ? NP : N * N), c, lin_f, lin_vjp };
+    node_system s = { .dim = N, .nparams = (size_t)(c->timedep ? NP : N * N), .ctx = c,
+                      .f = lin_f, .vjp = lin_vjp };
     return s;
 }
 
@@ -487,14 +488,18 @@ static void test_optional_outputs_and_no_parameters(void **state)
         assert_true(vrel(gy0, ref_y0, N) < 1e-8);
         assert_status(fns[k](&sys, TS_UP, 5, ys, W, gy0, NULL, gts, &o, NULL), NODE_OK);
         assert_true(vrel(gts, ref_ts, 5) < 1e-8);
-        /* nparams == 0: dLdp is never touched. */
+        /* nparams == 0 with a dLdp buffer: refused (a silent no-op would hide a
+           mis-built system), and the message says why. */
         node_system s0 = sys;
         s0.nparams = 0;
         gp[0] = 42;
         c.forbid_vp = 1;
-        assert_status(fns[k](&s0, TS_UP, 5, ys, W, gy0, gp, gts, &o, NULL), NODE_OK);
-        assert_true(vrel(gy0, ref_y0, N) < 1e-8);
+        node_stats st;
+        assert_status(fns[k](&s0, TS_UP, 5, ys, W, gy0, gp, gts, &o, &st), NODE_EINVAL);
+        assert_non_null(strstr(st.message, "nparams = 0"));
         assert_close(gp[0], 42, 0, 0);
+        assert_status(fns[k](&s0, TS_UP, 5, ys, W, gy0, NULL, gts, &o, NULL), NODE_OK);
+        assert_true(vrel(gy0, ref_y0, N) < 1e-8);
         c.forbid_vp = 0;
     }
 }

@@ -475,8 +475,8 @@ static void test_observer_sees_consistent_steps_and_every_output_once(void **sta
             assert_status(node_solver_create(&s), NODE_OK);
             node_options o;
             node_options in = opts(all_methods[m], 1e-8, all_methods[m] >= NODE_BOSH3 ? 0 : 0.05);
-            assert_status(node__options_resolve(&in, &o), NODE_OK);
-            node_stats st = { 0, 0, 0, 0 };
+            assert_status(node__options_resolve(&in, &o, NULL), NODE_OK);
+            node_stats st = { 0 };
             node__observer obs = { &r, rec_step, rec_output };
             double y0[2] = { 1, 0.25 };
             assert_status(node__integrate(s, &r.ode, y0, tt, nt, yy, &o, &st, &obs), NODE_OK);
@@ -502,8 +502,8 @@ static void test_observer_failure_stops_with_ecallback(void **state)
         node_solver *s;
         assert_status(node_solver_create(&s), NODE_OK);
         node_options o;
-        assert_status(node__options_resolve(NULL, &o), NODE_OK);
-        node_stats st = { 0, 0, 0, 0 };
+        assert_status(node__options_resolve(NULL, &o, NULL), NODE_OK);
+        node_stats st = { 0 };
         node__observer obs = { &r, rec_step, rec_output };
         assert_status(node__integrate(s, &r.ode, y0, ts, 4, ys, &o, &st, &obs), NODE_ECALLBACK);
         if (which == 0)
@@ -538,14 +538,14 @@ static void test_custom_norm_is_used(void **state)
     assert_status(node_solver_create(&s), NODE_OK);
     node_options o;
     node_options in = opts(NODE_DOPRI5, 1e-6, 0);
-    assert_status(node__options_resolve(&in, &o), NODE_OK);
+    assert_status(node__options_resolve(&in, &o, NULL), NODE_OK);
     node_system sys = sys_of(2, spiral, NULL);
     node_stats st0;
     assert_status(node_solver_odeint(s, &sys, y0, ts, 3, ys1, &o, &st0), NODE_OK);
     /* the same norm as the default: the same steps */
     norm_ctx nc = { 0, 1.0 };
     node__ode ode = { 2, spiral, NULL, scaled_norm, &nc };
-    node_stats st1 = { 0, 0, 0, 0 };
+    node_stats st1 = { 0 };
     assert_status(node__integrate(s, &ode, y0, ts, 3, ys2, &o, &st1, NULL), NODE_OK);
     assert_true(nc.calls > 0);
     assert_int_equal(st1.nfe, st0.nfe);

@@ -191,7 +191,7 @@ static void test_invalid_arguments(void **state)
         if (node_odeint(&sys, y0, ts, 3, ys, &bad[i], NULL) != NODE_EINVAL)
             fail_msg("invalid options case %d accepted", i);
         node_options r;
-        assert_status(node__options_resolve(&bad[i], &r), NODE_EINVAL);
+        assert_status(node__options_resolve(&bad[i], &r, NULL), NODE_EINVAL);
     }
     /* the solver entry points */
     node_solver *s;
@@ -203,9 +203,9 @@ static void test_invalid_arguments(void **state)
     node_solver_free(s);
     node_solver_free(NULL);
     /* check_ts */
-    assert_status(node__check_ts(ts, 3), NODE_OK);
-    assert_status(node__check_ts(NULL, 3), NODE_EINVAL);
-    assert_status(node__check_ts(ts, 0), NODE_EINVAL);
+    assert_status(node__check_ts(ts, 3, NULL), NODE_OK);
+    assert_status(node__check_ts(NULL, 3, NULL), NODE_EINVAL);
+    assert_status(node__check_ts(ts, 0, NULL), NODE_EINVAL);
 }
 
 /* ---- memory -------------------------------------------------------------------------------- */

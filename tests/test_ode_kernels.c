@@ -61,7 +61,7 @@ static node_status solve(size_t dim, node_method m, double tol, int fused, int n
     in.rtol = tol;
     in.atol = 1e-2 * tol;
     in.step = nan ? 3 : 0;
-    assert_status(node__options_resolve(&in, &o), NODE_OK);
+    assert_status(node__options_resolve(&in, &o, NULL), NODE_OK);
     node_solver *s;
     assert_status(node_solver_create(&s), NODE_OK);
     memset(st, 0, sizeof *st);

@@ -333,7 +333,7 @@ static void test_options_default(void **state)
     assert_true(o.step == 0 && o.max_step == 0 && o.max_steps == 0);
     assert_true(o.adjoint_rtol == 0 && o.adjoint_atol == 0 && o.seminorm == 0);
     node_options r;
-    assert_status(node__options_resolve(NULL, &r), NODE_OK);
+    assert_status(node__options_resolve(NULL, &r, NULL), NODE_OK);
     assert_true(r.max_steps == 1000000 && r.adjoint_rtol == 1e-7 && r.adjoint_atol == 1e-9);
 }
 

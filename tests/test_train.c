@@ -583,7 +583,7 @@ static void test_adjoint_training_learns_decay_rate(void **state)
             data[i * D + j] = y0[j] * exp(-theta_true * ts[i]);
     }
     double theta = 0.1;
-    node_system sys = { D, 1, &theta, decay_f, decay_vjp };
+    node_system sys = { .dim = D, .nparams = 1, .ctx = &theta, .f = decay_f, .vjp = decay_vjp };
     node_solver *s = NULL;
     assert_status(node_solver_create(&s), NODE_OK);
     node_optim_config c = defaults(NODE_OPTIM_ADAM);

@@ -46,7 +46,8 @@ int ex_cubic_init(ex_cubic_model *c, node_mlp *m, size_t batch, node_system *sys
     c->batch = batch;
     c->u = malloc(2 * batch * sizeof(double));
     c->gu = malloc(2 * batch * sizeof(double));
-    node_system s = { 2 * batch, node_mlp_nparams(m), c, cubic_f, cubic_vjp };
+    node_system s = { .dim = 2 * batch, .nparams = node_mlp_nparams(m), .ctx = c,
+                      .f = cubic_f, .vjp = cubic_vjp };
     *sys = s;
     return c->u && c->gu ? 0 : -1;
 }

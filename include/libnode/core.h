@@ -1,7 +1,18 @@
-/* libnode/core.h — status codes, the dynamics interface and the explicit ODE
- * solver core (fixed-step Euler, midpoint, RK4; adaptive Bogacki–Shampine 3(2),
- * Dormand–Prince 5(4), DOP853) with error control and dense output.
- * Include <libnode.h> rather than this file.
+/* libnode/core.h — status codes, failure details, the dynamics interface and the
+ * explicit ODE solver core (fixed-step Euler, midpoint, RK4; adaptive
+ * Bogacki–Shampine 3(2), Dormand–Prince 5(4), DOP853) with error control and dense
+ * output.  Include <libnode.h> rather than this file.
+ *
+ * Threads: libnode keeps no global mutable state.  Every object (node_solver,
+ * node_mlp, node_mlp_ws, node_optim) is used by one thread at a time; distinct
+ * objects may be used from distinct threads at once.  Functions without an object
+ * (node_odeint, the losses, the schedules, the name and ABI queries) are reentrant.
+ * The library calls a node_system's callbacks only from the thread that called it.
+ *
+ * ABI: see docs/ABI.md.  Public structs have a fixed size for a given soname; the
+ * fields of later versions are carved out of their reserved_ tails, and zero in any
+ * field means "the default", so a struct set up with designated initializers (every
+ * other field zero) or from a *_default() function keeps working as fields arrive.
  */
 #ifndef LIBNODE_CORE_H
 #define LIBNODE_CORE_H
@@ -13,21 +24,31 @@
 extern "C" {
 #endif
 
-/* Symbols of the shared build: only what is marked NODE_API is exported. */
-#if defined(_WIN32) && defined(LIBNODE_SHARED_BUILD)
-#  define NODE_API __declspec(dllexport)
+/* Exported symbols of the shared library: only what is marked LIBNODE_API.  (Node.js
+   headers define NODE_* macros of their own, so the macro carries the project's name.) */
+#if defined(_WIN32) && defined(LIBNODE_BUILDING_DLL)
+#  define LIBNODE_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(LIBNODE_DLL)
+#  define LIBNODE_API __declspec(dllimport)
 #elif defined(__GNUC__) && __GNUC__ >= 4
-#  define NODE_API __attribute__((visibility("default")))
+#  define LIBNODE_API __attribute__((visibility("default")))
 #else
-#  define NODE_API
+#  define LIBNODE_API
 #endif
 
 #define NODE_VERSION_MAJOR 0
-#define NODE_VERSION_MINOR 1
+#define NODE_VERSION_MINOR 2
 #define NODE_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH of this header (zstd's convention). */
+#define NODE_VERSION_NUMBER \
+    (NODE_VERSION_MAJOR * 10000 + NODE_VERSION_MINOR * 100 + NODE_VERSION_PATCH)
 
 /* "MAJOR.MINOR.PATCH" of the library actually linked.  Never NULL. */
-NODE_API const char *node_version(void);
+LIBNODE_API const char *node_version(void);
+/* NODE_VERSION_NUMBER of the library actually linked.  A program (or an FFI binding)
+   built against header version V runs with library version L if, before 1.0, they
+   share MAJOR.MINOR (V / 100 == L / 100) and L >= V; from 1.0, MAJOR and L >= V. */
+LIBNODE_API uint32_t node_version_number(void);
 
 /* ---- status codes ------------------------------------------------------ */
 
@@ -45,7 +66,25 @@ typedef enum node_status {
 } node_status;
 
 /* A static, human-readable description of s (also for unknown values).  Never NULL. */
-NODE_API const char *node_strerror(node_status s);
+LIBNODE_API const char *node_strerror(node_status s);
+
+/* ---- failure details ----------------------------------------------------------
+
+   A status says what kind of failure; the message says which argument and why, or
+   which file and why ("ts[3] = 2 is not after ts[2] = 2: ts must be strictly
+   increasing or strictly decreasing", "model.bin: No such file or directory").
+   Messages are written into structs the caller owns, one per call: solves and
+   gradients into their node_stats, other calls into a node_error passed to their
+   *_ex form.  Nothing is allocated and nothing is shared between threads.  A message
+   is one line, NUL-terminated, without a trailing newline; "" after success. */
+#define NODE_MESSAGE_SIZE 200
+
+typedef struct node_error {
+    node_status status;                 /* what the call returned */
+    uint32_t    reserved0_;
+    char        message[NODE_MESSAGE_SIZE];
+    uint64_t    reserved_[3];
+} node_error;
 
 /* ---- dynamics ------------------------------------------------------------ */
 
@@ -54,7 +93,8 @@ typedef struct node_system {
     size_t nparams;   /* length of the parameter vector θ that gradients are taken for */
     void  *ctx;       /* passed back to the callbacks */
 
-    /* dydt = f(t, y; θ).  Return 0, or non-zero to abort (→ NODE_ECALLBACK). */
+    /* dydt = f(t, y; θ).  Return 0, or non-zero to abort (→ NODE_ECALLBACK, and the
+       value is reported in node_stats.callback_rc). */
     int (*f)(void *ctx, double t, const double *y, double *dydt);
 
     /* Vector-Jacobian products at (t, y) for a row vector a (length dim):
@@ -66,6 +106,11 @@ typedef struct node_system {
        is ever asked for. */
     int (*vjp)(void *ctx, double t, const double *y, const double *a,
                double *dydt, double *vjp_y, double *vjp_p, double *vjp_t);
+
+    /* Fields of later versions: leave zero (designated initializers do).  A call
+       that finds a non-zero value here fails with NODE_EINVAL: the program was built
+       against a newer header than the library it runs with. */
+    uint64_t reserved_[11];
 } node_system;
 
 /* ---- solving --------------------------------------------------------------- */
@@ -77,29 +122,44 @@ typedef enum node_method {
 
 typedef struct node_options {
     node_method method;     /* default NODE_DOPRI5 */
-    double rtol, atol;      /* default 1e-7, 1e-9 */
-    double step;            /* fixed methods: the step (> 0, required);
+    uint32_t reserved0_;
+    double  rtol, atol;     /* default 1e-7, 1e-9 */
+    double  step;           /* fixed methods: the step (> 0, required);
                                adaptive: the first step, 0 = choose automatically */
-    double max_step;        /* 0 = no limit */
-    long   max_steps;       /* per call; 0 = a large default */
-    double adjoint_rtol, adjoint_atol;  /* backward pass; 0 = same as forward */
-    int    seminorm;        /* backward pass: leave the parameter-gradient part of the
+    double  max_step;       /* 0 = no limit */
+    int64_t max_steps;      /* steps attempted per call, the adjoint's backward
+                               intervals counted together; 0 = 1000000 */
+    double  adjoint_rtol, adjoint_atol;  /* backward pass; 0 = same as forward */
+    int32_t seminorm;       /* backward pass: leave the parameter-gradient part of the
                                augmented state out of the error norm */
+    uint32_t reserved1_;
+    uint64_t reserved_[15]; /* fields of later versions: leave zero */
 } node_options;
 
 /* The defaults above: DOPRI5, rtol 1e-7, atol 1e-9, everything else 0. */
-NODE_API node_options node_options_default(void);
+LIBNODE_API node_options node_options_default(void);
 
 /* The method's name ("dopri5", ...) or NULL for an unknown value. */
-NODE_API const char *node_method_name(node_method m);
+LIBNODE_API const char *node_method_name(node_method m);
 /* Parse a method name as node_method_name writes it (also "rk45", "bs3", "dp853"
    and "dopri8" as aliases).  NODE_EINVAL for an unknown name or NULL argument. */
-NODE_API node_status node_method_parse(const char *name, node_method *out);
+LIBNODE_API node_status node_method_parse(const char *name, node_method *out);
 
+/* What a solve or gradient call did, and, after a failure, where and why. */
 typedef struct node_stats {
-    long nfe;       /* evaluations of f (a vjp call counts as one) */
-    long nsteps;    /* steps attempted */
-    long naccept, nreject;
+    int64_t nfe;         /* evaluations of f (a vjp call counts as one) */
+    int64_t nsteps;      /* steps attempted */
+    int64_t naccept, nreject;
+    double  t_reached;   /* the time the integration reached: ts[nt-1] after success;
+                            after a failure the end of the last accepted step (ts[0]
+                            if none, NaN if the arguments were refused).  Gradients:
+                            the time the backward pass reached. */
+    int64_t rows_done;   /* forward solves: rows of ys that hold their final values
+                            (row 0, y0, included; nt after success).  Gradients: 0. */
+    int32_t callback_rc; /* NODE_ECALLBACK: the non-zero value the callback returned */
+    node_status status;  /* what the call returned */
+    char    message[NODE_MESSAGE_SIZE];  /* why it failed; "" after success */
+    uint64_t reserved_[8];
 } node_stats;
 
 /* Integrate from ts[0] and write y(ts[i]) as row i of ys (nt × dim, row-major;
@@ -109,29 +169,48 @@ typedef struct node_stats {
    The error norm of an adaptive step is the RMS over all state elements of
    err_i / (atol + rtol * max(|y_i|, |ynew_i|)).
    Allocates one workspace per call (use node_solver to keep it across calls).
-   On failure ys is unspecified; stats holds the work done up to the failure. */
-NODE_API node_status node_odeint(const node_system *sys, const double *y0,
-                                 const double *ts, size_t nt, double *ys,
-                                 const node_options *opt, node_stats *stats);
+   A NaN or Inf in a computed output is never returned with NODE_OK: an adaptive
+   method retries smaller steps, then fails with NODE_ENONFINITE.
+   On failure rows 0 .. stats->rows_done-1 of ys are valid and the rest
+   unspecified; stats holds the work done, the time reached and the message. */
+LIBNODE_API node_status node_odeint(const node_system *sys, const double *y0,
+                                    const double *ts, size_t nt, double *ys,
+                                    const node_options *opt, node_stats *stats);
 
 /* ---- reusable solver ------------------------------------------------------- */
 
 /* A solver object keeps its workspaces across calls: once it has served the
    largest problem it will see, node_solver_odeint / _adjoint / _backprop
    allocate nothing more (backprop's tape keeps the largest size it needed).
-   One solver object must not be used by two threads at once. */
+   Threads: one solver object is used by one thread at a time; give each thread
+   its own. */
 typedef struct node_solver node_solver;
 
 /* Create an empty solver; workspaces grow on first use.  *out is written only on
    success.  NODE_EINVAL if out is NULL, NODE_ENOMEM. */
-NODE_API node_status node_solver_create(node_solver **out);
-NODE_API void        node_solver_free(node_solver *s);          /* NULL is fine */
+LIBNODE_API node_status node_solver_create(node_solver **out);
+LIBNODE_API void        node_solver_free(node_solver *s);          /* NULL is fine */
 
 /* node_odeint, with the workspace of s. */
-NODE_API node_status node_solver_odeint(node_solver *s, const node_system *sys,
-                                        const double *y0, const double *ts, size_t nt,
-                                        double *ys, const node_options *opt,
-                                        node_stats *stats);
+LIBNODE_API node_status node_solver_odeint(node_solver *s, const node_system *sys,
+                                           const double *y0, const double *ts, size_t nt,
+                                           double *ys, const node_options *opt,
+                                           node_stats *stats);
+
+/* ---- ABI introspection (for FFI bindings) ------------------------------------
+
+   The size of a public struct of the linked library by its name ("node_options"),
+   or 0 for an unknown name; the offset of one of its fields ("max_steps"), or
+   (size_t)-1 for an unknown pair.  A binding that mirrors the structs compares these
+   with its own layout once, at load time. */
+LIBNODE_API size_t node_abi_sizeof(const char *type);
+LIBNODE_API size_t node_abi_offsetof(const char *type, const char *field);
+
+/* Enumerations are 32-bit in every struct and call of the ABI (all mainstream C
+   ABIs; a compiler flag such as -fshort-enums would break it, so this fails to
+   compile then). */
+typedef char node_abi_enums_are_32_bit_[sizeof(node_status) == 4 &&
+                                        sizeof(node_method) == 4 ? 1 : -1];
 
 #ifdef __cplusplus
 }

@@ -16,9 +16,15 @@ extern "C" {
    dLdp (nparams, may be NULL: the parameter work is then skipped, vjp_p = NULL) and
    dLdts (nt, may be NULL: vjp_t = NULL).  sys->f and sys->vjp are required.
    stats (may be NULL) counts the backward work (for backprop, the recorded forward
-   re-run included).  NODE_EINVAL for NULL or empty arguments, bad ts or options;
-   NODE_ECALLBACK when f or vjp returns non-zero; on failure the outputs are
-   unspecified and nothing leaks. */
+   re-run included) and, after a failure, says where and why (node_stats).
+   NODE_EINVAL for NULL or empty arguments, bad ts or options, and for a dLdp given
+   with sys->nparams == 0 (there would be nothing to write: a silent no-op hides a
+   mis-built system); NODE_ECALLBACK when f or vjp returns non-zero; NODE_ENONFINITE
+   when a gradient comes out NaN or Inf (never returned with NODE_OK); NODE_EMAXSTEPS
+   when the steps of the whole call (every backward interval together, or
+   backprop's forward re-run) exceed opt->max_steps.  On failure the outputs are
+   unspecified and nothing leaks.
+   Threads: reentrant; with a node_solver, one thread at a time per solver. */
 
 /* Adjoint sensitivity (Chen et al. 2018, Algorithm 1): integrates the augmented
    state [z, a, dL/dθ, dL/dt] backward, one solver call per interval between output
@@ -30,7 +36,7 @@ extern "C" {
    steps by opt->step from each output time.  dL/dt_i = dLdys[i]ᵀ f(t_i, ys[i]) for
    i >= 1; dL/dt0 from the dL/dt block (Chen et al., appendix B.2).
    Memory does not grow with the number of steps: O(dim + nparams). */
-NODE_API node_status node_odeint_adjoint(const node_system *sys, const double *ts, size_t nt,
+LIBNODE_API node_status node_odeint_adjoint(const node_system *sys, const double *ts, size_t nt,
                                          const double *ys, const double *dLdys,
                                          double *dLdy0, double *dLdp, double *dLdts,
                                          const node_options *opt, node_stats *stats);
@@ -41,18 +47,18 @@ NODE_API node_status node_odeint_adjoint(const node_system *sys, const double *t
    dLdts[0] through the stage times t_n + c_i h as every step shifts with t0.
    Memory grows with the number of steps: O(steps × dim) for the tape, which a
    reused solver object keeps at its largest size. */
-NODE_API node_status node_odeint_backprop(const node_system *sys, const double *ts, size_t nt,
+LIBNODE_API node_status node_odeint_backprop(const node_system *sys, const double *ts, size_t nt,
                                           const double *ys, const double *dLdys,
                                           double *dLdy0, double *dLdp, double *dLdts,
                                           const node_options *opt, node_stats *stats);
 
 /* The same two, with the workspaces (and tape) of a reusable solver object. */
-NODE_API node_status node_solver_adjoint(node_solver *s, const node_system *sys,
+LIBNODE_API node_status node_solver_adjoint(node_solver *s, const node_system *sys,
                                          const double *ts, size_t nt,
                                          const double *ys, const double *dLdys,
                                          double *dLdy0, double *dLdp, double *dLdts,
                                          const node_options *opt, node_stats *stats);
-NODE_API node_status node_solver_backprop(node_solver *s, const node_system *sys,
+LIBNODE_API node_status node_solver_backprop(node_solver *s, const node_system *sys,
                                           const double *ts, size_t nt,
                                           const double *ys, const double *dLdys,
                                           double *dLdy0, double *dLdp, double *dLdts,

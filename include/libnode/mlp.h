@@ -1,6 +1,14 @@
 /* libnode/mlp.h — a multilayer perceptron as ODE dynamics dh/dt = MLP(t, h),
  * with exact vector-Jacobian products and checksummed model files.
  * Include <libnode.h> rather than this file.
+ *
+ * Threads: a node_mlp is one object.  Calls that take a non-const node_mlp * write
+ * to it (its parameters, its own workspace, its list of systems) and must not run
+ * at the same time as any other call on that model.  Calls that take a
+ * const node_mlp * only read it: any number of threads may evaluate one model at
+ * once, each with its own node_mlp_ws (node_mlp_forward_ws / node_mlp_vjp_ws) or
+ * its own system from node_mlp_system (each system has a workspace of its own),
+ * while nobody writes the parameters or frees the model.
  */
 #ifndef LIBNODE_MLP_H
 #define LIBNODE_MLP_H
@@ -17,9 +25,9 @@ typedef enum node_activation {
 } node_activation;
 
 /* "identity", "tanh", ... or NULL for an unknown value. */
-NODE_API const char *node_activation_name(node_activation a);
+LIBNODE_API const char *node_activation_name(node_activation a);
 /* The inverse of node_activation_name.  NODE_EINVAL for an unknown name. */
-NODE_API node_status node_activation_parse(const char *name, node_activation *out);
+LIBNODE_API node_status node_activation_parse(const char *name, node_activation *out);
 
 typedef struct node_mlp node_mlp;   /* opaque */
 
@@ -27,36 +35,61 @@ typedef struct node_mlp node_mlp;   /* opaque */
    outputs.  acts has nlayers entries; layer k computes act_k(W_k x + b_k).
    time_input != 0 appends t as the last input feature of the first layer.
    Parameters start at zero (see node_mlp_init).  *out is written only on success.
-   NODE_EINVAL: NULL pointers, nlayers 0, a zero size, an unknown activation. */
-NODE_API node_status node_mlp_create(node_mlp **out, size_t nlayers, const size_t *sizes,
+   NODE_EINVAL: NULL pointers, nlayers 0, a zero size, an unknown activation.
+   node_mlp_create_ex also says which (err may be NULL). */
+LIBNODE_API node_status node_mlp_create(node_mlp **out, size_t nlayers, const size_t *sizes,
                                      const node_activation *acts, int time_input);
-NODE_API void        node_mlp_free(node_mlp *m);                 /* NULL is fine */
+LIBNODE_API node_status node_mlp_create_ex(node_mlp **out, size_t nlayers, const size_t *sizes,
+                                        const node_activation *acts, int time_input,
+                                        node_error *err);
+LIBNODE_API void        node_mlp_free(node_mlp *m);                 /* NULL is fine */
 
-NODE_API size_t  node_mlp_nparams(const node_mlp *m);
+LIBNODE_API size_t  node_mlp_nparams(const node_mlp *m);
 /* The parameter vector, owned by m (valid while m lives); the caller may write it.
    Layout: [W_1, b_1, W_2, b_2, ...]; W_k row-major, out × in
    (the layout of torch.nn.Linear.weight); with time_input, W_1 has sizes[0]+1
    columns and its last column multiplies t. */
-NODE_API double *node_mlp_params(node_mlp *m);
+LIBNODE_API double *node_mlp_params(node_mlp *m);
 
 /* Shape queries (0 / NODE_ACT_IDENTITY for a NULL m or an index out of range). */
-NODE_API size_t          node_mlp_nlayers(const node_mlp *m);
-NODE_API size_t          node_mlp_size(const node_mlp *m, size_t k);   /* k in 0..nlayers */
-NODE_API node_activation node_mlp_activation(const node_mlp *m, size_t layer); /* 0-based */
-NODE_API int             node_mlp_time_input(const node_mlp *m);
+LIBNODE_API size_t          node_mlp_nlayers(const node_mlp *m);
+LIBNODE_API size_t          node_mlp_size(const node_mlp *m, size_t k);   /* k in 0..nlayers */
+LIBNODE_API node_activation node_mlp_activation(const node_mlp *m, size_t layer); /* 0-based */
+LIBNODE_API int             node_mlp_time_input(const node_mlp *m);
 
 /* PyTorch's default: every W and b ~ U(-1/√fan_in, 1/√fan_in), fan_in the layer's
    input width (time column included).  A PRNG of our own: the same values for a
    seed on every platform. */
-NODE_API void node_mlp_init(node_mlp *m, uint64_t seed);
+LIBNODE_API void node_mlp_init(node_mlp *m, uint64_t seed);
 
 /* Make node_mlp_forward / node_mlp_vjp allocation-free for batches up to `batch`.
-   They grow the workspace themselves when a larger batch comes; this call lets a
-   training loop pay for that up front.  NODE_EINVAL, NODE_ENOMEM. */
-NODE_API node_status node_mlp_reserve(node_mlp *m, size_t batch);
+   They grow the model's own workspace themselves when a larger batch comes; this
+   call lets a training loop pay for that up front.  NODE_EINVAL, NODE_ENOMEM. */
+LIBNODE_API node_status node_mlp_reserve(node_mlp *m, size_t batch);
+
+/* ---- workspaces: one model, many threads --------------------------------------
+
+   A node_mlp_ws is the scratch memory of evaluations: forward_ws / vjp_ws read the
+   model and write only the workspace (and their outputs), so threads that share a
+   model each bring their own.  A workspace serves any model; it grows when a call
+   needs more than it has (reserve with node_mlp_ws_create's batch to avoid that)
+   and never shrinks.  One workspace is used by one thread at a time. */
+typedef struct node_mlp_ws node_mlp_ws;
+
+/* A workspace sized for batches up to `batch` of m (m may be NULL with batch 0: an
+   empty workspace that grows on first use).  NODE_EINVAL, NODE_ENOMEM. */
+LIBNODE_API node_status node_mlp_ws_create(const node_mlp *m, size_t batch, node_mlp_ws **out);
+LIBNODE_API void        node_mlp_ws_free(node_mlp_ws *w);            /* NULL is fine */
+
+/* node_mlp_forward and node_mlp_vjp with the caller's workspace: m is only read. */
+LIBNODE_API node_status node_mlp_forward_ws(const node_mlp *m, node_mlp_ws *w, size_t batch,
+                                         double t, const double *x, double *y);
+LIBNODE_API node_status node_mlp_vjp_ws(const node_mlp *m, node_mlp_ws *w, size_t batch,
+                                     double t, const double *x, const double *a, double *y,
+                                     double *vjp_x, double *vjp_p, double *vjp_t);
 
 /* y = MLP(t, x) for a batch of rows: x is batch × sizes[0], y is batch × sizes[nlayers]. */
-NODE_API node_status node_mlp_forward(node_mlp *m, size_t batch, double t,
+LIBNODE_API node_status node_mlp_forward(node_mlp *m, size_t batch, double t,
                                       const double *x, double *y);
 
 /* Vector-Jacobian products of the MLP on arbitrary inputs, for composing it into
@@ -67,23 +100,41 @@ NODE_API node_status node_mlp_forward(node_mlp *m, size_t batch, double t,
      vjp_p = Σ_rows aᵀ ∂y/∂θ                 (nparams; skip if NULL)
     *vjp_t = Σ_rows aᵀ ∂y/∂t                 (skip if NULL; 0 without time_input)
    Outputs are overwritten, not accumulated. */
-NODE_API node_status node_mlp_vjp(node_mlp *m, size_t batch, double t,
+LIBNODE_API node_status node_mlp_vjp(node_mlp *m, size_t batch, double t,
                                   const double *x, const double *a, double *y,
                                   double *vjp_x, double *vjp_p, double *vjp_t);
 
 /* The MLP as ODE dynamics dy/dt = MLP(t, y) for `batch` rows
    (requires sizes[0] == sizes[nlayers]): dim = batch*sizes[0],
-   nparams = node_mlp_nparams(m).  Valid while m lives.  Workspaces are
-   allocated here, never in f / vjp.  vjp_p is summed over the batch. */
-NODE_API node_status node_mlp_system(node_mlp *m, size_t batch, node_system *out);
+   nparams = node_mlp_nparams(m).  vjp_p is summed over the batch.
+   Each call makes a new system with a workspace of its own, allocated here (never
+   in f / vjp) and owned by m: valid until node_mlp_free(m) or
+   node_mlp_system_release.  Systems only read m, so distinct systems of one model
+   may be solved in distinct threads at once (one thread per system).  Make systems
+   once, outside training loops: each call holds its workspace until released. */
+LIBNODE_API node_status node_mlp_system(node_mlp *m, size_t batch, node_system *out);
+
+/* Free the workspace of a system made by node_mlp_system(m, ...) before m itself is
+   freed; *sys is zeroed.  NODE_EINVAL if sys is not a live system of m. */
+LIBNODE_API node_status node_mlp_system_release(node_mlp *m, node_system *sys);
 
 /* Model files: a versioned little-endian binary format with a CRC-32, described in
-   src/nn/io.c.  Save writes a temporary file in the same folder and renames it over
-   path: a failure never leaves a half-written or destroyed model (NODE_EIO).
-   Load: NODE_EIO for a missing or unreadable path, NODE_EFORMAT for anything
-   malformed; *out is written only on success. */
-NODE_API node_status node_mlp_save(const node_mlp *m, const char *path);
-NODE_API node_status node_mlp_load(node_mlp **out, const char *path);
+   src/nn/io.c.
+   Save writes path + ".tmp" in the same folder (created without following a
+   symbolic link, reused by the next save if a killed one left it), flushes it to
+   disk, gives it the permissions of the file it replaces, renames it over path and
+   flushes the folder: a failure or a power cut never leaves a half-written or
+   destroyed model (NODE_EIO, the old file intact).  A symbolic link at path is
+   replaced, never written through.
+   Load reads the header first and accepts only a regular file of exactly the length
+   the header implies; it allocates no more than that model needs and never waits
+   on a pipe or device.  NODE_EIO for a missing, unreadable or non-regular path,
+   NODE_EFORMAT for anything malformed; *out is written only on success.
+   The _ex forms also say what went wrong, naming the path (err may be NULL). */
+LIBNODE_API node_status node_mlp_save(const node_mlp *m, const char *path);
+LIBNODE_API node_status node_mlp_load(node_mlp **out, const char *path);
+LIBNODE_API node_status node_mlp_save_ex(const node_mlp *m, const char *path, node_error *err);
+LIBNODE_API node_status node_mlp_load_ex(node_mlp **out, const char *path, node_error *err);
 
 #ifdef __cplusplus
 }

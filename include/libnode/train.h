@@ -38,15 +38,31 @@ extern "C" {
    observed entries (m of them).  loss receives the value; grad (may be NULL)
    receives dL/dpred (n entries, 0 at masked entries), overwritten.
    All entries masked (m = 0): *loss = 0 and grad = 0, NODE_OK — an empty
-   mini-batch contributes nothing.  NODE_EINVAL: n == 0, pred / target / loss NULL. */
+   mini-batch contributes nothing.  NODE_EINVAL: n == 0, pred / target / loss NULL,
+   a NaN or Inf target at an observed entry (missing data must be masked, or flagged
+   with NODE_LOSS_NAN_MISSING).  NODE_ENONFINITE: a NaN or Inf prediction at an
+   observed entry, or a loss that overflows.  On failure *loss and grad are not
+   written: a non-finite loss never reaches an optimizer with NODE_OK. */
 
-/* L = (1/m) Σ_observed (pred_i - target_i)²;   dL/dpred_i = 2 (pred_i - target_i) / m. */
-NODE_API node_status node_loss_mse(size_t n, const double *pred, const double *target,
+typedef enum node_loss_kind {
+    NODE_LOSS_MSE,        /* (1/m) Σ (pred_i - target_i)²,  dL/dpred_i = 2 (pred_i - target_i) / m */
+    NODE_LOSS_MAE         /* (1/m) Σ |pred_i - target_i|,   dL/dpred_i = sign(pred_i - target_i) / m,
+                             sign(0) = 0 (PyTorch's convention) */
+} node_loss_kind;
+
+/* Flags of node_loss. */
+#define NODE_LOSS_NAN_MISSING 1u   /* a NaN target marks a missing entry (as mask 0) */
+
+/* The loss of the given kind with flags (0 or NODE_LOSS_NAN_MISSING); err (may be
+   NULL) says which entry was refused. */
+LIBNODE_API node_status node_loss(node_loss_kind kind, size_t n, const double *pred,
+                                  const double *target, const unsigned char *mask,
+                                  uint32_t flags, double *loss, double *grad, node_error *err);
+
+/* node_loss(NODE_LOSS_MSE / NODE_LOSS_MAE, ..., flags 0, ..., NULL). */
+LIBNODE_API node_status node_loss_mse(size_t n, const double *pred, const double *target,
                                    const unsigned char *mask, double *loss, double *grad);
-
-/* L = (1/m) Σ_observed |pred_i - target_i|;   dL/dpred_i = sign(pred_i - target_i) / m,
-   with sign(0) = 0 (PyTorch's convention: the gradient at a tie is 0). */
-NODE_API node_status node_loss_mae(size_t n, const double *pred, const double *target,
+LIBNODE_API node_status node_loss_mae(size_t n, const double *pred, const double *target,
                                    const unsigned char *mask, double *loss, double *grad);
 
 /* ---- optimizers ----------------------------------------------------------------- */
@@ -56,9 +72,9 @@ typedef enum node_optim_kind {
 } node_optim_kind;
 
 /* "sgd", "rmsprop", "adam", "adamw", or NULL for an unknown value. */
-NODE_API const char *node_optim_name(node_optim_kind kind);
+LIBNODE_API const char *node_optim_name(node_optim_kind kind);
 /* The inverse of node_optim_name.  NODE_EINVAL for an unknown name or NULL. */
-NODE_API node_status node_optim_parse(const char *name, node_optim_kind *out);
+LIBNODE_API node_status node_optim_parse(const char *name, node_optim_kind *out);
 
 /* Hyper-parameters; each kind reads only the fields marked with it.  θ are the
    parameters, g the gradient, t = 1, 2, ... the step count.
@@ -74,50 +90,61 @@ NODE_API node_status node_optim_parse(const char *name, node_optim_kind *out);
    AdamW    θ ← θ(1 - γλ) first (decoupled weight decay), then Adam with λ = 0. */
 typedef struct node_optim_config {
     node_optim_kind kind;
+    uint32_t reserved0_;
     double lr;            /* γ  all.  SGD 1e-3 (recent PyTorch; it used to be
                                 required), RMSprop 1e-2,
                                 Adam / AdamW 1e-3; >= 0 */
     double weight_decay;  /* λ  all.  0, AdamW 1e-2; >= 0 */
     double momentum;      /* μ  SGD, RMSprop.  0; >= 0 */
     double dampening;     /* τ  SGD.  0 */
-    int    nesterov;      /*    SGD.  0; needs momentum > 0 and dampening 0 */
+    int32_t nesterov;     /*    SGD.  0; needs momentum > 0 and dampening 0 */
+    uint32_t reserved1_;
     double alpha;         /* α  RMSprop.  0.99; in [0, 1) */
-    int    centered;      /*    RMSprop.  0 */
+    int32_t centered;     /*    RMSprop.  0 */
+    uint32_t reserved2_;
     double beta1, beta2;  /* β  Adam, AdamW.  0.9, 0.999; each in [0, 1) */
     double eps;           /* ε  RMSprop, Adam, AdamW.  1e-8; >= 0 */
-    int    amsgrad;       /*    Adam, AdamW.  0 */
+    int32_t amsgrad;      /*    Adam, AdamW.  0 */
+    uint32_t reserved3_;
+    uint64_t reserved_[12];   /* fields of later versions: leave zero */
 } node_optim_config;
 
 /* Fill *cfg with PyTorch's defaults for kind (above).  NODE_EINVAL for an unknown
    kind or a NULL cfg. */
-NODE_API node_status node_optim_defaults(node_optim_kind kind, node_optim_config *cfg);
+LIBNODE_API node_status node_optim_defaults(node_optim_kind kind, node_optim_config *cfg);
 
 typedef struct node_optim node_optim;   /* opaque: the config and the state vectors */
 
 /* An optimizer for n parameters; all its state (momentum, square averages, ...) is
    allocated here, zeroed, and never again.  cfg is copied.  *out is written only on
    success.  NODE_EINVAL: out or cfg NULL, n == 0, an unknown kind, a hyper-parameter
-   out of its range (above), non-finite values.  NODE_ENOMEM. */
-NODE_API node_status node_optim_create(node_optim **out, size_t n,
+   out of its range (above), non-finite values.  NODE_ENOMEM.  The _ex form also
+   says which hyper-parameter (err may be NULL).
+   Threads: one optimizer is used by one thread at a time. */
+LIBNODE_API node_status node_optim_create(node_optim **out, size_t n,
                                        const node_optim_config *cfg);
-NODE_API void        node_optim_free(node_optim *o);            /* NULL is fine */
+LIBNODE_API node_status node_optim_create_ex(node_optim **out, size_t n,
+                                          const node_optim_config *cfg, node_error *err);
+LIBNODE_API void        node_optim_free(node_optim *o);            /* NULL is fine */
 
 /* One update θ ← step(θ, grad) of the n parameters (the n of create).  grad is read,
-   never written.  Allocates nothing.  NODE_EINVAL for NULL arguments (nothing
-   changes); a NaN in grad propagates into θ (check with node_clip_grad_norm first). */
-NODE_API node_status node_optim_step(node_optim *o, double *theta, const double *grad);
+   never written.  Allocates nothing.  NODE_EINVAL for NULL arguments;
+   NODE_ENONFINITE when grad or θ holds a NaN or Inf, or the update would write one
+   into θ or the optimizer's state.  On failure nothing changes: θ, the state and the
+   step count keep their values, so the caller may skip the batch and go on. */
+LIBNODE_API node_status node_optim_step(node_optim *o, double *theta, const double *grad);
 
 /* The learning rate γ used by the next step (a schedule sets it every iteration).
    set_lr: NODE_EINVAL for a NULL o or lr negative / non-finite (γ unchanged). */
-NODE_API node_status node_optim_set_lr(node_optim *o, double lr);
-NODE_API node_status node_optim_get_lr(const node_optim *o, double *lr);
+LIBNODE_API node_status node_optim_set_lr(node_optim *o, double lr);
+LIBNODE_API node_status node_optim_get_lr(const node_optim *o, double *lr);
 
 /* Steps taken since create / reset (the t of the bias corrections). */
-NODE_API node_status node_optim_get_step(const node_optim *o, long *t);
+LIBNODE_API node_status node_optim_get_step(const node_optim *o, int64_t *t);
 
 /* Forget the state: zero the moment vectors and the step count, as a fresh
    optimizer with the same config and the current learning rate.  NODE_EINVAL for NULL. */
-NODE_API node_status node_optim_reset(node_optim *o);
+LIBNODE_API node_status node_optim_reset(node_optim *o);
 
 /* ---- gradient clipping ------------------------------------------------------------
 
@@ -126,7 +153,7 @@ NODE_API node_status node_optim_reset(node_optim *o);
    (may be NULL) receives ‖g‖₂.  NODE_EINVAL: n == 0, grad NULL, max_norm <= 0 or NaN
    (+Inf is allowed: only measure).  NODE_ENONFINITE when ‖g‖₂ is NaN or Inf: grad is
    left unchanged (the norm is still written) so the caller can skip the step. */
-NODE_API node_status node_clip_grad_norm(size_t n, double *grad, double max_norm,
+LIBNODE_API node_status node_clip_grad_norm(size_t n, double *grad, double max_norm,
                                          double *norm);
 
 /* ---- learning-rate schedules ----------------------------------------------------- */
@@ -141,22 +168,25 @@ typedef enum node_sched_kind {
 
 typedef struct node_sched {
     node_sched_kind kind;
-    double lr0;           /* the base rate, >= 0 */
-    long   step_size;     /* STEP: > 0 */
-    double gamma;         /* STEP: >= 0 */
-    long   T;             /* COSINE: > 0 */
-    double lr_min;        /* COSINE: >= 0 */
+    uint32_t reserved0_;
+    double  lr0;          /* the base rate, >= 0 */
+    int64_t step_size;    /* STEP: > 0 */
+    double  gamma;        /* STEP: >= 0 */
+    int64_t T;            /* COSINE: > 0 */
+    double  lr_min;       /* COSINE: >= 0 */
+    uint64_t reserved_[10];   /* fields of later versions: leave zero */
 } node_sched;
 
 /* A constant schedule at lr0 (the other fields: step_size 1, gamma 1, T 1, lr_min 0). */
-NODE_API node_sched node_sched_constant(double lr0);
+LIBNODE_API node_sched node_sched_constant(double lr0);
 
 /* *lr = the schedule's rate at iteration it (0-based; it < 0 reads as 0).
-   NODE_EINVAL: NULL arguments, an unknown kind, a field out of its range. */
-NODE_API node_status node_sched_lr(const node_sched *s, long it, double *lr);
+   NODE_EINVAL: NULL arguments, an unknown kind, a field out of its range.
+   NODE_ENONFINITE: the rate overflows (gamma > 1 over many steps); *lr untouched. */
+LIBNODE_API node_status node_sched_lr(const node_sched *s, int64_t it, double *lr);
 
 /* node_sched_lr, then node_optim_set_lr with the result. */
-NODE_API node_status node_optim_schedule(node_optim *o, const node_sched *s, long it);
+LIBNODE_API node_status node_optim_schedule(node_optim *o, const node_sched *s, int64_t it);
 
 #ifdef __cplusplus
 }

@@ -93,21 +93,24 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
                                 double *dLdy0, double *dLdp, double *dLdts,
                                 const node_options *opt, node_stats *stats)
 {
-    node_stats st = {0, 0, 0, 0};
+    node_stats local;
+    if (!stats)
+        stats = &local;
+    node__stats_begin(stats);
     node_options o;
-    node_status rc = node__grad_begin(s, sys, ts, nt, ys, dLdys, dLdy0, opt, &o, stats);
+    node_status rc = node__grad_begin(s, sys, ts, nt, ys, dLdys, dLdy0, dLdp, opt, &o, stats);
     if (rc)
-        return rc;
+        return node__stats_end(stats, rc);
 
     size_t n = sys->dim;
     size_t np = dLdp ? sys->nparams : 0;
     size_t ntb = dLdts ? 1 : 0;
     /* [aug state | 2 rows for the integrator's output | f scratch] */
     if (n > SIZE_MAX / 16 || np > SIZE_MAX / 16)     /* 7n + 3np + 3 must not wrap */
-        return NODE_ENOMEM;
+        return node__stats_end(stats, NODE_ENOMEM);
     size_t m = 2 * n + np + ntb;
     if ((rc = node__grow(&s->aug, &s->aug_cap, 3 * m + n)))
-        return rc;
+        return node__stats_end(stats, rc);
     double *aug = s->aug, *rows = aug + m, *tmp = rows + 2 * m;
 
     /* The backward solve: its own tolerances; an adaptive first step is chosen
@@ -133,14 +136,14 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
         /* gt starts at -dL/dt_N and loses dL/dt_i at each output, so that at t0
            it holds ∫_{t0}^{tN} aᵀ∂f/∂t dt - Σ_{i≥1} dL/dt_i = dL/dt0 (a uniform
            shift of every t_i moves L by ∫ aᵀ∂f/∂t). */
-        if ((rc = time_grad(sys, ts[last], ys + last * n, dLdys + last * n, tmp, &st,
+        if ((rc = time_grad(sys, ts[last], ys + last * n, dLdys + last * n, tmp, stats,
                             &dLdts[last])))
             goto out;
         aug[m - 1] = -dLdts[last];
     }
     for (size_t i = last; i > 0; i--) {
         double tsi[2] = { ts[i], ts[i - 1] };
-        rc = node__integrate(s, &ode, aug, tsi, 2, rows, &bo, &st, NULL);
+        rc = node__integrate(s, &ode, aug, tsi, 2, rows, &bo, stats, NULL);
         if (rc)
             goto out;
         if (adaptive)
@@ -151,7 +154,7 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
         for (size_t j = 0; j < n; j++)
             aug[n + j] += wi[j];
         if (ntb && i - 1 > 0) {
-            if ((rc = time_grad(sys, ts[i - 1], yi, wi, tmp, &st, &dLdts[i - 1])))
+            if ((rc = time_grad(sys, ts[i - 1], yi, wi, tmp, stats, &dLdts[i - 1])))
                 goto out;
             aug[m - 1] -= dLdts[i - 1];
         }
@@ -162,9 +165,8 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
     if (ntb)
         dLdts[0] = aug[m - 1];
 out:
-    if (stats)
-        *stats = st;
-    return rc;
+    stats->rows_done = 0;
+    return node__stats_end(stats, rc);
 }
 
 node_status node_odeint_adjoint(const node_system *sys, const double *ts, size_t nt,

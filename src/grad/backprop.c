@@ -68,11 +68,14 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
                                  double *dLdy0, double *dLdp, double *dLdts,
                                  const node_options *opt, node_stats *stats)
 {
-    node_stats st = {0, 0, 0, 0};
+    node_stats local;
+    if (!stats)
+        stats = &local;
+    node__stats_begin(stats);
     node_options o;
-    node_status rc = node__grad_begin(s, sys, ts, nt, ys, dLdys, dLdy0, opt, &o, stats);
+    node_status rc = node__grad_begin(s, sys, ts, nt, ys, dLdys, dLdy0, dLdp, opt, &o, stats);
     if (rc)
-        return rc;
+        return node__stats_end(stats, rc);
     const node__tableau *tab = node__tableau_get(o.method);
     size_t n = sys->dim, np = dLdp ? sys->nparams : 0;
     size_t S = (size_t)tab->s_dense;
@@ -80,10 +83,10 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
     /* work: [ys (nt·n) | ostep, otheta (nt each) | k, kbar (S·n each) |
               ybar, tmp, vy (n each) | vp (np) | w, dw (S each)] */
     if (n > SIZE_MAX / 64 / (S + 2) || np > SIZE_MAX / 64 || nt > SIZE_MAX / 64 / (n + 2))
-        return NODE_ENOMEM;
+        return node__stats_end(stats, NODE_ENOMEM);
     size_t need = nt * (n + 2) + 2 * S * n + 3 * n + np + 2 * S;
     if ((rc = node__grow(&s->work, &s->work_cap, need)))
-        return rc;
+        return node__stats_end(stats, rc);
     double *yf = s->work, *ostep = yf + nt * n, *otheta = ostep + nt;
     double *kbuf = otheta + nt, *kbar = kbuf + S * n;
     double *ybar = kbar + S * n, *tmp = ybar + n, *vy = tmp + n, *vp = vy + n;
@@ -95,7 +98,7 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
     recorder r = { s, n, 0, ostep, otheta, NODE_OK };
     node__observer obs = { &r, rec_step, rec_output };
     node__ode ode = { n, sys->f, sys->ctx, NULL, NULL };
-    rc = node__integrate(s, &ode, ys, ts, nt, yf, &o, &st, &obs);
+    rc = node__integrate(s, &ode, ys, ts, nt, yf, &o, stats, &obs);
     if (rc) {
         if (r.status)
             rc = r.status;
@@ -162,7 +165,7 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
         int nst = any_out ? (int)S : last + 1;
         if (nst < 1)
             nst = 1;
-        if (node__rk_stages(tab, &ode, t, h, y, k, 0, nst, tmp, &st.nfe)) {
+        if (node__rk_stages(tab, &ode, t, h, y, k, 0, nst, tmp, &stats->nfe)) {
             rc = NODE_ECALLBACK;
             goto out;
         }
@@ -189,7 +192,7 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
             const double *Ai = tab->A + (size_t)i * S;
             node__rk_combine(n, y, h, Ai, i, k, tmp);
             double vt = 0;
-            st.nfe++;
+            stats->nfe++;
             if (sys->vjp(sys->ctx, t + tab->c[i] * h, tmp, kb[i], NULL, vy,
                          np ? vp : NULL, dLdts ? &vt : NULL)) {
                 rc = NODE_ECALLBACK;
@@ -218,9 +221,8 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
         dLdts[0] = tbar - sum;
     }
 out:
-    if (stats)
-        *stats = st;
-    return rc;
+    stats->rows_done = 0;
+    return node__stats_end(stats, rc);
 }
 
 node_status node_odeint_backprop(const node_system *sys, const double *ts, size_t nt,

@@ -5,19 +5,22 @@
 
 #include "internal.h"
 
-/* The arguments both methods require: sys with f and vjp, dim > 0, ts valid, ys,
-   dLdys and dLdy0 present.  NODE_EINVAL otherwise. */
+/* The arguments both methods require: sys with f and vjp, 0 < dim <= NODE__MAX_DIM,
+   ts valid, ys (finite first row), dLdys and dLdy0 present, no dLdp without
+   parameters.  NODE_EINVAL otherwise, the reason in msg (may be NULL). */
 NODE__HIDDEN node_status node__grad_check(const node_system *sys, const double *ts, size_t nt,
                                           const double *ys, const double *dLdys,
-                                          const double *dLdy0);
+                                          const double *dLdy0, const double *dLdp,
+                                          char *msg);
 
-/* The prologue of both methods: zero *stats (may be NULL), require a solver object,
-   node__grad_check the arguments, and resolve opt into *o. */
+/* The prologue of both methods, after node__stats_begin(stats) (stats non-NULL):
+   require a solver object, node__grad_check the arguments, and resolve opt into *o.
+   The caller finishes with node__stats_end. */
 NODE__HIDDEN node_status node__grad_begin(const node_solver *s, const node_system *sys,
                                           const double *ts, size_t nt, const double *ys,
                                           const double *dLdys, const double *dLdy0,
-                                          const node_options *opt, node_options *o,
-                                          node_stats *stats);
+                                          const double *dLdp, const node_options *opt,
+                                          node_options *o, node_stats *stats);
 
 typedef node_status (*node__grad_fn)(node_solver *s, const node_system *sys,
                                      const double *ts, size_t nt,

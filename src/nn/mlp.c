@@ -5,6 +5,8 @@
  */
 #include "nn/nn_internal.h"
 
+#include <string.h>
+
 
 /* ---- creation ------------------------------------------------------------------ */
 
@@ -411,6 +413,7 @@ node_status node_mlp_system(node_mlp *m, size_t batch, node_system *out)
         s->next = m->systems;
         m->systems = s;
     }
+    memset(out, 0, sizeof *out);
     out->dim = dim;
     out->nparams = m->nparams;
     out->ctx = s;

@@ -82,7 +82,7 @@ double node__control_reject(node__control *c, double h, double err)
 
 double node__initial_step(const node__tableau *tab, const node__ode *ode, double t0,
                           const double *y0, const double *f0, double dir, double hmax,
-                          double rtol, double atol, double *y1, double *f1, long *nfe,
+                          double rtol, double atol, double *y1, double *f1, int64_t *nfe,
                           int *cb)
 {
     node__norm_fn norm = ode->norm ? ode->norm : node__norm_rms;

@@ -76,7 +76,7 @@ static inline bool node__nonfinite_inl(const double *v, size_t n)
 NODE__HIDDEN int node__rk_stages_planned(const node__tableau *tab, const node__lincomb *rows,
                                          const node__ode *ode, double t, double h,
                                          const double *y, double *const *k, int from, int to,
-                                         double *tmp, long *nfe);
+                                         double *tmp, int64_t *nfe);
 
 /* The contract's RMS norm: sqrt(mean((err_i / (atol + rtol max(|y_i|, |ynew_i|)))^2)). */
 NODE__HIDDEN double node__norm_rms(void *nctx, size_t dim, const double *err,
@@ -113,6 +113,6 @@ NODE__HIDDEN double node__control_reject(node__control *c, double h, double err)
 NODE__HIDDEN double node__initial_step(const node__tableau *tab, const node__ode *ode,
                                        double t0, const double *y0, const double *f0,
                                        double dir, double hmax, double rtol, double atol,
-                                       double *y1, double *f1, long *nfe, int *cb);
+                                       double *y1, double *f1, int64_t *nfe, int *cb);
 
 #endif /* LIBNODE_ODE_ODE_H */

@@ -265,7 +265,7 @@ void node__rk_combine(size_t dim, const double *y, double h, const double *w, in
 
 int node__rk_stages_planned(const node__tableau *tab, const node__lincomb *rows,
                             const node__ode *ode, double t, double h, const double *y,
-                            double *const *k, int from, int to, double *tmp, long *nfe)
+                            double *const *k, int from, int to, double *tmp, int64_t *nfe)
 {
     const size_t dim = ode->dim;
     int (*const f)(void *, double, const double *, double *) = ode->f;
@@ -291,7 +291,7 @@ int node__rk_stages_planned(const node__tableau *tab, const node__lincomb *rows,
 
 int node__rk_stages(const node__tableau *tab, const node__ode *ode, double t, double h,
                     const double *y, double *const *k, int from, int to, double *tmp,
-                    long *nfe)
+                    int64_t *nfe)
 {
     node__lincomb rows[NODE__MAXSTAGES];
     for (int i = from; i < to; i++)

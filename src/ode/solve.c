@@ -31,6 +31,7 @@ typedef struct run {
     double *y, *ynew, *tmp, *err;
     bool dense_ready;      /* dense-only stages of the current step computed */
     double h_next;         /* adaptive: |h| planned when the solve ended */
+    double t_done;         /* end of the last accepted step (ts[0] before the first) */
     /* the non-zero tableau entries, gathered once per solve for both orders */
     node__lincomb rows[2][NODE__MAXSTAGES], b[2], e[2], e3[2];
     node__errpass ep[2];   /* fused error pass (default norm); ep->fn NULL: none */
@@ -97,6 +98,7 @@ static bool advance(run *r)
 static node_status accepted(run *r, double t, double h, double tnew)
 {
     r->stats->naccept++;
+    r->t_done = tnew;
     if (r->obs && r->obs->step && r->obs->step(r->obs->ctx, t, h, r->y))
         return NODE_ECALLBACK;
     return emit_outputs(r, t, h, tnew);
@@ -117,10 +119,10 @@ static node_status integrate_fixed(run *r, const node_options *opt)
         nsteps = nfull + 1;
     if (nsteps > (double)opt->max_steps)
         return NODE_EMAXSTEPS;
-    long n = (long)nsteps;
+    int64_t n = (int64_t)nsteps;
     bool have_k0 = false;
     double t = t0;
-    for (long j = 0; j < n; j++) {
+    for (int64_t j = 0; j < n; j++) {
         /* Aim at t0 + (j+1) h (no drift), but report t + hj as the step's end so that
            consecutive steps chain exactly; the last one ends on tend itself. */
         double hj = (j + 1 == n ? tend : t0 + r->dir * (double)(j + 1) * h) - t;
@@ -214,7 +216,7 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
     }
     h *= r->dir;
 
-    long attempts = 0;
+    int64_t attempts = 0;
     int nonfinite = 0;        /* consecutive NaN/Inf rejections */
     bool nan_shrunk = false;  /* the latest rejection was for NaN/Inf */
     for (;;) {
@@ -311,6 +313,8 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
         return NODE_EINVAL;
     size_t dim = ode->dim;
     memmove(ys, y0, dim * sizeof *ys);
+    stats->t_reached = ts[0];
+    stats->rows_done = 1;
     if (nt == 1)
         return NODE_OK;
 
@@ -338,6 +342,7 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     r.par = 0;
     r.dense_ready = false;
     r.h_next = 0;
+    r.t_done = ts[0];
     r.inv_dim = (dim & (dim - 1)) == 0 ? 1.0 / (double)dim : 0;
     for (int i = 0; i < tab->s_dense; i++)
         r.kk[0][i] = r.kk[1][i] = s->ode + (size_t)i * dim;
@@ -384,5 +389,7 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     s->h_next = 0;
     st = tab->err_order > 0 ? integrate_adaptive(&r, opt) : integrate_fixed(&r, opt);
     s->h_next = r.h_next;
+    stats->t_reached = r.t_done;
+    stats->rows_done = (int64_t)r.next;
     return st;
 }

@@ -28,6 +28,47 @@ void node_solver_free(node_solver *s)
     node__free(s);
 }
 
+node_status node__stats_begin(node_stats *stats)
+{
+    memset(stats, 0, sizeof *stats);
+    stats->t_reached = NAN;
+    return NODE_OK;
+}
+
+node_status node__stats_end(node_stats *stats, node_status st)
+{
+    stats->status = st;
+    if (st == NODE_OK)
+        stats->message[0] = '\0';
+    else if (!stats->message[0])
+        node__msg(stats->message, st, "%s", node_strerror(st));
+    return st;
+}
+
+node_status node__check_state(const node_system *sys, const double *y0, const char *name,
+                              char *msg)
+{
+    if (!sys)
+        return node__msg(msg, NODE_EINVAL, "sys is NULL");
+    if (!sys->f)
+        return node__msg(msg, NODE_EINVAL, "sys->f is NULL");
+    if (sys->dim == 0)
+        return node__msg(msg, NODE_EINVAL, "sys->dim = 0: the state needs at least one element");
+    if (sys->dim > NODE__MAX_DIM)
+        return node__msg(msg, NODE_EINVAL,
+                         "sys->dim = %zu: no array of that many doubles can exist", sys->dim);
+    node_status st = node__check_system_reserved(sys, msg);
+    if (st != NODE_OK)
+        return st;
+    if (!y0)
+        return node__msg(msg, NODE_EINVAL, "%s is NULL", name);
+    for (size_t i = 0; i < sys->dim; i++)
+        if (!isfinite(y0[i]))
+            return node__msg(msg, NODE_EINVAL, "%s[%zu] = %g: the initial state must be finite",
+                             name, i, y0[i]);
+    return NODE_OK;
+}
+
 node_status node_solver_odeint(node_solver *s, const node_system *sys, const double *y0,
                                const double *ts, size_t nt, double *ys,
                                const node_options *opt, node_stats *stats)
@@ -35,19 +76,25 @@ node_status node_solver_odeint(node_solver *s, const node_system *sys, const dou
     node_stats local;
     if (!stats)
         stats = &local;
-    memset(stats, 0, sizeof *stats);
-    if (!s || !sys || !sys->f || sys->dim == 0 || !y0 || !ys)
-        return NODE_EINVAL;
+    node__stats_begin(stats);
+    char *msg = stats->message;
+    node_status st = NODE_OK;
     node_options o;
-    node_status st = node__options_resolve(opt, &o);
-    if (st != NODE_OK)
-        return st;
-    if ((st = node__check_ts(ts, nt)) != NODE_OK)
-        return st;
-    if (node__nonfinite(y0, sys->dim))
-        return NODE_EINVAL;
-    node__ode ode = { sys->dim, sys->f, sys->ctx, NULL, NULL };
-    return node__integrate(s, &ode, y0, ts, nt, ys, &o, stats, NULL);
+    if (!s)
+        st = node__msg(msg, NODE_EINVAL, "the solver object is NULL");
+    else if ((st = node__check_state(sys, y0, "y0", msg)) != NODE_OK)
+        ;
+    else if (!ys)
+        st = node__msg(msg, NODE_EINVAL, "ys is NULL");
+    else if ((st = node__options_resolve(opt, &o, msg)) != NODE_OK)
+        ;
+    else if ((st = node__check_ts(ts, nt, msg)) != NODE_OK)
+        ;
+    else {
+        node__ode ode = { sys->dim, sys->f, sys->ctx, NULL, NULL };
+        st = node__integrate(s, &ode, y0, ts, nt, ys, &o, stats, NULL);
+    }
+    return node__stats_end(stats, st);
 }
 
 node_status node_odeint(const node_system *sys, const double *y0, const double *ts,

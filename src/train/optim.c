@@ -13,7 +13,7 @@
 struct node_optim {
     node_optim_config cfg;
     size_t n;
-    long   t;         /* steps taken */
+    int64_t t;        /* steps taken */
     double *buf;      /* SGD / RMSprop momentum buffer b */
     double *m;        /* Adam first moment */
     double *v;        /* RMSprop square average / Adam second moment */
@@ -168,7 +168,7 @@ node_status node_optim_get_lr(const node_optim *o, double *lr)
     return NODE_OK;
 }
 
-node_status node_optim_get_step(const node_optim *o, long *t)
+node_status node_optim_get_step(const node_optim *o, int64_t *t)
 {
     if (!o || !t)
         return NODE_EINVAL;

@@ -9,13 +9,14 @@
 
 node_sched node_sched_constant(double lr0)
 {
-    node_sched s = { NODE_SCHED_CONSTANT, lr0, 1, 1.0, 1, 0.0 };
+    node_sched s = { .kind = NODE_SCHED_CONSTANT, .lr0 = lr0, .step_size = 1, .gamma = 1.0,
+                     .T = 1, .lr_min = 0.0 };
     return s;
 }
 
 static bool nonneg(double x) { return isfinite(x) && x >= 0.0; }
 
-node_status node_sched_lr(const node_sched *s, long it, double *lr)
+node_status node_sched_lr(const node_sched *s, int64_t it, double *lr)
 {
     if (!s || !lr || !nonneg(s->lr0))
         return NODE_EINVAL;
@@ -46,7 +47,7 @@ node_status node_sched_lr(const node_sched *s, long it, double *lr)
     return NODE_EINVAL;
 }
 
-node_status node_optim_schedule(node_optim *o, const node_sched *s, long it)
+node_status node_optim_schedule(node_optim *o, const node_sched *s, int64_t it)
 {
     double lr;
     if (!o)

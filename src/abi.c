@@ -1,0 +1,70 @@
+/* abi.c — the layout of every public struct, queryable by name (node_abi_sizeof,
+ * node_abi_offsetof) so that an FFI binding can check its mirror of the structs
+ * when it loads the library.  The scheme itself is in docs/ABI.md.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+typedef struct abi_entry {
+    const char *type, *field;   /* field NULL: the struct itself */
+    size_t value;               /* sizeof the struct, or offsetof the field */
+} abi_entry;
+
+#define T(type) { #type, NULL, sizeof(type) }
+#define F(type, field) { #type, #field, offsetof(type, field) }
+
+static const abi_entry abi[] = {
+    T(node_error),
+    F(node_error, status), F(node_error, message), F(node_error, reserved_),
+
+    T(node_system),
+    F(node_system, dim), F(node_system, nparams), F(node_system, ctx), F(node_system, f),
+    F(node_system, vjp), F(node_system, reserved_),
+
+    T(node_options),
+    F(node_options, method), F(node_options, rtol), F(node_options, atol),
+    F(node_options, step), F(node_options, max_step), F(node_options, max_steps),
+    F(node_options, adjoint_rtol), F(node_options, adjoint_atol), F(node_options, seminorm),
+    F(node_options, reserved_),
+
+    T(node_stats),
+    F(node_stats, nfe), F(node_stats, nsteps), F(node_stats, naccept),
+    F(node_stats, nreject), F(node_stats, t_reached), F(node_stats, rows_done),
+    F(node_stats, callback_rc), F(node_stats, status), F(node_stats, message),
+    F(node_stats, reserved_),
+
+    T(node_optim_config),
+    F(node_optim_config, kind), F(node_optim_config, lr), F(node_optim_config, weight_decay),
+    F(node_optim_config, momentum), F(node_optim_config, dampening),
+    F(node_optim_config, nesterov), F(node_optim_config, alpha),
+    F(node_optim_config, centered), F(node_optim_config, beta1), F(node_optim_config, beta2),
+    F(node_optim_config, eps), F(node_optim_config, amsgrad), F(node_optim_config, reserved_),
+
+    T(node_sched),
+    F(node_sched, kind), F(node_sched, lr0), F(node_sched, step_size), F(node_sched, gamma),
+    F(node_sched, T), F(node_sched, lr_min), F(node_sched, reserved_),
+};
+
+#undef T
+#undef F
+
+size_t node_abi_sizeof(const char *type)
+{
+    if (!type)
+        return 0;
+    for (size_t i = 0; i < sizeof abi / sizeof abi[0]; i++)
+        if (!abi[i].field && strcmp(abi[i].type, type) == 0)
+            return abi[i].value;
+    return 0;
+}
+
+size_t node_abi_offsetof(const char *type, const char *field)
+{
+    if (!type || !field)
+        return (size_t)-1;
+    for (size_t i = 0; i < sizeof abi / sizeof abi[0]; i++)
+        if (abi[i].field && strcmp(abi[i].type, type) == 0 && strcmp(abi[i].field, field) == 0)
+            return abi[i].value;
+    return (size_t)-1;
+}
