@@ -40,6 +40,33 @@ NODE__HIDDEN bool node__zero_words(const uint64_t *p, size_t n);
 /* NODE_EINVAL with a message unless the reserved fields of sys are zero. */
 NODE__HIDDEN node_status node__check_system_reserved(const node_system *sys, char *msg);
 
+/* ---- instruction-set levels ------------------------------------------------------
+   The hot kernels (MLP products and activations, the solver's combinations) live in
+   kernel files (CMakeLists.txt: LIBNODE_KERNEL_SOURCES) that the build compiles once
+   per level: generic (the target's baseline, e.g. x86-64 SSE2 or aarch64), and on
+   x86-64 also AVX2+FMA and AVX-512.  Each compiled copy names its functions with
+   NODE__KERNEL(name) (name_generic, name_avx2, name_avx512) and exports one table of
+   them; objects pick a table when they are made (node_solver, node_mlp) from
+   node__isa_select(), so no global state is kept and a process may mix levels. */
+typedef enum node__isa {
+    NODE__ISA_GENERIC, NODE__ISA_AVX2, NODE__ISA_AVX512, NODE__NISA
+} node__isa;
+
+/* The best level that was compiled in and that this CPU (and its OS) supports,
+   capped by the environment variable LIBNODE_ISA ("generic", "avx2", "avx512"). */
+NODE__HIDDEN node__isa node__isa_select(void);
+/* Was level compiled in, and can this CPU run it? */
+NODE__HIDDEN bool node__isa_usable(node__isa isa);
+/* "generic", "avx2", "avx512"; NULL for another value. */
+NODE__HIDDEN const char *node__isa_name(node__isa isa);
+
+#ifndef NODE__ISA_SUFFIX
+#  define NODE__ISA_SUFFIX generic
+#endif
+#define NODE__KERNEL(name) NODE__KCAT(name, NODE__ISA_SUFFIX)
+#define NODE__KCAT(a, b) NODE__KCAT2(a, b)
+#define NODE__KCAT2(a, b) a##_##b
+
 /* ---- allocation ------------------------------------------------------------ */
 
 /* Every allocation of the library goes through these (tests wrap malloc to
@@ -111,8 +138,13 @@ typedef struct node__observer {
     int (*output)(void *ctx, size_t i, double theta);
 } node__observer;
 
+/* The solver's vector kernels of one instruction-set level (ode/ode.h). */
+typedef struct node__ode_kernels node__ode_kernels;
+NODE__HIDDEN const node__ode_kernels *node__ode_kernels_for(node__isa isa);
+
 /* Workspaces the solver object keeps across calls. */
 struct node_solver {
+    const node__ode_kernels *kern;   /* chosen when the solver is made */
     double *ode;  size_t ode_cap;    /* integrator: stages, y, ynew, err, ... */
     double *aug;  size_t aug_cap;    /* adjoint: augmented state and scratch */
     double *tape; size_t tape_cap;   /* backprop: recorded steps */
@@ -159,15 +191,20 @@ NODE__HIDDEN node_status node__integrate(node_solver *s, const node__ode *ode,
                                          double *ys, const node_options *opt,
                                          node_stats *stats, const node__observer *obs);
 
+/* Make an empty solver object in place (its kernels chosen now, no workspace). */
+NODE__HIDDEN void node__solver_init(node_solver *s);
+
 /* Stages k[from..to-1] of one step from (t, y) with step h, given k[0..from-1]:
    k_i = f(t + c_i h, y + h Σ_{j<i} A_ij k_j).  tmp has dim entries.  Adds the
    evaluations to *nfe.  Returns the first non-zero callback value, or 0. */
-NODE__HIDDEN int node__rk_stages(const node__tableau *tab, const node__ode *ode,
+NODE__HIDDEN int node__rk_stages(const node__ode_kernels *kern, const node__tableau *tab,
+                                 const node__ode *ode,
                                  double t, double h, const double *y, double *const *k,
                                  int from, int to, double *tmp, int64_t *nfe);
 
 /* out = y + h Σ_{i<n} w_i k_i  (n stages, dim entries). */
-NODE__HIDDEN void node__rk_combine(size_t dim, const double *y, double h,
+NODE__HIDDEN void node__rk_combine(const node__ode_kernels *kern, size_t dim, const double *y,
+                                   double h,
                                    const double *w, int n, double *const *k, double *out);
 
 /* Does any of the n entries of v hold a NaN or an Inf? */

@@ -428,9 +428,9 @@ static int rec_step(void *ctx, double t, double h, const double *y)
     r->max_h = fmax(r->max_h, fabs(h));
     /* replay the step with the public kernel: what backprop will do */
     long nfe = 0;
-    assert_int_equal(node__rk_stages(r->tab, &r->ode, t, h, y, r->k, 0, r->tab->s, r->tmp,
+    assert_int_equal(node__rk_stages(node__ode_kernels_for(NODE__ISA_GENERIC), r->tab, &r->ode, t, h, y, r->k, 0, r->tab->s, r->tmp,
                                      &nfe), 0);
-    node__rk_combine(r->dim, y, h, r->tab->b, r->tab->s, r->k, r->y_replay);
+    node__rk_combine(node__ode_kernels_for(NODE__ISA_GENERIC), r->dim, y, h, r->tab->b, r->tab->s, r->k, r->y_replay);
     r->nsteps++;
     return r->nsteps == r->fail_step;
 }

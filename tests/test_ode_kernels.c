@@ -112,7 +112,11 @@ static void test_combination_kernels_every_term_count(void **state)
         for (int d = 0; d < D; d++)
             kbuf[i][d] = sin(1.0 + i * 0.7 + d * 0.13);
     }
-    for (size_t dim = 1; dim <= D; dim += 9)
+    for (int isa = 0; isa < NODE__NISA; isa++) {
+      if (!node__isa_usable((node__isa)isa))
+          continue;
+      const node__ode_kernels *kern = node__ode_kernels_for((node__isa)isa);
+      for (size_t dim = 1; dim <= D; dim += 9)
         for (int n = 0; n <= NODE__MAXSTAGES; n++)
             for (int alias = 0; alias < 2; alias++) {
                 double w[NODE__MAXSTAGES];
@@ -131,9 +135,10 @@ static void test_combination_kernels_every_term_count(void **state)
                     want[d] = first ? y[d] : y[d] + 0.25 * acc;
                 }
                 double *dst = alias ? y : out;
-                node__rk_combine(dim, y, 0.25, w, n, k, dst);
+                node__rk_combine(kern, dim, y, 0.25, w, n, k, dst);
                 assert_memory_equal(dst, want, dim * sizeof(double));
             }
+    }
 }
 
 int main(void)

@@ -50,6 +50,14 @@ LIBNODE_API const char *node_version(void);
    share MAJOR.MINOR (V / 100 == L / 100) and L >= V; from 1.0, MAJOR and L >= V. */
 LIBNODE_API uint32_t node_version_number(void);
 
+/* The instruction-set level of the kernels that objects made now will run:
+   "avx512", "avx2" or "generic" — the best this CPU supports among those the
+   library was built with, capped by the environment variable LIBNODE_ISA
+   (set it to "generic" or "avx2" to compare, or to rule a level out).  Results
+   can differ in the last bits between levels (fused multiply-adds), never more.
+   Never NULL. */
+LIBNODE_API const char *node_isa_name(void);
+
 /* ---- status codes ------------------------------------------------------ */
 
 typedef enum node_status {

@@ -165,7 +165,7 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
         int nst = any_out ? (int)S : last + 1;
         if (nst < 1)
             nst = 1;
-        if (node__rk_stages(tab, &ode, t, h, y, k, 0, nst, tmp, &stats->nfe)) {
+        if (node__rk_stages(s->kern, tab, &ode, t, h, y, k, 0, nst, tmp, &stats->nfe)) {
             rc = NODE_ECALLBACK;
             goto out;
         }
@@ -190,7 +190,7 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
             if (!need[i])
                 continue;
             const double *Ai = tab->A + (size_t)i * S;
-            node__rk_combine(n, y, h, Ai, i, k, tmp);
+            node__rk_combine(s->kern, n, y, h, Ai, i, k, tmp);
             double vt = 0;
             stats->nfe++;
             if (sys->vjp(sys->ctx, t + tab->c[i] * h, tmp, kb[i], NULL, vy,

@@ -2,36 +2,11 @@
  * branch-free exp/expm1 the compiler vectorizes (Cody & Waite range reduction
  * x = k ln2 + r, an economized polynomial for expm1 on |r| <= ln2/2, 2^k built
  * from the exponent bits; Muller, "Elementary Functions", 3rd ed., ch. 11).
+ * A kernel file: compiled once per instruction-set level (internal.h).
  */
 #include "nn/nn_internal.h"
 
 #include <string.h>
-
-/* ---- names ------------------------------------------------------------------ */
-
-static const char *const act_names[] = {
-    "identity", "tanh", "relu", "softplus", "sigmoid", "elu", "silu"
-};
-#define NACTS (sizeof act_names / sizeof act_names[0])
-
-const char *node_activation_name(node_activation a)
-{
-    if ((unsigned)a >= NACTS)
-        return NULL;
-    return act_names[a];
-}
-
-node_status node_activation_parse(const char *name, node_activation *out)
-{
-    if (!name || !out)
-        return NODE_EINVAL;
-    for (size_t i = 0; i < NACTS; i++)
-        if (strcmp(name, act_names[i]) == 0) {
-            *out = (node_activation)i;
-            return NODE_OK;
-        }
-    return NODE_EINVAL;
-}
 
 /* ---- vectorizable exp / expm1 -------------------------------------------------- */
 

@@ -26,7 +26,34 @@ typedef struct node__mlp_sys {
     struct node__mlp_sys *next;
 } node__mlp_sys;
 
+/* The kernels of one instruction-set level (pass.c, kernels.c, act.c are compiled
+   once per level; internal.h). */
+typedef struct node__nn_kernels {
+    /* The fused pass of pass.c: y = MLP(t, x) and, with a, aᵀ∂y/∂(x, θ, t) (see
+       node_mlp_vjp; vjp_p summed over the batch, overwritten) for `batch` rows, all
+       scratch in ws (at least the doubles node__mlp_ws_need(m, batch) gives). */
+    void (*pass)(const node_mlp *m, double *ws, size_t batch, double t, const double *x,
+                 const double *a, double *y, double *vjp_x, double *vjp_p, double *vjp_t);
+    void (*act_apply)(node_activation a, size_t n, double *y, double *d);
+    void (*tanh_array)(size_t n, const double *x, double *out);
+    void (*sigmoid_array)(size_t n, const double *x, double *out);
+    void (*expm1_array)(size_t n, const double *x, double *out);
+    void (*layer_fwd)(size_t O, size_t I, size_t ld, const double *W, const double *bias,
+                      const double *X, double *Z, double *pack);
+    void (*layer_bwd_x)(size_t O, size_t I, size_t ld, const double *W, const double *Dl,
+                        double *G, double *pack);
+    void (*layer_bwd_w)(size_t O, size_t I, size_t B, size_t ld, const double *Dl,
+                        const double *X, double *gW, double *gb, double *scratch, int add);
+} node__nn_kernels;
+
+extern NODE__HIDDEN const node__nn_kernels node__nn_kernels_generic;
+extern NODE__HIDDEN const node__nn_kernels node__nn_kernels_avx2;
+extern NODE__HIDDEN const node__nn_kernels node__nn_kernels_avx512;
+/* The table of a level (the generic one where the level was not compiled in). */
+NODE__HIDDEN const node__nn_kernels *node__nn_kernels_for(node__isa isa);
+
 struct node_mlp {
+    const node__nn_kernels *kern;   /* chosen when the model is made */
     size_t nlayers;
     size_t *sizes;           /* [nlayers+1] widths; sizes[0] the state width */
     size_t *fan_in;          /* [nlayers] input width of layer k (time column included) */
@@ -42,6 +69,28 @@ struct node_mlp {
     size_t ws_cap;           /* doubles; never shrinks */
     node__mlp_sys *systems;
 };
+
+/* Samples per pass through the network: a chunk's activations stay in cache. */
+#ifndef NODE__CHUNK
+#  define NODE__CHUNK 256
+#endif
+
+/* Padded batch: samples of batches below 4 go one at a time (ld 1, dot products);
+   larger batches are padded to a multiple of 8 so every kernel runs full vectors. */
+static inline size_t node__lead_dim(size_t batch);
+
+/* ---- kernel-file names ---------------------------------------------------------
+   The functions of the kernel files carry their level's suffix (internal.h); these
+   plain names refer to the level of the file that uses them (generic outside the
+   kernel files).  Other levels are reached through node__nn_kernels_for. */
+#define node__act_apply     NODE__KERNEL(node__act_apply)
+#define node__tanh_array    NODE__KERNEL(node__tanh_array)
+#define node__sigmoid_array NODE__KERNEL(node__sigmoid_array)
+#define node__expm1_array   NODE__KERNEL(node__expm1_array)
+#define node__layer_fwd     NODE__KERNEL(node__layer_fwd)
+#define node__layer_bwd_x   NODE__KERNEL(node__layer_bwd_x)
+#define node__layer_bwd_w   NODE__KERNEL(node__layer_bwd_w)
+#define node__transpose     NODE__KERNEL(node__transpose)
 
 /* ---- activations (act.c) ------------------------------------------------- */
 
@@ -92,6 +141,11 @@ static inline size_t node__padw(size_t n)
 {
     size_t p = (n + 7) & ~(size_t)7;
     return p % 64 == 0 ? p + 8 : p;
+}
+
+static inline size_t node__lead_dim(size_t batch)
+{
+    return batch < 4 ? 1 : node__padw(batch);
 }
 
 /* dst[c ldd + r] = src[r lds + c] for r < rows, c < cols, in cache-sized tiles.

@@ -21,9 +21,10 @@ typedef struct node__lincomb {
     const double *p[NODE__MAXSTAGES];
 } node__lincomb;
 
-/* Gather the non-zero entries of w[0..n-1], with p_q = k[i] for w_i != 0. */
-NODE__HIDDEN void node__lincomb_make(node__lincomb *lc, const double *w, int n,
-                                     double *const *k);
+/* Gather the non-zero entries of w[0..n-1], with p_q = k[i] for w_i != 0, and pick
+   the kernel for their number from kern. */
+NODE__HIDDEN void node__lincomb_make(node__lincomb *lc, const node__ode_kernels *kern,
+                                     const double *w, int n, double *const *k);
 
 /* out = y + h Σ_q w_q p_q (y NULL: out = h Σ ...), one pass over memory, the sum formed
    left to right and added to y once.  out may equal y or a p_q.  node__rk_stages and
@@ -57,9 +58,23 @@ struct node__errpass {
    with a kernel: e alone (ynew given), and b, e, e3 on one set of non-zero stages
    (ynew computed); the kernel is chosen for dim (element by element when small).
    Otherwise ep->fn is NULL and the caller combines and norms apart. */
-NODE__HIDDEN void node__errpass_make(node__errpass *ep, size_t dim, const double *b,
-                                     const double *e, const double *e3, int n, bool with_b,
-                                     double *const *k);
+NODE__HIDDEN void node__errpass_make(node__errpass *ep, const node__ode_kernels *kern,
+                                     size_t dim, const double *b, const double *e,
+                                     const double *e3, int n, bool with_b, double *const *k);
+
+/* Up to this dim the error passes run element by element, with no buffer. */
+#define NODE__SMALLDIM 8
+
+/* The kernels of one instruction-set level (kernels.c, compiled once per level). */
+struct node__ode_kernels {
+    node__comb_fn comb[NODE__MAXSTAGES + 1];        /* out = y + h Σ, by number of terms */
+    node__comb_fn combz[NODE__MAXSTAGES + 1];       /* out = h Σ */
+    node__err_fn erre[2][NODE__MAXSTAGES + 1];      /* [dim <= NODE__SMALLDIM][terms] */
+    node__err_fn errbee[2][NODE__MAXSTAGES + 1];
+};
+extern NODE__HIDDEN const node__ode_kernels node__ode_kernels_generic;
+extern NODE__HIDDEN const node__ode_kernels node__ode_kernels_avx2;
+extern NODE__HIDDEN const node__ode_kernels node__ode_kernels_avx512;
 
 /* Does any of v[0..n-1] hold a NaN or an Inf?  v - v is 0 for finite v and NaN for
    NaN or ±Inf; summing keeps the loop branch-free. */

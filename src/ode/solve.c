@@ -15,6 +15,7 @@
 /* Everything one solve works with; pointers into s->ode. */
 typedef struct run {
     const node__tableau *tab;
+    const node__ode_kernels *kern;
     const node__ode *ode;
     const node__observer *obs;
     node_stats *stats;
@@ -67,7 +68,7 @@ static node_status emit_outputs(run *r, double t, double h, double tnew)
             theta = fmin(1.0, (r->ts[i] - t) / h);
             double w[NODE__MAXSTAGES];
             tab->dense(theta, w, NULL);
-            node__rk_combine(r->dim, r->y, h, w, tab->s_dense, r->kk[r->par], row);
+            node__rk_combine(r->kern, r->dim, r->y, h, w, tab->s_dense, r->kk[r->par], row);
         }
         r->next++;
         if (r->obs && r->obs->output && r->obs->output(r->obs->ctx, i, theta))
@@ -330,6 +331,7 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
        are planned for the rows in use only. */
     run r;
     r.tab = tab;
+    r.kern = s->kern;
     r.ode = ode;
     r.obs = obs;
     r.stats = stats;
@@ -371,16 +373,16 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     bool with_b = !(tab->fsal && r.s_err == tab->s);
     for (int p = 0; p < (r.sw < 0 ? 1 : 2); p++) {
         for (int i = 0; i < tab->s_dense; i++)
-            node__lincomb_make(&r.rows[p][i], tab->A + (size_t)i * tab->s_dense, i,
+            node__lincomb_make(&r.rows[p][i], s->kern, tab->A + (size_t)i * tab->s_dense, i,
                                r.kk[p]);
-        node__lincomb_make(&r.b[p], tab->b, tab->s, r.kk[p]);
+        node__lincomb_make(&r.b[p], s->kern, tab->b, tab->s, r.kk[p]);
         if (tab->e)
-            node__lincomb_make(&r.e[p], tab->e, tab->s, r.kk[p]);
+            node__lincomb_make(&r.e[p], s->kern, tab->e, tab->s, r.kk[p]);
         if (tab->e3)
-            node__lincomb_make(&r.e3[p], tab->e3, tab->s, r.kk[p]);
+            node__lincomb_make(&r.e3[p], s->kern, tab->e3, tab->s, r.kk[p]);
         r.ep[p].fn = NULL;
         if (tab->e && !ode->norm)
-            node__errpass_make(&r.ep[p], dim, tab->b, tab->e, tab->e3, tab->s, with_b,
+            node__errpass_make(&r.ep[p], s->kern, dim, tab->b, tab->e, tab->e3, tab->s, with_b,
                                r.kk[p]);
     }
     r.ynew_in_err = with_b && r.ep[0].fn != NULL;

@@ -6,13 +6,20 @@
 #include <math.h>
 #include <string.h>
 
+void node__solver_init(node_solver *s)
+{
+    memset(s, 0, sizeof *s);
+    s->kern = node__ode_kernels_for(node__isa_select());
+}
+
 node_status node_solver_create(node_solver **out)
 {
     if (!out)
         return NODE_EINVAL;
-    node_solver *s = node__calloc(1, sizeof *s);
+    node_solver *s = node__malloc(sizeof *s);
     if (!s)
         return NODE_ENOMEM;
+    node__solver_init(s);
     *out = s;
     return NODE_OK;
 }
@@ -102,7 +109,7 @@ node_status node_odeint(const node_system *sys, const double *y0, const double *
 {
     /* A temporary solver on the stack: its one workspace block is the only allocation. */
     node_solver s;
-    memset(&s, 0, sizeof s);
+    node__solver_init(&s);
     node_status st = node_solver_odeint(&s, sys, y0, ts, nt, ys, opt, stats);
     node__free(s.ode);
     return st;

@@ -1,0 +1,158 @@
+/* pass.c — the MLP's fused forward / reverse pass over a batch, compiled once per
+ * instruction-set level (internal.h) together with the layer products (kernels.c)
+ * and the activations (act.c): y = MLP(t, x) and aᵀ∂y/∂(x, θ, t) by reverse-mode
+ * differentiation (Chen et al., NeurIPS 2018, eq. 4 needs aᵀ∂f/∂z and aᵀ∂f/∂θ).
+ * The model is only read; all scratch is the caller's workspace.
+ */
+#include "nn/nn_internal.h"
+
+/* ---- the fused forward / reverse pass ------------------------------------------- */
+
+/* Columns B..ld-1 of rows × ld set to zero (the input and the incoming
+   cotangent; the hidden layers' padding holds whatever act(b) gives, and the
+   weight gradient selects it away). */
+static void zero_pad(size_t rows, size_t B, size_t ld, double *p)
+{
+    for (size_t r = 0; r < rows; r++)
+        for (size_t b = B; b < ld; b++)
+            p[r * ld + b] = 0.0;
+}
+
+/* For B samples (rows of x, a) with padded batch ld (1 when B == 1):
+   y = MLP(t, x) if y; then with a: vjp_x = aᵀ∂y/∂x if vjp_x, vjp_p = Σ aᵀ∂y/∂θ if
+   vjp_p (add: +=), *vjp_t += Σ aᵀ∂y/∂t if vjp_t.  The workspace holds at least
+   ws_need(ld). */
+static void run(const node_mlp *m, double *ws, size_t B, size_t ld, double t, const double *x,
+                const double *a, double *y, double *vjp_x, double *vjp_p, double *vjp_t,
+                int add)
+{
+    const size_t L = m->nlayers, n0 = m->sizes[0], nL = m->sizes[L];
+    const bool grad = a && (vjp_x || vjp_p || vjp_t);
+    double *X0 = ws;
+    double *buf = X0 + m->fan_in[0] * ld;          /* Y_0, D_0, Y_1, D_1, ... */
+    double *d1 = buf;
+    for (size_t k = 0; k < L; k++)
+        d1 += 2 * m->sizes[k + 1] * ld;
+    double *d2 = d1 + m->maxw * ld;
+    double *scratch = d2 + m->maxw * ld;
+
+    /* Input, transposed to feature-major; the padding columns are zero. */
+    node__transpose(B, n0, x, n0, X0, ld);
+    zero_pad(n0, B, ld, X0);
+    if (m->time_input)
+        for (size_t b = 0; b < ld; b++)
+            X0[n0 * ld + b] = b < B ? t : 0.0;
+
+    const double *in = X0;
+    double *Y = buf;
+    for (size_t k = 0; k < L; k++) {
+        size_t O = m->sizes[k + 1], I = m->fan_in[k];
+        const double *W = m->theta + m->woff[k];
+        double *D = Y + O * ld;
+        node__layer_fwd(O, I, ld, W, W + O * I, in, Y, scratch);
+        node__act_apply(m->acts[k], O * ld, Y, grad ? D : NULL);
+        in = Y;
+        Y = D + O * ld;
+    }
+    const double *out = in;                        /* Y_{L-1}, nL × ld */
+    if (y)
+        node__transpose(nL, B, out, ld, y, nL);
+    if (!grad)
+        return;
+
+    /* Reverse pass: Δ_k = (Wᵀ_{k+1} Δ_{k+1}) ⊙ act'_k, starting from a. */
+    double *Dl = d1, *G = d2;
+    node__transpose(B, nL, a, nL, Dl, ld);
+    zero_pad(nL, B, ld, Dl);
+    for (size_t k = L; k-- > 0;) {
+        size_t O = m->sizes[k + 1], I = m->fan_in[k];
+        const double *W = m->theta + m->woff[k];
+        double *Yk = buf;
+        for (size_t j = 0; j < k; j++)
+            Yk += 2 * m->sizes[j + 1] * ld;
+        const double *D = Yk + O * ld;
+        const double *Xk = k == 0 ? X0 : Yk - 2 * I * ld;   /* Y_{k-1} */
+        if (m->acts[k] != NODE_ACT_IDENTITY) {
+            double *restrict dl = Dl;   /* Δ and D are distinct workspace rows */
+            for (size_t j = 0; j < O * ld; j++)
+                dl[j] *= D[j];
+        }
+        if (vjp_p) {
+            double *gW = vjp_p + m->woff[k];
+            node__layer_bwd_w(O, I, B, ld, Dl, Xk, gW, gW + O * I, scratch, add);
+        }
+        if (k == 0 && !vjp_x && !vjp_t)
+            break;
+        node__layer_bwd_x(O, I, ld, W, Dl, G, scratch);
+        double *tmp = Dl;
+        Dl = G;
+        G = tmp;
+    }
+    if (!vjp_x && !vjp_t)
+        return;
+    /* Dl now holds aᵀ ∂y/∂[x; t], feature-major. */
+    if (vjp_x)
+        node__transpose(n0, B, Dl, ld, vjp_x, n0);
+    if (vjp_t && m->time_input) {
+        double s = 0.0;
+        for (size_t b = 0; b < B; b++)
+            s += Dl[n0 * ld + b];
+        *vjp_t += s;
+    }
+}
+
+/* Batches below 4 run sample by sample (ld 1), the later samples adding to vjp_p
+   when add (or after the first); vjp_t adds.  The workspace holds ws_need(node__lead_dim(batch)). */
+static void run_part(const node_mlp *m, double *ws, size_t batch, double t, const double *x,
+                     const double *a,
+                     double *y, double *vjp_x, double *vjp_p, double *vjp_t, int add)
+{
+    size_t ld = node__lead_dim(batch), n0 = m->sizes[0], nL = m->sizes[m->nlayers];
+    if (ld != 1) {
+        run(m, ws, batch, ld, t, x, a, y, vjp_x, vjp_p, vjp_t, add);
+        return;
+    }
+    for (size_t b = 0; b < batch; b++)
+        run(m, ws, 1, 1, t, x + b * n0, a ? a + b * nL : NULL, y ? y + b * nL : NULL,
+            vjp_x ? vjp_x + b * n0 : NULL, vjp_p, vjp_t, add || b > 0);
+}
+
+/* Large batches go through the whole network in chunks of at most NODE__CHUNK
+   samples (equal sizes but the last), so that every layer's activations stay in
+   the core's cache between the forward and the reverse pass; vjp_p sums over the
+   chunks, vjp_t accumulates from 0.  The workspace is large enough (checked by
+   the callers). */
+static void run_batch(const node_mlp *m, double *ws, size_t batch, double t,
+                      const double *x, const double *a, double *y, double *vjp_x,
+                      double *vjp_p, double *vjp_t)
+{
+    size_t n0 = m->sizes[0], nL = m->sizes[m->nlayers];
+    if (vjp_t)
+        *vjp_t = 0.0;
+    size_t nch = (batch + NODE__CHUNK - 1) / NODE__CHUNK;
+    size_t per = (batch + nch - 1) / nch;
+    for (size_t b0 = 0; b0 < batch; b0 += per) {
+        size_t nb = batch - b0 < per ? batch - b0 : per;
+        run_part(m, ws, nb, t, x + b0 * n0, a ? a + b0 * nL : NULL, y ? y + b0 * nL : NULL,
+                 vjp_x ? vjp_x + b0 * n0 : NULL, vjp_p, vjp_t, b0 > 0);
+    }
+}
+
+/* ---- the table of this level's kernels -------------------------------------------- */
+
+static void pass(const node_mlp *m, double *ws, size_t batch, double t, const double *x,
+                 const double *a, double *y, double *vjp_x, double *vjp_p, double *vjp_t)
+{
+    run_batch(m, ws, batch, t, x, a, y, vjp_x, vjp_p, vjp_t);
+}
+
+const node__nn_kernels NODE__KERNEL(node__nn_kernels) = {
+    pass,
+    node__act_apply,
+    node__tanh_array,
+    node__sigmoid_array,
+    node__expm1_array,
+    node__layer_fwd,
+    node__layer_bwd_x,
+    node__layer_bwd_w,
+};
