@@ -1,0 +1,189 @@
+/* test_abi.c — the ABI contract of docs/ABI.md: every public struct's size and
+ * field offsets pinned (LP64), the introspection functions that FFI bindings use,
+ * version numbers, and reserved fields that must be zero on input.
+ */
+#include "test_util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct layout {
+    const char *type, *field;
+    size_t offset;
+} layout;
+
+/* The layout on LP64 platforms (Linux and macOS on x86-64 and aarch64).  A change
+   here is an ABI change: it needs a new soname (docs/ABI.md). */
+static const layout lp64[] = {
+        { "node_error", "status", 0 },
+        { "node_error", "message", 8 },
+        { "node_error", "reserved_", 208 },
+        { "node_system", "dim", 0 },
+        { "node_system", "nparams", 8 },
+        { "node_system", "ctx", 16 },
+        { "node_system", "f", 24 },
+        { "node_system", "vjp", 32 },
+        { "node_system", "reserved_", 40 },
+        { "node_options", "method", 0 },
+        { "node_options", "rtol", 8 },
+        { "node_options", "atol", 16 },
+        { "node_options", "step", 24 },
+        { "node_options", "max_step", 32 },
+        { "node_options", "max_steps", 40 },
+        { "node_options", "adjoint_rtol", 48 },
+        { "node_options", "adjoint_atol", 56 },
+        { "node_options", "seminorm", 64 },
+        { "node_options", "reserved_", 72 },
+        { "node_stats", "nfe", 0 },
+        { "node_stats", "nsteps", 8 },
+        { "node_stats", "naccept", 16 },
+        { "node_stats", "nreject", 24 },
+        { "node_stats", "t_reached", 32 },
+        { "node_stats", "rows_done", 40 },
+        { "node_stats", "callback_rc", 48 },
+        { "node_stats", "status", 52 },
+        { "node_stats", "message", 56 },
+        { "node_stats", "reserved_", 256 },
+        { "node_optim_config", "kind", 0 },
+        { "node_optim_config", "lr", 8 },
+        { "node_optim_config", "weight_decay", 16 },
+        { "node_optim_config", "momentum", 24 },
+        { "node_optim_config", "dampening", 32 },
+        { "node_optim_config", "nesterov", 40 },
+        { "node_optim_config", "alpha", 48 },
+        { "node_optim_config", "centered", 56 },
+        { "node_optim_config", "beta1", 64 },
+        { "node_optim_config", "beta2", 72 },
+        { "node_optim_config", "eps", 80 },
+        { "node_optim_config", "amsgrad", 88 },
+        { "node_optim_config", "reserved_", 96 },
+        { "node_sched", "kind", 0 },
+        { "node_sched", "lr0", 8 },
+        { "node_sched", "step_size", 16 },
+        { "node_sched", "gamma", 24 },
+        { "node_sched", "T", 32 },
+        { "node_sched", "lr_min", 40 },
+        { "node_sched", "reserved_", 48 },
+};
+
+static const struct {
+    const char *type;
+    size_t size;
+} lp64_sizes[] = {
+    { "node_error", 232 },  { "node_system", 128 },       { "node_options", 192 },
+    { "node_stats", 320 },  { "node_optim_config", 192 }, { "node_sched", 128 },
+};
+
+static int is_lp64(void) { return sizeof(void *) == 8 && sizeof(long) == 8; }
+
+static void test_struct_layouts_are_pinned(void **state)
+{
+    (void)state;
+    if (!is_lp64())
+        skip();
+    for (size_t i = 0; i < sizeof lp64_sizes / sizeof lp64_sizes[0]; i++)
+        assert_int_equal(node_abi_sizeof(lp64_sizes[i].type), lp64_sizes[i].size);
+    for (size_t i = 0; i < sizeof lp64 / sizeof lp64[0]; i++) {
+        size_t got = node_abi_offsetof(lp64[i].type, lp64[i].field);
+        if (got != lp64[i].offset)
+            print_error("%s.%s at %zu, pinned at %zu\n", lp64[i].type, lp64[i].field, got,
+                        lp64[i].offset);
+        assert_int_equal(got, lp64[i].offset);
+    }
+}
+
+/* The library's answers agree with this compiler's view of the header. */
+static void test_introspection_matches_the_header(void **state)
+{
+    (void)state;
+    assert_int_equal(node_abi_sizeof("node_system"), sizeof(node_system));
+    assert_int_equal(node_abi_sizeof("node_options"), sizeof(node_options));
+    assert_int_equal(node_abi_sizeof("node_stats"), sizeof(node_stats));
+    assert_int_equal(node_abi_sizeof("node_error"), sizeof(node_error));
+    assert_int_equal(node_abi_sizeof("node_optim_config"), sizeof(node_optim_config));
+    assert_int_equal(node_abi_sizeof("node_sched"), sizeof(node_sched));
+    assert_int_equal(node_abi_offsetof("node_options", "max_steps"),
+                     offsetof(node_options, max_steps));
+    assert_int_equal(node_abi_offsetof("node_stats", "message"), offsetof(node_stats, message));
+    assert_int_equal(node_abi_offsetof("node_system", "vjp"), offsetof(node_system, vjp));
+    assert_int_equal(node_abi_sizeof("node_nothing"), 0);
+    assert_int_equal(node_abi_sizeof(NULL), 0);
+    assert_true(node_abi_offsetof("node_options", "nothing") == (size_t)-1);
+    assert_true(node_abi_offsetof("node_nothing", "dim") == (size_t)-1);
+    assert_true(node_abi_offsetof(NULL, "dim") == (size_t)-1);
+    assert_true(node_abi_offsetof("node_system", NULL) == (size_t)-1);
+    /* every struct ends with its reserved tail */
+    const char *types[] = { "node_error", "node_system", "node_options", "node_stats",
+                            "node_optim_config", "node_sched" };
+    for (size_t i = 0; i < 6; i++)
+        assert_true(node_abi_offsetof(types[i], "reserved_") < node_abi_sizeof(types[i]));
+}
+
+static void test_version_number_matches_the_string(void **state)
+{
+    (void)state;
+    char want[32];
+    uint32_t v = node_version_number();
+    snprintf(want, sizeof want, "%u.%u.%u", (unsigned)(v / 10000), (unsigned)(v / 100 % 100),
+             (unsigned)(v % 100));
+    assert_string_equal(node_version(), want);
+    assert_int_equal(v, NODE_VERSION_NUMBER);
+}
+
+static void test_isa_name_is_a_known_level(void **state)
+{
+    (void)state;
+    const char *isa = node_isa_name();
+    assert_non_null(isa);
+    assert_true(strcmp(isa, "generic") == 0 || strcmp(isa, "avx2") == 0 ||
+                strcmp(isa, "avx512") == 0);
+}
+
+static int decay(void *ctx, double t, const double *y, double *dydt)
+{
+    (void)ctx;
+    (void)t;
+    dydt[0] = -y[0];
+    return 0;
+}
+
+/* A program built against a newer header that sets a field this library does not
+   know, or a struct that was never zeroed, is refused with a message. */
+static void test_reserved_fields_must_be_zero(void **state)
+{
+    (void)state;
+    double y0 = 1, ts[2] = { 0, 1 }, ys[2];
+    node_stats st;
+    node_system sys = { .dim = 1, .f = decay };
+    assert_status(node_odeint(&sys, &y0, ts, 2, ys, NULL, &st), NODE_OK);
+    assert_int_equal(st.status, NODE_OK);
+    assert_string_equal(st.message, "");
+    sys.reserved_[10] = 1;
+    assert_status(node_odeint(&sys, &y0, ts, 2, ys, NULL, &st), NODE_EINVAL);
+    assert_non_null(strstr(st.message, "reserved"));
+    assert_int_equal(st.status, NODE_EINVAL);
+    sys.reserved_[10] = 0;
+
+    node_options o = node_options_default();
+    o.reserved_[3] = 7;
+    assert_status(node_odeint(&sys, &y0, ts, 2, ys, &o, &st), NODE_EINVAL);
+    assert_non_null(strstr(st.message, "reserved"));
+    o = node_options_default();
+    o.reserved1_ = 1;
+    assert_status(node_odeint(&sys, &y0, ts, 2, ys, &o, &st), NODE_EINVAL);
+    o = node_options_default();
+    o.reserved0_ = 1;
+    assert_status(node_odeint(&sys, &y0, ts, 2, ys, &o, &st), NODE_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_struct_layouts_are_pinned),
+        cmocka_unit_test(test_introspection_matches_the_header),
+        cmocka_unit_test(test_version_number_matches_the_string),
+        cmocka_unit_test(test_isa_name_is_a_known_level),
+        cmocka_unit_test(test_reserved_fields_must_be_zero),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
