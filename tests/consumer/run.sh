@@ -114,6 +114,17 @@ cmake_consumer() {    # cmake_consumer BUILD_DIR PREFIX LIBDIR: configure, build
 }
 cmake_consumer "$work/cm" "$p2" "$libdir"
 say "(a) find_package(libnode) from the moved install: libnode::node and libnode::node_shared OK"
+# The package version follows the soname: before 1.0, an older minor version is refused.
+if [ "$major" = 0 ] && [ "$minor" -gt 0 ]; then
+    older=0.$((minor - 1))
+    mkdir -p "$work/older"
+    printf 'cmake_minimum_required(VERSION 3.16)\nproject(older NONE)\nfind_package(libnode %s REQUIRED)\n' \
+        "$older" > "$work/older/CMakeLists.txt"
+    if cmake -S "$work/older" -B "$work/older/build" -DCMAKE_PREFIX_PATH="$p2" >/dev/null 2>&1; then
+        fail "find_package(libnode $older) accepted libnode $version (another ABI before 1.0)"
+    fi
+    say "find_package(libnode $older) refuses $version"
+fi
 
 # ---- (b), (c) pkg-config, from the moved tree ----------------------------------------
 pc_consumer() {       # pc_consumer PKGCONFIG_DIR LIBDIR OUT_PREFIX
