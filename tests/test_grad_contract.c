@@ -15,7 +15,17 @@
 
 /* ---- y' = A y + sin(t) u, with ways to fail ------------------------------------------ */
 
-enum { OUT_NONE, OUT_VY, OUT_VP, OUT_VT };
+enum { OUT_NONE, OUT_VY, OUT_VP, OUT_VT, OUT_NOISE };
+
+/* ±1e200 by the low bits of t: a right-hand side no step is small enough to follow. */
+static double noise(double t)
+{
+    uint64_t u;
+    memcpy(&u, &t, sizeof u);
+    u ^= u >> 29;
+    u *= 0xBF58476D1CE4E5B9u;
+    return (u >> 40) & 1 ? 1e200 : -1e200;
+}
 
 typedef struct sys_ctx {
     double p[NP];
@@ -23,6 +33,7 @@ typedef struct sys_ctx {
     long f_nan_after, f_fail_after;   /* f's calls from this index on: NaN / rc 6; -1 never */
     long f_nan_once;                  /* this call alone gives NaN; -1 never */
     double f_fail_above;              /* f returns 5 for t above this (+Inf: never) */
+    double f_noise_above;             /* f adds noise() for t above this (+Inf: never) */
     double bad_lo, bad_hi;            /* vjp misbehaves for t in [bad_lo, bad_hi] ... */
     int bad_rc;                       /* ... returning this, */
     int bad_out;                      /* ... or writing NaN into this output */
@@ -50,6 +61,8 @@ static int sys_f(void *ctx, double t, const double *y, double *dydt)
     }
     if ((c->f_nan_after >= 0 && k >= c->f_nan_after) || k == c->f_nan_once)
         dydt[1] = NAN;
+    if (t > c->f_noise_above)
+        dydt[0] += noise(t);
     return 0;
 }
 
@@ -88,6 +101,8 @@ static int sys_vjp(void *ctx, double t, const double *y, const double *a, double
             s += a[i] * c->p[N * N + i];
         *vt = s * cos(t);
     }
+    if (bad && c->bad_out == OUT_NOISE)
+        vy[0] += noise(t);
     if (bad && c->bad_out == OUT_VY)
         vy[2] = NAN;
     if (bad && c->bad_out == OUT_VP && vp)
@@ -105,7 +120,7 @@ static void ctx_init(sys_ctx *c)
     memcpy(c->p, A, sizeof A);
     memcpy(c->p + N * N, u, sizeof u);
     c->f_nan_after = c->f_fail_after = c->f_nan_once = c->vjp_nan_once = -1;
-    c->f_fail_above = INFINITY;
+    c->f_fail_above = c->f_noise_above = INFINITY;
     c->bad_lo = INFINITY;
     c->bad_hi = -INFINITY;
 }
@@ -260,6 +275,7 @@ static void test_adjoint_steps_around_a_single_nan(void **state)
             for (long at = 0; at < calls; at++) {
                 fx.c.vcalls = 0;
                 fx.c.vjp_nan_once = at;
+                fx.c.t_failed = NAN;
                 fx.c.bad_out = outs[q];
                 node_stats st;
                 node_status rc = run(&fx, 0, true, true, &o, &st);
@@ -302,6 +318,14 @@ static void test_nan_from_f_after_forward_pass(void **state)
         assert_close(st.t_reached, 2.5, 0, 0);
         assert_true(st.nfe > fx.fwd.nfe);
         assert_int_equal(st.callback_rc, 0);
+
+        /* from the first call on: backprop's forward re-run fails where it starts */
+        fixture_init(&fx, 6, NULL);
+        fx.c.f_nan_after = 0;
+        assert_status(run(&fx, 1, true, with_t, NULL, &st), NODE_ENONFINITE);
+        assert_message(&st, "the solution turned NaN or Inf after t = 0 (backprop's forward "
+                            "re-run from ys[0])");
+        assert_close(st.t_reached, 0, 0, 0);
 
         fixture_init(&fx, 6, NULL);
         fx.c.f_nan_after = 0;
@@ -407,6 +431,30 @@ static void test_failing_f_says_where(void **state)
         assert_string_equal(st.message, "");
         assert_close(st.t_reached, 0.0, 0, 0);
     }
+}
+
+/* A right-hand side that no step can follow: the step size underflows, and the
+   message says in which pass and where. */
+static void test_step_size_underflow_says_where(void **state)
+{
+    (void)state;
+    fixture fx;
+    node_stats st;
+    fixture_init(&fx, 6, NULL);
+    fx.c.bad_lo = 0.9;
+    fx.c.bad_hi = 1.1;
+    fx.c.bad_out = OUT_NOISE;
+    assert_status(run(&fx, 0, true, true, NULL, &st), NODE_ESTEPSIZE);
+    assert_message(&st, "the backward step size underflowed at t = 1.1");
+    assert_message(&st, "(backward pass from 1.5 to 1)");
+    assert_close(st.t_reached, 1.1, 1e-12, 0);
+
+    fixture_init(&fx, 6, NULL);
+    fx.c.f_noise_above = 1.7;
+    assert_status(run(&fx, 1, true, true, NULL, &st), NODE_ESTEPSIZE);
+    assert_message(&st, "the step size underflowed at t = 1.7");
+    assert_message(&st, "(backprop's forward re-run)");
+    assert_close(st.t_reached, 1.7, 1e-12, 0);
 }
 
 /* Bad inputs are refused before any work, naming the entry. */
@@ -570,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_overflowing_cotangent_gives_enonfinite),
         cmocka_unit_test(test_failing_vjp_says_where),
         cmocka_unit_test(test_failing_f_says_where),
+        cmocka_unit_test(test_step_size_underflow_says_where),
         cmocka_unit_test(test_nonfinite_inputs_are_named),
         cmocka_unit_test(test_max_steps_fixed_step_counts),
         cmocka_unit_test(test_max_steps_adaptive_budget_is_per_call),

@@ -135,7 +135,7 @@ static node_status backward_failed(node_stats *st, node_status rc, const aug_ctx
     case NODE_ESTEPSIZE:
         return node__msg(msg, rc,
                          "the backward step size underflowed at t = %g (backward pass from %g "
-                         "to %g): the adjoint system is too stiff for opt->adjoint_rtol/atol",
+                         "to %g): the adjoint system is too stiff or singular there",
                          t, from, to);
     case NODE_ENOMEM:
         return node__msg(msg, rc, "out of memory for the backward solve's workspace");

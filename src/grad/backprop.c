@@ -161,7 +161,7 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
 
     /* Forward, recorded. */
     recorder r = { s, n, 0, ostep, otheta, NODE_OK };
-    node__observer obs = { &r, rec_step, rec_output };
+    node__observer obs = { .ctx = &r, .step = rec_step, .output = rec_output };
     fwd_ctx fc = { .sys = sys };
     node__ode fwd = { .dim = n, .f = fwd_f, .ctx = &fc };
     rc = node__integrate(s, &fwd, ys, ts, nt, yf, &o, stats, &obs);
