@@ -32,9 +32,12 @@ extern "C" {
    between ts[nt-1] and t_reached was differentiated (the adjoint: solved backward in
    accepted steps; backprop: the recorded steps reversed), the failure lies beyond it
    towards ts[0]; a failure in backprop's forward re-run reports the time that run
-   reached, as node_odeint does.  ts[0] after success.  stats->message says which callback, at which t, and in which
-   pass ("sys->vjp returned 3 at t = 0.5 (backward pass)", "dL/dθ[4] = nan after the
-   backward pass: ...").  On failure the outputs are unspecified and nothing leaks.
+   reached, as node_odeint does.  ts[0] after success.  stats->message says which
+   callback, at which t, and in which pass ("sys->vjp returned 3 at t = 0.5 (backward
+   pass)", "dL/dθ[4] = nan after the backward pass: ...").  The adjoint's error norm
+   rejects a step with a NaN or Inf in any block (the seminorm's left-out ones too),
+   so a smaller step may avoid it.  On failure the outputs are unspecified and nothing
+   leaks.
    Threads: reentrant; with a node_solver, one thread at a time per solver. */
 
 /* Adjoint sensitivity (Chen et al. 2018, Algorithm 1): integrates the augmented
