@@ -45,7 +45,8 @@ static void test_loss_nonfinite_target_is_refused_by_index(void **state)
     double p[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, y[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
     for (int k = 0; k < 2; k++) {
         y[6] = NAN;
-        assert_refused(kinds[k], 8, p, y, NULL, 0, NODE_EINVAL, "target[6] = nan at an observed entry");
+        assert_refused(kinds[k], 8, p, y, NULL, 0, NODE_EINVAL,
+                       "target[6] = nan at an observed entry");
         y[6] = INFINITY;
         assert_refused(kinds[k], 8, p, y, NULL, 0, NODE_EINVAL, "target[6] = inf");
         y[6] = -INFINITY;
