@@ -17,13 +17,27 @@ extern "C" {
    dLdts (nt, may be NULL: vjp_t = NULL).  sys->f and sys->vjp are required.
    stats (may be NULL) counts the backward work (for backprop, the recorded forward
    re-run included) and, after a failure, says where and why (node_stats).
-   NODE_EINVAL for NULL or empty arguments, bad ts or options, and for a dLdp given
-   with sys->nparams == 0 (there would be nothing to write: a silent no-op hides a
-   mis-built system); NODE_ECALLBACK when f or vjp returns non-zero; NODE_ENONFINITE
-   when a gradient comes out NaN or Inf (never returned with NODE_OK); NODE_EMAXSTEPS
-   when the steps of the whole call (every backward interval together, or
-   backprop's forward re-run) exceed opt->max_steps.  On failure the outputs are
-   unspecified and nothing leaks.
+   NODE_EINVAL for NULL or empty arguments, bad ts or options, a NaN or Inf in ys or
+   dLdys (the message names the entry), and for a dLdp given with sys->nparams == 0
+   (there would be nothing to write: a silent no-op hides a mis-built system);
+   NODE_ECALLBACK when f or vjp returns non-zero (stats->callback_rc holds the value);
+   NODE_ENONFINITE when a gradient, the adjoint state or a recomputed stage comes out
+   NaN or Inf (a gradient is never returned with NODE_OK unless every entry is
+   finite); NODE_EMAXSTEPS when the steps attempted in the whole call exceed
+   opt->max_steps, counted as for a forward solve: the adjoint's backward intervals
+   share one budget (each starts with what the earlier ones left), backprop's forward
+   re-run has it as node_odeint has (its reverse pass attempts no steps);
+   NODE_ESTEPSIZE and NODE_ENOMEM as for a solve.
+   After a failure stats->t_reached is how far the backward pass got: everything
+   between ts[nt-1] and t_reached was differentiated (the adjoint: solved backward in
+   accepted steps; backprop: the recorded steps reversed), the failure lies beyond it
+   towards ts[0]; a failure in backprop's forward re-run reports the time that run
+   reached, as node_odeint does.  ts[0] after success.  stats->message says which
+   callback, at which t, and in which pass ("sys->vjp returned 3 at t = 0.5 (backward
+   pass)", "dL/dθ[4] = nan after the backward pass: ...").  The adjoint's error norm
+   rejects a step with a NaN or Inf in any block (the seminorm's left-out ones too),
+   so a smaller step may avoid it.  On failure the outputs are unspecified and nothing
+   leaks.
    Threads: reentrant; with a node_solver, one thread at a time per solver. */
 
 /* Adjoint sensitivity (Chen et al. 2018, Algorithm 1): integrates the augmented
@@ -32,8 +46,10 @@ extern "C" {
    The backward error norm is the largest of the per-block RMS norms of z, a,
    dL/dθ and dL/dt; opt->seminorm leaves the dL/dθ and dL/dt blocks out
    (Kidger, Chen, Lyons 2021).  opt->adjoint_rtol/atol (0 = forward's) apply; an
-   adaptive method picks its own first step for each backward interval, a fixed one
-   steps by opt->step from each output time.  dL/dt_i = dLdys[i]ᵀ f(t_i, ys[i]) for
+   adaptive method picks its first step on the first backward interval and starts each
+   later one with the step its controller had planned when the previous one ended (not
+   the last step, cut to land on the output time); a fixed one steps by opt->step from
+   each output time.  dL/dt_i = dLdys[i]ᵀ f(t_i, ys[i]) for
    i >= 1; dL/dt0 from the dL/dt block (Chen et al., appendix B.2).
    Memory does not grow with the number of steps: O(dim + nparams). */
 LIBNODE_API node_status node_odeint_adjoint(const node_system *sys, const double *ts, size_t nt,

@@ -39,10 +39,15 @@ extern "C" {
    receives dL/dpred (n entries, 0 at masked entries), overwritten.
    All entries masked (m = 0): *loss = 0 and grad = 0, NODE_OK — an empty
    mini-batch contributes nothing.  NODE_EINVAL: n == 0, pred / target / loss NULL,
-   a NaN or Inf target at an observed entry (missing data must be masked, or flagged
-   with NODE_LOSS_NAN_MISSING).  NODE_ENONFINITE: a NaN or Inf prediction at an
-   observed entry, or a loss that overflows.  On failure *loss and grad are not
-   written: a non-finite loss never reaches an optimizer with NODE_OK. */
+   an unknown kind or flag, a NaN or Inf target at an observed entry (missing data
+   must be masked, or flagged with NODE_LOSS_NAN_MISSING).  NODE_ENONFINITE: a NaN or
+   Inf prediction at an observed entry, or a loss that overflows.  A missing entry is
+   ignored whatever its prediction and target hold.  On failure *loss and grad are
+   not written: a non-finite loss never reaches an optimizer with NODE_OK.
+
+   NODE_LOSS_NAN_MISSING: a NaN target marks its entry missing, as mask 0 does (it
+   is not counted in m and gets gradient 0).  An Inf target does not: ±Inf is a value
+   (most likely an overflow upstream), not a marker, and stays NODE_EINVAL. */
 
 typedef enum node_loss_kind {
     NODE_LOSS_MSE,        /* (1/m) Σ (pred_i - target_i)²,  dL/dpred_i = 2 (pred_i - target_i) / m */
@@ -54,7 +59,8 @@ typedef enum node_loss_kind {
 #define NODE_LOSS_NAN_MISSING 1u   /* a NaN target marks a missing entry (as mask 0) */
 
 /* The loss of the given kind with flags (0 or NODE_LOSS_NAN_MISSING); err (may be
-   NULL) says which entry was refused. */
+   NULL) says which argument or entry was refused ("target[7] = inf at an observed
+   entry: ...").  Reads pred and target twice, allocates nothing. */
 LIBNODE_API node_status node_loss(node_loss_kind kind, size_t n, const double *pred,
                                   const double *target, const unsigned char *mask,
                                   uint32_t flags, double *loss, double *grad, node_error *err);
@@ -118,8 +124,9 @@ typedef struct node_optim node_optim;   /* opaque: the config and the state vect
 /* An optimizer for n parameters; all its state (momentum, square averages, ...) is
    allocated here, zeroed, and never again.  cfg is copied.  *out is written only on
    success.  NODE_EINVAL: out or cfg NULL, n == 0, an unknown kind, a hyper-parameter
-   out of its range (above), non-finite values.  NODE_ENOMEM.  The _ex form also
-   says which hyper-parameter (err may be NULL).
+   the kind reads out of its range (above), non-finite values, non-zero reserved
+   fields (start from node_optim_defaults).  NODE_ENOMEM.  The _ex form also says
+   which hyper-parameter and why ("cfg->beta1 = 1 is outside [0, 1)"; err may be NULL).
    Threads: one optimizer is used by one thread at a time. */
 LIBNODE_API node_status node_optim_create(node_optim **out, size_t n,
                                        const node_optim_config *cfg);
@@ -130,8 +137,10 @@ LIBNODE_API void        node_optim_free(node_optim *o);            /* NULL is fi
 /* One update θ ← step(θ, grad) of the n parameters (the n of create).  grad is read,
    never written.  Allocates nothing.  NODE_EINVAL for NULL arguments;
    NODE_ENONFINITE when grad or θ holds a NaN or Inf, or the update would write one
-   into θ or the optimizer's state.  On failure nothing changes: θ, the state and the
-   step count keep their values, so the caller may skip the batch and go on. */
+   into θ or the optimizer's state (lr·g or g² overflowing).  On failure nothing
+   changes: θ, the state and the step count keep their values, so the caller may skip
+   the batch and go on, and the next step is the one it would have been without the
+   refused one.  (The update is computed twice: once to check, once to write.) */
 LIBNODE_API node_status node_optim_step(node_optim *o, double *theta, const double *grad);
 
 /* The learning rate γ used by the next step (a schedule sets it every iteration).
@@ -182,10 +191,11 @@ LIBNODE_API node_sched node_sched_constant(double lr0);
 
 /* *lr = the schedule's rate at iteration it (0-based; it < 0 reads as 0).
    NODE_EINVAL: NULL arguments, an unknown kind, a field out of its range.
-   NODE_ENONFINITE: the rate overflows (gamma > 1 over many steps); *lr untouched. */
+   NODE_ENONFINITE: the rate overflows (gamma > 1 over many steps: γ^k beyond the
+   largest double); *lr untouched.  lr0 = 0 gives 0 for every it. */
 LIBNODE_API node_status node_sched_lr(const node_sched *s, int64_t it, double *lr);
 
-/* node_sched_lr, then node_optim_set_lr with the result. */
+/* node_sched_lr, then node_optim_set_lr with the result; on failure γ is unchanged. */
 LIBNODE_API node_status node_optim_schedule(node_optim *o, const node_sched *s, int64_t it);
 
 #ifdef __cplusplus

@@ -18,18 +18,23 @@
 typedef struct aug_ctx {
     const node_system *sys;
     size_t dim, np, nt;   /* np: length of the gθ block (0 = skipped); nt: of gt (0 or 1) */
+    int rc;               /* the non-zero value sys->vjp returned, and at which t */
+    double t_rc;
 } aug_ctx;
 
 static int aug_f(void *ctx, double t, const double *y, double *dydt)
 {
-    const aug_ctx *c = ctx;
+    aug_ctx *c = ctx;
     size_t n = c->dim;
     double *da = dydt + n, *dp = dydt + 2 * n, *dt = dydt + 2 * n + c->np;
     /* One vjp call: f into the z block, aᵀ∂f/∂(z, θ, t) into the others, negated. */
     int rc = c->sys->vjp(c->sys->ctx, t, y, y + n, dydt, da,
                          c->np ? dp : NULL, c->nt ? dt : NULL);
-    if (rc)
+    if (rc) {
+        c->rc = rc;
+        c->t_rc = t;
         return rc;
+    }
     size_t m = n + c->np + c->nt;
     for (size_t i = 0; i < m; i++)
         da[i] = -da[i];
@@ -48,7 +53,11 @@ static double block_rms(const double *err, const double *y, const double *ynew,
     return n ? sqrt(sum / (double)n) : 0;
 }
 
-/* The largest of the per-block RMS norms; with the seminorm only z and a count. */
+/* The largest of the per-block RMS norms; with the seminorm only z and a count.
+   NaN if any entry of err is NaN or Inf, whichever block it is in: fmax would drop a
+   NaN block, and an excluded block is not looked at by the norm, yet a NaN there (in
+   the FSAL stage, whose weight in ynew is 0) would be handed on to the next step as its
+   k_0, where no smaller step can cure it.  Rejected now, a smaller step may avoid it. */
 typedef struct norm_ctx {
     size_t dim, np, nt;
     int seminorm;
@@ -59,30 +68,81 @@ static double aug_norm(void *nctx, size_t dim, const double *err, const double *
 {
     const norm_ctx *c = nctx;
     (void)dim;
-    size_t n = c->dim;
-    double r = block_rms(err, y, ynew, n, rtol, atol);
-    r = fmax(r, block_rms(err + n, y + n, ynew + n, n, rtol, atol));
+    size_t n = c->dim, o = 2 * n, q = c->np + c->nt;
+    double rz = block_rms(err, y, ynew, n, rtol, atol);
+    double ra = block_rms(err + n, y + n, ynew + n, n, rtol, atol);
+    double r = fmax(rz, ra), bad = rz + ra;
     if (!c->seminorm) {
-        size_t o = 2 * n;
-        r = fmax(r, block_rms(err + o, y + o, ynew + o, c->np, rtol, atol));
+        double rp = block_rms(err + o, y + o, ynew + o, c->np, rtol, atol);
         o += c->np;
-        r = fmax(r, block_rms(err + o, y + o, ynew + o, c->nt, rtol, atol));
+        double rt = block_rms(err + o, y + o, ynew + o, c->nt, rtol, atol);
+        r = fmax(r, fmax(rp, rt));
+        bad += rp + rt;
+    } else if (q && node__nonfinite(err + o, q)) {
+        return NAN;
     }
-    return r;
+    return bad == bad ? r : NAN;
 }
 
-/* dLdys[i]ᵀ f(t_i, ys[i]): the direct dependence of the loss on output time t_i. */
-static node_status time_grad(const node_system *sys, double t, const double *y,
+/* dL/dts[i] = dLdys[i]ᵀ f(t_i, ys[i]): the direct dependence of the loss on output
+   time t_i.  A failure says where (the backward pass has reached t_i). */
+static node_status time_grad(const node_system *sys, size_t i, double t, const double *y,
                              const double *w, double *tmp, node_stats *st, double *out)
 {
     st->nfe++;
-    if (sys->f(sys->ctx, t, y, tmp))
-        return NODE_ECALLBACK;
+    int rc = sys->f(sys->ctx, t, y, tmp);
+    if (rc) {
+        st->callback_rc = rc;
+        return node__msg(st->message, NODE_ECALLBACK,
+                         "sys->f returned %d at t = ts[%zu] = %g (for dL/dts[%zu], backward pass)",
+                         rc, i, t, i);
+    }
     double sum = 0;
     for (size_t j = 0; j < sys->dim; j++)
         sum += w[j] * tmp[j];
+    if (!isfinite(sum))
+        return node__msg(st->message, NODE_ENONFINITE,
+                         "dL/dts[%zu] = %g: sys->f gave a NaN or Inf at t = ts[%zu] = %g "
+                         "(backward pass)", i, sum, i, t);
     *out = sum;
     return NODE_OK;
+}
+
+/* Say where and why the backward solve from ts[i] to ts[i-1] failed with rc (the
+   integrator has set stats->t_reached to the end of its last accepted step). */
+static node_status backward_failed(node_stats *st, node_status rc, const aug_ctx *ac,
+                                   const node_options *o, double from, double to)
+{
+    char *msg = st->message;
+    double t = st->t_reached;
+    switch (rc) {
+    case NODE_ECALLBACK:
+        if (!ac->rc)
+            break;
+        st->callback_rc = ac->rc;
+        return node__msg(msg, rc, "sys->vjp returned %d at t = %g (backward pass)", ac->rc,
+                         ac->t_rc);
+    case NODE_EMAXSTEPS:
+        return node__msg(msg, rc,
+                         "the backward pass needs more than opt->max_steps = %lld steps (all "
+                         "its intervals together); it reached t = %g",
+                         (long long)o->max_steps, t);
+    case NODE_ENONFINITE:
+        return node__msg(msg, rc,
+                         "the adjoint state turned NaN or Inf after t = %g and smaller steps "
+                         "did not avoid it (backward pass from %g to %g): sys->vjp returned a "
+                         "non-finite value", t, from, to);
+    case NODE_ESTEPSIZE:
+        return node__msg(msg, rc,
+                         "the backward step size underflowed at t = %g (backward pass from %g "
+                         "to %g): the adjoint system is too stiff or singular there",
+                         t, from, to);
+    case NODE_ENOMEM:
+        return node__msg(msg, rc, "out of memory for the backward solve's workspace");
+    default:
+        break;
+    }
+    return node__msg(msg, rc, "%s at t = %g (backward pass)", node_strerror(rc), t);
 }
 
 /* ---- Algorithm 1 ------------------------------------------------------------ */
@@ -124,11 +184,12 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
     bool adaptive = node__tableau_get(o.method)->err_order > 0;
     if (adaptive)
         bo.step = 0;
-    aug_ctx ac = { sys, n, np, ntb };
+    aug_ctx ac = { .sys = sys, .dim = n, .np = np, .nt = ntb };
     norm_ctx nc = { n, np, ntb, o.seminorm };
-    node__ode ode = { m, aug_f, &ac, aug_norm, &nc };
+    node__ode ode = { .dim = m, .f = aug_f, .ctx = &ac, .norm = aug_norm, .nctx = &nc };
 
     size_t last = nt - 1;
+    stats->t_reached = ts[last];
     memcpy(aug, ys + last * n, n * sizeof(double));
     memcpy(aug + n, dLdys + last * n, n * sizeof(double));
     memset(aug + 2 * n, 0, (np + ntb) * sizeof(double));
@@ -136,16 +197,25 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
         /* gt starts at -dL/dt_N and loses dL/dt_i at each output, so that at t0
            it holds ∫_{t0}^{tN} aᵀ∂f/∂t dt - Σ_{i≥1} dL/dt_i = dL/dt0 (a uniform
            shift of every t_i moves L by ∫ aᵀ∂f/∂t). */
-        if ((rc = time_grad(sys, ts[last], ys + last * n, dLdys + last * n, tmp, stats,
+        if ((rc = time_grad(sys, last, ts[last], ys + last * n, dLdys + last * n, tmp, stats,
                             &dLdts[last])))
             goto out;
         aug[m - 1] = -dLdts[last];
     }
     for (size_t i = last; i > 0; i--) {
+        /* One budget of opt->max_steps attempted steps for the whole backward pass, as
+           for a forward solve: each interval gets what the earlier ones left. */
+        if (stats->nsteps >= o.max_steps) {
+            rc = backward_failed(stats, NODE_EMAXSTEPS, &ac, &o, ts[i], ts[i - 1]);
+            goto out;
+        }
+        bo.max_steps = o.max_steps - stats->nsteps;
         double tsi[2] = { ts[i], ts[i - 1] };
         rc = node__integrate(s, &ode, aug, tsi, 2, rows, &bo, stats, NULL);
-        if (rc)
+        if (rc) {
+            rc = backward_failed(stats, rc, &ac, &o, ts[i], ts[i - 1]);
             goto out;
+        }
         if (adaptive)
             bo.step = s->h_next;
         memcpy(aug, rows + m, m * sizeof(double));
@@ -154,11 +224,21 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
         for (size_t j = 0; j < n; j++)
             aug[n + j] += wi[j];
         if (ntb && i - 1 > 0) {
-            if ((rc = time_grad(sys, ts[i - 1], yi, wi, tmp, stats, &dLdts[i - 1])))
+            if ((rc = time_grad(sys, i - 1, ts[i - 1], yi, wi, tmp, stats, &dLdts[i - 1])))
                 goto out;
             aug[m - 1] -= dLdts[i - 1];
         }
+        /* Once per interval (O(dim + nparams)): the integrator refuses a non-finite
+           output row, and this makes sure of it, the jumps at ts[i-1] included, so that
+           no gradient leaves with NODE_OK unless it is finite. */
+        if (node__nonfinite(aug, m)) {
+            rc = node__msg(stats->message, NODE_ENONFINITE,
+                           "the adjoint state is NaN or Inf at t = ts[%zu] = %g (backward pass)",
+                           i - 1, ts[i - 1]);
+            goto out;
+        }
     }
+    stats->t_reached = ts[0];
     memcpy(dLdy0, aug + n, n * sizeof(double));
     if (np)
         memcpy(dLdp, aug + 2 * n, np * sizeof(double));

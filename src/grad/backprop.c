@@ -6,6 +6,7 @@
  */
 #include "grad.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- recording the forward pass ------------------------------------------------
@@ -53,6 +54,70 @@ static int rec_output(void *ctx, size_t i, double theta)
     return 0;
 }
 
+/* The forward re-run's right-hand side: sys->f, remembering a non-zero return and
+   its t (the integrator reports only NODE_ECALLBACK). */
+typedef struct fwd_ctx {
+    const node_system *sys;
+    int rc;
+    double t_rc;
+} fwd_ctx;
+
+static int fwd_f(void *ctx, double t, const double *y, double *dydt)
+{
+    fwd_ctx *c = ctx;
+    int rc = c->sys->f(c->sys->ctx, t, y, dydt);
+    if (rc) {
+        c->rc = rc;
+        c->t_rc = t;
+    }
+    return rc;
+}
+
+/* Say where and why the forward re-run failed with rc (stats->t_reached: how far
+   it got, as for node_odeint). */
+static node_status forward_failed(node_stats *st, node_status rc, const fwd_ctx *fc,
+                                  const node_options *o)
+{
+    char *msg = st->message;
+    double t = st->t_reached;
+    switch (rc) {
+    case NODE_ECALLBACK:
+        if (!fc->rc)
+            break;
+        st->callback_rc = fc->rc;
+        return node__msg(msg, rc, "sys->f returned %d at t = %g (backprop's forward re-run)",
+                         fc->rc, fc->t_rc);
+    case NODE_EMAXSTEPS:
+        return node__msg(msg, rc,
+                         "backprop's forward re-run needs more than opt->max_steps = %lld "
+                         "steps; it reached t = %g", (long long)o->max_steps, t);
+    case NODE_ENONFINITE:
+        return node__msg(msg, rc,
+                         "the solution turned NaN or Inf after t = %g (backprop's forward "
+                         "re-run from ys[0])", t);
+    case NODE_ESTEPSIZE:
+        return node__msg(msg, rc,
+                         "the step size underflowed at t = %g (backprop's forward re-run)", t);
+    case NODE_ENOMEM:
+        return node__msg(msg, rc, "out of memory in backprop's forward re-run (its "
+                         "workspace, or the tape after %lld steps)", (long long)st->naccept);
+    default:
+        break;
+    }
+    return node__msg(msg, rc, "%s at t = %g (backprop's forward re-run)", node_strerror(rc), t);
+}
+
+/* The name of the first non-finite entry of v (n entries) in a message. */
+static node_status nonfinite_output(char *msg, const char *name, const double *v, size_t n,
+                                    const char *why)
+{
+    size_t i = 0;
+    while (i + 1 < n && isfinite(v[i]))
+        i++;
+    return node__msg(msg, NODE_ENONFINITE, "%s[%zu] = %g after the backward pass: %s", name, i,
+                     v[i], why);
+}
+
 /* a += x * v over n entries. */
 static void axpy(size_t n, double x, const double *v, double *a)
 {
@@ -96,12 +161,12 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
 
     /* Forward, recorded. */
     recorder r = { s, n, 0, ostep, otheta, NODE_OK };
-    node__observer obs = { &r, rec_step, rec_output };
-    node__ode ode = { n, sys->f, sys->ctx, NULL, NULL };
-    rc = node__integrate(s, &ode, ys, ts, nt, yf, &o, stats, &obs);
+    node__observer obs = { .ctx = &r, .step = rec_step, .output = rec_output };
+    fwd_ctx fc = { .sys = sys };
+    node__ode fwd = { .dim = n, .f = fwd_f, .ctx = &fc };
+    rc = node__integrate(s, &fwd, ys, ts, nt, yf, &o, stats, &obs);
     if (rc) {
-        if (r.status)
-            rc = r.status;
+        rc = forward_failed(stats, r.status ? r.status : rc, &fc, &o);
         goto out;
     }
     /* The last row may have been copied from the end of the last step rather than
@@ -111,10 +176,13 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
         otheta[nt - 1] = 1;
     }
     for (size_t i = 1; i < nt; i++)
-        if (ostep[i] < 0) {
-            rc = NODE_ECALLBACK;   /* the integrator broke the observer contract */
+        if (ostep[i] < 0) {        /* the integrator broke the observer contract */
+            rc = node__msg(stats->message, NODE_ECALLBACK,
+                           "internal error: ys[%zu] of the forward re-run lies in no step", i);
             goto out;
         }
+    /* The reverse pass calls sys->f directly: node__rk_stages returns its value. */
+    node__ode ode = { .dim = n, .f = sys->f, .ctx = sys->ctx };
 
     double *k[NODE__MAXSTAGES], *kb[NODE__MAXSTAGES];
     for (size_t i = 0; i < S; i++) {
@@ -130,6 +198,8 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
     for (size_t step = r.nsteps; step-- > 0;) {
         const double *rec = s->tape + step * rs, *y = rec + 2;
         double t = rec[0], h = rec[1];
+        /* where this step ends: how far the backward pass has got */
+        double t_end = step + 1 < r.nsteps ? rec[rs] : ts[nt - 1];
         bool need[NODE__MAXSTAGES] = { false };
         int last = -1;
 
@@ -165,8 +235,22 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
         int nst = any_out ? (int)S : last + 1;
         if (nst < 1)
             nst = 1;
-        if (node__rk_stages(s->kern, tab, &ode, t, h, y, k, 0, nst, tmp, &stats->nfe)) {
-            rc = NODE_ECALLBACK;
+        int cb = node__rk_stages(s->kern, tab, &ode, t, h, y, k, 0, nst, tmp, &stats->nfe);
+        if (cb) {
+            stats->callback_rc = cb;
+            stats->t_reached = t_end;
+            rc = node__msg(stats->message, NODE_ECALLBACK,
+                           "sys->f returned %d while the step at t = %g was recomputed "
+                           "(backward pass)", cb, t);
+            goto out;
+        }
+        /* Once per step, O(stages × dim): the forward pass accepted these stages, but f
+           may answer differently now. */
+        if (node__nonfinite(kbuf, (size_t)nst * n)) {
+            stats->t_reached = t_end;
+            rc = node__msg(stats->message, NODE_ENONFINITE,
+                           "sys->f gave a NaN or Inf while the step at t = %g was recomputed "
+                           "(backward pass), though not in the forward pass", t);
             goto out;
         }
         if (dLdts)   /* ∂y_out/∂ts[i] = Σ dw_i(θ) k_i */
@@ -191,11 +275,15 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
                 continue;
             const double *Ai = tab->A + (size_t)i * S;
             node__rk_combine(s->kern, n, y, h, Ai, i, k, tmp);
-            double vt = 0;
+            double vt = 0, ti = t + tab->c[i] * h;
             stats->nfe++;
-            if (sys->vjp(sys->ctx, t + tab->c[i] * h, tmp, kb[i], NULL, vy,
-                         np ? vp : NULL, dLdts ? &vt : NULL)) {
-                rc = NODE_ECALLBACK;
+            cb = sys->vjp(sys->ctx, ti, tmp, kb[i], NULL, vy, np ? vp : NULL,
+                          dLdts ? &vt : NULL);
+            if (cb) {
+                stats->callback_rc = cb;
+                stats->t_reached = t_end;
+                rc = node__msg(stats->message, NODE_ECALLBACK,
+                               "sys->vjp returned %d at t = %g (backward pass)", cb, ti);
                 goto out;
             }
             tbar += vt;
@@ -208,10 +296,30 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
                     need[j] = true;
                 }
         }
+        /* Once per step, O(dim): the running cotangent (a NaN in vjp_y lands here). */
+        if (node__nonfinite(ybar, n)) {
+            stats->t_reached = t_end;
+            rc = node__msg(stats->message, NODE_ENONFINITE,
+                           "dL/dy turned NaN or Inf in the step at t = %g (backward pass): "
+                           "sys->vjp wrote a non-finite vjp_y, or the cotangent overflowed", t);
+            goto out;
+        }
     }
+    stats->t_reached = ts[0];
 
+    /* The outputs once at the end, O(dim + nparams + nt): vjp_p and vjp_t are summed
+       into them without a check per stage. */
     axpy(n, 1.0, dLdys, ybar);   /* row 0 is y0 itself */
+    if (node__nonfinite(ybar, n)) {
+        rc = nonfinite_output(stats->message, "dL/dy0", ybar, n, "the cotangent overflowed");
+        goto out;
+    }
     memcpy(dLdy0, ybar, n * sizeof(double));
+    if (np && node__nonfinite(dLdp, np)) {
+        rc = nonfinite_output(stats->message, "dL/dθ", dLdp, np,
+                              "sys->vjp wrote a non-finite vjp_p, or the sum overflowed");
+        goto out;
+    }
     if (dLdts) {
         /* Shifting t0 shifts every step (sizes fixed): the stage times move, and
            each θ_i = (ts[i] - t_n)/h moves opposite to ts[i]. */
@@ -219,6 +327,11 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
         for (size_t i = 1; i < nt; i++)
             sum += dLdts[i];
         dLdts[0] = tbar - sum;
+        if (node__nonfinite(dLdts, nt)) {
+            rc = nonfinite_output(stats->message, "dL/dts", dLdts, nt,
+                                  "sys->vjp wrote a non-finite vjp_t, or the sum overflowed");
+            goto out;
+        }
     }
 out:
     stats->rows_done = 0;

@@ -2,6 +2,25 @@
  * (adjoint.c) and exact backprop (backprop.c). */
 #include "grad.h"
 
+#include <math.h>
+
+/* NODE_EINVAL naming the first NaN or Inf of the nt × dim array v, if any. */
+static node_status check_rows(const double *v, size_t nt, size_t dim, const char *name,
+                              const char *what, char *msg)
+{
+    for (size_t i = 0; i < nt; i++) {
+        const double *row = v + i * dim;
+        if (!node__nonfinite(row, dim))
+            continue;
+        size_t j = 0;
+        while (isfinite(row[j]))
+            j++;
+        return node__msg(msg, NODE_EINVAL, "%s[%zu] = %g (row %zu, element %zu): %s", name,
+                         i * dim + j, row[j], i, j, what);
+    }
+    return NODE_OK;
+}
+
 node_status node__grad_check(const node_system *sys, const double *ts, size_t nt,
                              const double *ys, const double *dLdys, const double *dLdy0,
                              const double *dLdp, char *msg)
@@ -20,7 +39,14 @@ node_status node__grad_check(const node_system *sys, const double *ts, size_t nt
         return node__msg(msg, NODE_EINVAL,
                          "dLdp was given but sys->nparams = 0: there is no parameter gradient "
                          "to write (pass dLdp = NULL, or set nparams)");
-    return node__check_ts(ts, nt, msg);
+    if ((st = node__check_ts(ts, nt, msg)) != NODE_OK)
+        return st;
+    /* O(nt × dim), once: a NaN here would come out as a NaN gradient. */
+    if ((st = check_rows(ys, nt, sys->dim, "ys",
+                         "the forward solution must be finite (the rows a failed solve left "
+                         "are not results)", msg)) != NODE_OK)
+        return st;
+    return check_rows(dLdys, nt, sys->dim, "dLdys", "the loss gradient must be finite", msg);
 }
 
 node_status node__grad_begin(const node_solver *s, const node_system *sys,

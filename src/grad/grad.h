@@ -6,8 +6,9 @@
 #include "internal.h"
 
 /* The arguments both methods require: sys with f and vjp, 0 < dim <= NODE__MAX_DIM,
-   ts valid, ys (finite first row), dLdys and dLdy0 present, no dLdp without
-   parameters.  NODE_EINVAL otherwise, the reason in msg (may be NULL). */
+   ts valid, ys and dLdys present and finite (every row), dLdy0 present, no dLdp
+   without parameters.  NODE_EINVAL otherwise, the reason (which argument, which
+   entry) in msg (may be NULL). */
 NODE__HIDDEN node_status node__grad_check(const node_system *sys, const double *ts, size_t nt,
                                           const double *ys, const double *dLdys,
                                           const double *dLdy0, const double *dLdp,

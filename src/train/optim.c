@@ -67,37 +67,70 @@ node_status node_optim_defaults(node_optim_kind kind, node_optim_config *cfg)
 static bool nonneg(double x) { return isfinite(x) && x >= 0.0; }
 static bool unit(double x) { return isfinite(x) && x >= 0.0 && x < 1.0; }
 
-static node_status check_config(const node_optim_config *c)
+/* NODE_EINVAL naming the first hyper-parameter of c out of its range (train.h). */
+static node_status check_config(const node_optim_config *c, char *msg)
 {
-    if (!node_optim_name(c->kind) || !nonneg(c->lr) || !nonneg(c->weight_decay))
-        return NODE_EINVAL;
+    const node_status e = NODE_EINVAL;
+    if (!node_optim_name(c->kind))
+        return node__msg(msg, e, "cfg->kind = %d is not an optimizer of libnode %s",
+                         (int)c->kind, node_version());
+    if (c->reserved0_ || c->reserved1_ || c->reserved2_ || c->reserved3_ ||
+        !node__zero_words(c->reserved_, sizeof c->reserved_ / sizeof c->reserved_[0]))
+        return node__msg(msg, e, "cfg has non-zero reserved fields: the program was built "
+                         "against a newer libnode header than libnode %s, or did not start "
+                         "from node_optim_defaults()", node_version());
+    if (!nonneg(c->lr))
+        return node__msg(msg, e, "cfg->lr = %g: the learning rate must be finite and >= 0",
+                         c->lr);
+    if (!nonneg(c->weight_decay))
+        return node__msg(msg, e, "cfg->weight_decay = %g: must be finite and >= 0",
+                         c->weight_decay);
+    if (c->kind == NODE_OPTIM_SGD || c->kind == NODE_OPTIM_RMSPROP) {
+        if (!nonneg(c->momentum))
+            return node__msg(msg, e, "cfg->momentum = %g: must be finite and >= 0",
+                             c->momentum);
+    }
     switch (c->kind) {
     case NODE_OPTIM_SGD:
-        if (!nonneg(c->momentum) || !isfinite(c->dampening))
-            return NODE_EINVAL;
+        if (!isfinite(c->dampening))
+            return node__msg(msg, e, "cfg->dampening = %g: must be finite", c->dampening);
         if (c->nesterov && (c->momentum <= 0.0 || c->dampening != 0.0))
-            return NODE_EINVAL;
-        return NODE_OK;
+            return node__msg(msg, e, "cfg->nesterov needs momentum > 0 and dampening = 0 "
+                             "(momentum = %g, dampening = %g)", c->momentum, c->dampening);
+        break;
     case NODE_OPTIM_RMSPROP:
-        if (!nonneg(c->momentum) || !unit(c->alpha) || !nonneg(c->eps))
-            return NODE_EINVAL;
-        return NODE_OK;
+        if (!unit(c->alpha))
+            return node__msg(msg, e, "cfg->alpha = %g is outside [0, 1)", c->alpha);
+        if (!nonneg(c->eps))
+            return node__msg(msg, e, "cfg->eps = %g: must be finite and >= 0", c->eps);
+        break;
     case NODE_OPTIM_ADAM:
     case NODE_OPTIM_ADAMW:
-        if (!unit(c->beta1) || !unit(c->beta2) || !nonneg(c->eps))
-            return NODE_EINVAL;
-        return NODE_OK;
+        if (!unit(c->beta1))
+            return node__msg(msg, e, "cfg->beta1 = %g is outside [0, 1)", c->beta1);
+        if (!unit(c->beta2))
+            return node__msg(msg, e, "cfg->beta2 = %g is outside [0, 1)", c->beta2);
+        if (!nonneg(c->eps))
+            return node__msg(msg, e, "cfg->eps = %g: must be finite and >= 0", c->eps);
+        break;
     }
-    return NODE_EINVAL;
+    return NODE_OK;
 }
 
-node_status node_optim_create(node_optim **out, size_t n, const node_optim_config *cfg)
+node_status node_optim_create_ex(node_optim **out, size_t n, const node_optim_config *cfg,
+                                 node_error *err)
 {
-    if (!out || !cfg || n == 0)
-        return NODE_EINVAL;
-    node_status st = check_config(cfg);
+    char *msg = node__err_begin(err);
+    if (!out)
+        return node__err_end(err, node__msg(msg, NODE_EINVAL, "out is NULL"));
+    if (!cfg)
+        return node__err_end(err, node__msg(msg, NODE_EINVAL, "cfg is NULL"));
+    if (n == 0)
+        return node__err_end(err, node__msg(msg, NODE_EINVAL,
+                                            "n = 0: there are no parameters to optimize"));
+    node_status st = check_config(cfg, msg);
     if (st != NODE_OK)
-        return st;
+        return node__err_end(err, st);
 
     /* Which state vectors this kind needs. */
     bool need_buf = false, need_m = false, need_v = false, need_gavg = false,
@@ -119,16 +152,18 @@ node_status node_optim_create(node_optim **out, size_t n, const node_optim_confi
     }
     size_t nvec = (size_t)need_buf + need_m + need_v + need_gavg + need_vmax;
     if (nvec > 0 && n > SIZE_MAX / sizeof(double) / nvec)
-        return NODE_ENOMEM;
+        return node__err_end(err, node__msg(msg, NODE_ENOMEM, "n = %zu: %zu state vectors of "
+                                            "that length cannot be addressed", n, nvec));
 
     node_optim *o = node__calloc(1, sizeof *o);
     if (!o)
-        return NODE_ENOMEM;
+        return node__err_end(err, NODE_ENOMEM);
     if (nvec > 0) {
         o->mem = node__calloc(n * nvec, sizeof(double));
         if (!o->mem) {
             node__free(o);
-            return NODE_ENOMEM;
+            return node__err_end(err, node__msg(msg, NODE_ENOMEM, "out of memory for %zu "
+                                                "state vectors of %zu doubles", nvec, n));
         }
     }
     o->cfg = *cfg;
@@ -141,7 +176,12 @@ node_status node_optim_create(node_optim **out, size_t n, const node_optim_confi
     if (need_gavg) { o->gavg = p; p += n; }
     if (need_vmax) { o->vmax = p; }
     *out = o;
-    return NODE_OK;
+    return node__err_end(err, NODE_OK);
+}
+
+node_status node_optim_create(node_optim **out, size_t n, const node_optim_config *cfg)
+{
+    return node_optim_create_ex(out, n, cfg, NULL);
 }
 
 void node_optim_free(node_optim *o)
@@ -186,84 +226,133 @@ node_status node_optim_reset(node_optim *o)
     return NODE_OK;
 }
 
-/* ---- the updates ---------------------------------------------------------------- */
+/* ---- the updates ----------------------------------------------------------------
+   Each kind's loop runs twice per step with the same element update: first with
+   commit = false, a dry run that writes nothing and only checks that the new θ_i and
+   second moment v_i are finite (x - x == 0 fails for NaN and ±Inf; the checks are
+   and-ed as integers, which vectorizes where a sum of doubles would not); then, if
+   all are, with commit = true, for real.  So a refused step changes nothing, without a copy of
+   the state.  Those two cover every value written: a NaN or Inf in θ_i or g_i reaches
+   the new θ_i (through lr·g, 0·Inf = NaN included), and so does an overflowing
+   momentum buffer (θ moves by lr·b); v_i = Inf is the one that could hide (g/√Inf = 0),
+   and m, ḡ and v_max stay within the range of the g's and v's seen.  t is the step
+   being taken. */
 
-static void step_sgd(node_optim *o, double *theta, const double *grad)
+static inline int step_sgd(node_optim *o, double *theta, const double *grad, int64_t t,
+                              bool commit)
 {
     const node_optim_config *c = &o->cfg;
-    const double lr = c->lr, wd = c->weight_decay, mu = c->momentum;
-    const bool first = o->t == 1;
+    const double lr = c->lr, wd = c->weight_decay, mu = c->momentum, damp = c->dampening;
+    const bool first = t == 1, nesterov = c->nesterov != 0;
+    double *buf = o->buf;
+    int ok = 1;
     for (size_t i = 0; i < o->n; i++) {
-        double g = grad[i] + wd * theta[i];
+        double th = theta[i], g = grad[i] + wd * th, b = 0.0;
         if (mu > 0.0) {
-            double b = first ? g : mu * o->buf[i] + (1.0 - c->dampening) * g;
-            o->buf[i] = b;
-            g = c->nesterov ? g + mu * b : b;
+            b = first ? g : mu * buf[i] + (1.0 - damp) * g;
+            g = nesterov ? g + mu * b : b;
         }
-        theta[i] -= lr * g;
+        double thn = th - lr * g;
+        if (commit) {
+            if (mu > 0.0)
+                buf[i] = b;
+            theta[i] = thn;
+        } else {
+            ok &= thn - thn == 0.0;
+        }
     }
+    return ok;
 }
 
-static void step_rmsprop(node_optim *o, double *theta, const double *grad)
+static inline int step_rmsprop(node_optim *o, double *theta, const double *grad,
+                                  bool commit)
 {
     const node_optim_config *c = &o->cfg;
     const double lr = c->lr, wd = c->weight_decay, mu = c->momentum, al = c->alpha;
+    const double eps = c->eps;
+    const bool centered = c->centered != 0;
+    int ok = 1;
     for (size_t i = 0; i < o->n; i++) {
-        double g = grad[i] + wd * theta[i];
-        double v = al * o->v[i] + (1.0 - al) * g * g;
-        o->v[i] = v;
-        if (c->centered) {
-            double ga = al * o->gavg[i] + (1.0 - al) * g;
-            o->gavg[i] = ga;
-            v -= ga * ga;
+        double th = theta[i], g = grad[i] + wd * th;
+        double v = al * o->v[i] + (1.0 - al) * g * g, vt = v, ga = 0.0;
+        if (centered) {
+            ga = al * o->gavg[i] + (1.0 - al) * g;
+            vt -= ga * ga;
         }
         /* v - ḡ² >= 0 in exact arithmetic (a variance); rounding may dip below. */
-        double d = g / (sqrt(fmax(v, 0.0)) + c->eps);
-        if (mu > 0.0) {
-            double b = mu * o->buf[i] + d;
-            o->buf[i] = b;
-            theta[i] -= lr * b;
+        double d = g / (sqrt(fmax(vt, 0.0)) + eps);
+        double b = mu > 0.0 ? mu * o->buf[i] + d : d;
+        double thn = th - lr * b;
+        if (commit) {
+            o->v[i] = v;
+            if (centered)
+                o->gavg[i] = ga;
+            if (mu > 0.0)
+                o->buf[i] = b;
+            theta[i] = thn;
         } else {
-            theta[i] -= lr * d;
+            ok &= (thn - thn == 0.0) & (v - v == 0.0);
         }
     }
+    return ok;
 }
 
-static void step_adam(node_optim *o, double *theta, const double *grad)
+static inline int step_adam(node_optim *o, double *theta, const double *grad, int64_t t,
+                               bool commit)
 {
     const node_optim_config *c = &o->cfg;
-    const double lr = c->lr, b1 = c->beta1, b2 = c->beta2;
-    const bool decoupled = c->kind == NODE_OPTIM_ADAMW;
+    const double lr = c->lr, b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+    const bool decoupled = c->kind == NODE_OPTIM_ADAMW, amsgrad = c->amsgrad != 0;
     const double wd = decoupled ? 0.0 : c->weight_decay;
     const double shrink = decoupled ? 1.0 - lr * c->weight_decay : 1.0;
-    const double bc1 = 1.0 - pow(b1, (double)o->t);
-    const double bc2 = 1.0 - pow(b2, (double)o->t);
+    const double bc1 = 1.0 - pow(b1, (double)t);
+    const double bc2 = 1.0 - pow(b2, (double)t);
     const double sbc2 = sqrt(bc2);
+    int ok = 1;
     for (size_t i = 0; i < o->n; i++) {
-        theta[i] *= shrink;
-        double g = grad[i] + wd * theta[i];
+        double th = theta[i] * shrink;
+        double g = grad[i] + wd * th;
         double m = b1 * o->m[i] + (1.0 - b1) * g;
-        double v = b2 * o->v[i] + (1.0 - b2) * g * g;
-        o->m[i] = m;
-        o->v[i] = v;
-        if (c->amsgrad) {
-            v = fmax(o->vmax[i], v);
-            o->vmax[i] = v;
+        double v = b2 * o->v[i] + (1.0 - b2) * g * g, vh = v;
+        if (amsgrad)
+            vh = fmax(o->vmax[i], v);
+        double thn = th - lr * (m / bc1) / (sqrt(vh) / sbc2 + eps);
+        if (commit) {
+            o->m[i] = m;
+            o->v[i] = v;
+            if (amsgrad)
+                o->vmax[i] = vh;
+            theta[i] = thn;
+        } else {
+            ok &= (thn - thn == 0.0) & (v - v == 0.0);
         }
-        theta[i] -= lr * (m / bc1) / (sqrt(v) / sbc2 + c->eps);
     }
+    return ok;
 }
 
 node_status node_optim_step(node_optim *o, double *theta, const double *grad)
 {
     if (!o || !theta || !grad)
         return NODE_EINVAL;
-    o->t++;
+    const int64_t t = o->t + 1;
+    int ok = 0;
     switch (o->cfg.kind) {
-    case NODE_OPTIM_SGD:     step_sgd(o, theta, grad); break;
-    case NODE_OPTIM_RMSPROP: step_rmsprop(o, theta, grad); break;
+    case NODE_OPTIM_SGD:
+        if ((ok = step_sgd(o, theta, grad, t, false)))
+            step_sgd(o, theta, grad, t, true);
+        break;
+    case NODE_OPTIM_RMSPROP:
+        if ((ok = step_rmsprop(o, theta, grad, false)))
+            step_rmsprop(o, theta, grad, true);
+        break;
     case NODE_OPTIM_ADAM:
-    case NODE_OPTIM_ADAMW:   step_adam(o, theta, grad); break;
+    case NODE_OPTIM_ADAMW:
+        if ((ok = step_adam(o, theta, grad, t, false)))
+            step_adam(o, theta, grad, t, true);
+        break;
     }
+    if (!ok)
+        return NODE_ENONFINITE;
+    o->t = t;
     return NODE_OK;
 }

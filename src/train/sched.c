@@ -26,11 +26,17 @@ node_status node_sched_lr(const node_sched *s, int64_t it, double *lr)
     case NODE_SCHED_CONSTANT:
         *lr = s->lr0;
         return NODE_OK;
-    case NODE_SCHED_STEP:
+    case NODE_SCHED_STEP: {
         if (s->step_size <= 0 || !nonneg(s->gamma))
             return NODE_EINVAL;
-        *lr = s->lr0 * pow(s->gamma, (double)(it / s->step_size));
+        /* γ > 1 overflows after enough decays (2^1024 = Inf): refused, not written.
+           lr0 = 0 stays 0, where 0 · Inf would be NaN. */
+        double r = s->lr0 == 0.0 ? 0.0 : s->lr0 * pow(s->gamma, (double)(it / s->step_size));
+        if (!isfinite(r))
+            return NODE_ENONFINITE;
+        *lr = r;
         return NODE_OK;
+    }
     case NODE_SCHED_COSINE: {
         if (s->T <= 0 || !nonneg(s->lr_min))
             return NODE_EINVAL;
