@@ -101,18 +101,14 @@ NODE__HIDDEN double node__norm_rms(void *nctx, size_t dim, const double *err,
 /* Step-size controller state and constants for one solve. */
 typedef struct node__control {
     double alpha, beta;     /* PI exponents: h_new = h * safety * err^-alpha * errold^beta */
-    double safety;          /* 0.9 */
+    double safety;
     double facmin, facmax;  /* bounds on h_new / h */
     double log_errold;      /* log of the previous accepted error (>= 1e-4) */
     bool   rejected;        /* the previous attempt was rejected: no growth now */
 } node__control;
 
-/* Constants for tab (its error-estimator order sets alpha); resets the state. */
+/* The constants of tab's registry entry (alpha from its q and beta); resets the state. */
 NODE__HIDDEN void node__control_init(node__control *c, const node__tableau *tab);
-
-/* The exponent order q of the local error estimate (err ~ h^q): err_order + 1,
-   or 8 for DOP853's combined 5th/3rd-order estimate. */
-NODE__HIDDEN int node__control_order(const node__tableau *tab);
 
 /* The next step after an accepted step of size h with scaled error err <= 1. */
 NODE__HIDDEN double node__control_accept(node__control *c, double h, double err);
