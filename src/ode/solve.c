@@ -362,15 +362,10 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     r.ynew = base + dim;
     r.tmp = base + 2 * dim;
     r.err = base + 3 * dim;
-    /* Stages needed for the error estimate: an FSAL stage with zero error weights
-       (DOP853) is evaluated only once the step is accepted, as in dop853.f.  ynew is
-       that FSAL stage's argument where the stage is part of the estimate, else it comes
-       from b (in the fused error pass where the shape has a kernel). */
-    r.s_err = tab->s;
-    if (tab->fsal && tab->e && tab->e[tab->s - 1] == 0 &&
-        (!tab->e3 || tab->e3[tab->s - 1] == 0))
-        r.s_err = tab->s - 1;
-    bool with_b = !(tab->fsal && r.s_err == tab->s);
+    /* Stages needed for the error estimate (node__err_stages); ynew is the FSAL stage's
+       argument where that stage is part of the estimate, else it comes from b (in the
+       fused error pass where the shape has a kernel). */
+    r.s_err = tab->e ? node__err_stages(tab) : tab->s;
     for (int p = 0; p < (r.sw < 0 ? 1 : 2); p++) {
         for (int i = 0; i < tab->s_dense; i++)
             node__lincomb_make(&r.rows[p][i], s->kern, tab->A + (size_t)i * tab->s_dense, i,
@@ -382,10 +377,9 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
             node__lincomb_make(&r.e3[p], s->kern, tab->e3, tab->s, r.kk[p]);
         r.ep[p].fn = NULL;
         if (tab->e && !ode->norm)
-            node__errpass_make(&r.ep[p], s->kern, dim, tab->b, tab->e, tab->e3, tab->s, with_b,
-                               r.kk[p]);
+            node__errpass_make(&r.ep[p], s->kern, dim, tab, r.kk[p]);
     }
-    r.ynew_in_err = with_b && r.ep[0].fn != NULL;
+    r.ynew_in_err = r.ep[0].fn != NULL && r.ep[0].bee;
     memcpy(r.y, ys, dim * sizeof *r.y);
 
     s->h_next = 0;
