@@ -207,8 +207,12 @@ NODE__HIDDEN node_status node__check_ts(const double *ts, size_t nt, char *msg);
 
 /* Integrate ode from y0 at ts[0], writing y(ts[i]) as rows of ys (nt × dim) with
    dense output; the last step ends exactly on ts[nt-1].  opt must come from
-   node__options_resolve.  Uses (and grows) s->ode only.  Adds the work done to
-   *stats (stats non-NULL).  obs may be NULL. */
+   node__options_resolve; opt->max_steps bounds the steps attempted in this call.
+   Uses (and grows) s->ode only.  Adds the work done to *stats (stats non-NULL) and
+   sets stats->t_reached (the end of the last accepted step) and stats->rows_done
+   (rows of ys that hold their values).  On failure it also writes stats->message
+   (where and why) and, for NODE_ECALLBACK from f, stats->callback_rc.  NODE_OK never
+   comes with a NaN or Inf in ys.  obs may be NULL. */
 NODE__HIDDEN node_status node__integrate(node_solver *s, const node__ode *ode,
                                          const double *y0, const double *ts, size_t nt,
                                          double *ys, const node_options *opt,

@@ -66,7 +66,7 @@ double node__control_reject(node__control *c, double h, double err)
 double node__initial_step(const node__tableau *tab, const node__ode *ode, double t0,
                           const double *y0, const double *f0, double dir, double hmax,
                           double rtol, double atol, double *y1, double *f1, int64_t *nfe,
-                          int *cb)
+                          int *cb, double *tcb)
 {
     node__norm_fn norm = ode->norm ? ode->norm : node__norm_rms;
     size_t n = ode->dim;
@@ -87,6 +87,7 @@ double node__initial_step(const node__tableau *tab, const node__ode *ode, double
     int rc = ode->f(ode->ctx, t0 + dir * h0, y1, f1);
     if (rc != 0) {
         *cb = rc;
+        *tcb = t0 + dir * h0;
         return 0;
     }
     for (size_t i = 0; i < n; i++)

@@ -99,7 +99,7 @@ static inline bool node__nonfinite_inl(const double *v, size_t n)
 }
 
 /* node__rk_stages with the rows of A gathered in advance (rows[i] for stage i, made
-   with the same k). */
+   with the same k).  When f fails at stage i, *nfe has grown by i - from + 1. */
 NODE__HIDDEN int node__rk_stages_planned(const node__tableau *tab, const node__lincomb *rows,
                                          const node__ode *ode, double t, double h,
                                          const double *y, double *const *k, int from, int to,
@@ -132,10 +132,11 @@ NODE__HIDDEN double node__control_reject(node__control *c, double h, double err)
    first step's error estimate is about the tolerance.  f0 = f(t0, y0) is given;
    uses f1 and y1 (dim each) as scratch and one evaluation of f (added to *nfe).
    hmax > 0 caps the result.  Returns |h| > 0 (direction not applied), or 0 with
-   *cb set to the callback's non-zero value. */
+   *cb set to the callback's non-zero value and *tcb to the time it was called at. */
 NODE__HIDDEN double node__initial_step(const node__tableau *tab, const node__ode *ode,
                                        double t0, const double *y0, const double *f0,
                                        double dir, double hmax, double rtol, double atol,
-                                       double *y1, double *f1, int64_t *nfe, int *cb);
+                                       double *y1, double *f1, int64_t *nfe, int *cb,
+                                       double *tcb);
 
 #endif /* LIBNODE_ODE_ODE_H */
