@@ -80,12 +80,29 @@ NODE__HIDDEN void  node__free(void *p);
    NODE_ENOMEM (with *buf untouched) if the allocation fails or n overflows. */
 NODE__HIDDEN node_status node__grow(double **buf, size_t *cap, size_t n);
 
-/* ---- Butcher tableaus (ode/tableau.c) ----------------------------------------- */
+/* ---- the method registry (ode/tableau.c) ---------------------------------------- */
 
 #define NODE__MAXSTAGES 16
+#define NODE__MAXALIASES 3
 
+/* Step-size control of an adaptive method (HNW I, Section II.4; Hairer's dopri5.f and
+   dop853.f):  h_new = h · min(facmax, max(facmin, safety · err^-α · err_old^β)),
+   α = 1/q - 0.75 β, with no growth right after a rejected step. */
+typedef struct node__step_control {
+    double safety;          /* < 1: aim below the tolerance */
+    double beta;            /* PI weight of the previous error; 0 = the I controller */
+    double facmin, facmax;  /* bounds on h_new / h (0 < facmin < 1 < facmax) */
+    int    q;               /* err ~ h^q: the exponent the controller and the automatic
+                               initial step assume (err_order + 1, or the order of a
+                               combined estimate such as DOP853's) */
+} node__step_control;
+
+/* Everything libnode knows about one method: one entry of the registry, and nothing
+   about a method is decided anywhere else (not by its enum value).  A new method is
+   its tableau data and one entry. */
 typedef struct node__tableau {
-    const char *name;
+    const char *name;                          /* node_method_name */
+    const char *aliases[NODE__MAXALIASES];     /* also accepted by node_method_parse */
     node_method method;
     int s;            /* stages of one step, an FSAL stage included */
     int s_dense;      /* s plus the stages only dense output needs (>= s) */
@@ -95,18 +112,24 @@ typedef struct node__tableau {
     const double *c;  /* [s_dense] */
     const double *A;  /* [s_dense * s_dense], row-major, strictly lower triangular */
     const double *b;  /* [s] weights of the propagated solution */
-    const double *e;  /* [s] error weights (b - b_hat); NULL for fixed-step methods */
-    const double *e3; /* [s] DOP853's 3rd-order error weights; NULL otherwise */
+    const double *e;  /* [s] error weights (b - b̂); NULL for fixed-step methods */
+    const double *e3; /* [s] weights of a second, 3rd-order estimate b - b̂₃ combined with
+                         e's as in dop853.f: err = e5² / sqrt(e5² + 0.01 e3²); NULL: err =
+                         e's estimate alone */
     /* Dense output on an accepted step from (t, y) with stages k[0..s_dense-1]:
          y(t + θh) = y + h Σ_i w_i(θ) k_i,     dy/dt(t + θh) = Σ_i dw_i(θ) k_i,
        θ in [0, 1].  Writes w and dw (each s_dense; dw may be NULL).  Every method
        has one (Hermite cubic on f(t), f(t+h) where no better exists). */
     void (*dense)(double theta, double *w, double *dw);
     int dense_order;
+    node__step_control ctl;   /* adaptive methods; all zero for fixed-step ones */
 } node__tableau;
 
-/* The tableau of m, or NULL for an unknown method. */
+/* The entry of m, or NULL for an unknown method. */
 NODE__HIDDEN const node__tableau *node__tableau_get(node_method m);
+/* The registry in order: entries 0 .. node__tableau_count()-1 (NULL past the end). */
+NODE__HIDDEN size_t node__tableau_count(void);
+NODE__HIDDEN const node__tableau *node__tableau_at(size_t i);
 
 /* ---- the integrator (ode/) --------------------------------------------------- */
 
@@ -184,8 +207,12 @@ NODE__HIDDEN node_status node__check_ts(const double *ts, size_t nt, char *msg);
 
 /* Integrate ode from y0 at ts[0], writing y(ts[i]) as rows of ys (nt × dim) with
    dense output; the last step ends exactly on ts[nt-1].  opt must come from
-   node__options_resolve.  Uses (and grows) s->ode only.  Adds the work done to
-   *stats (stats non-NULL).  obs may be NULL. */
+   node__options_resolve; opt->max_steps bounds the steps attempted in this call.
+   Uses (and grows) s->ode only.  Adds the work done to *stats (stats non-NULL) and
+   sets stats->t_reached (the end of the last accepted step) and stats->rows_done
+   (rows of ys that hold their values).  On failure it also writes stats->message
+   (where and why) and, for NODE_ECALLBACK from f, stats->callback_rc.  NODE_OK never
+   comes with a NaN or Inf in ys.  obs may be NULL. */
 NODE__HIDDEN node_status node__integrate(node_solver *s, const node__ode *ode,
                                          const double *y0, const double *ts, size_t nt,
                                          double *ys, const node_options *opt,

@@ -61,7 +61,7 @@ static double exact_b(double t) { return 1 / (1 - sin(t)); }
 static node_options fixed_steps(node_method m, double h)
 {
     node_options o = opts(m, 1e10, h);
-    if (m >= NODE_BOSH3)
+    if (is_adaptive(m))
         o.max_step = h;
     return o;
 }
@@ -334,7 +334,7 @@ static void test_nfe_counts_every_evaluation(void **state)
     for (int m = 0; m < NMETHODS; m++) {
         counter c = { 0, 0 };
         node_system sys = sys_of(2, spiral, &c);
-        node_options o = opts(all_methods[m], 1e-6, all_methods[m] >= NODE_BOSH3 ? 0 : 0.07);
+        node_options o = opts(all_methods[m], 1e-6, is_adaptive(all_methods[m]) ? 0 : 0.07);
         node_stats st;
         assert_status(node_odeint(&sys, y0, ts, 7, ys, &o, &st), NODE_OK);
         assert_int_equal(st.nfe, c.calls);
@@ -352,7 +352,7 @@ static void test_tiny_interval_is_not_an_underflow(void **state)
         t1 = nextafter(t1, INFINITY);
     double ts[2] = { 1e3, t1 };   /* 3 ulp long */
     for (int m = 0; m < NMETHODS; m++) {
-        node_options o = opts(all_methods[m], 1e-8, all_methods[m] >= NODE_BOSH3 ? 0 : 0.1);
+        node_options o = opts(all_methods[m], 1e-8, is_adaptive(all_methods[m]) ? 0 : 0.1);
         node_stats st;
         assert_status(node_odeint(&sys, y0, ts, 2, ys, &o, &st), NODE_OK);
         assert_int_equal(st.naccept, 1);
@@ -474,7 +474,7 @@ static void test_observer_sees_consistent_steps_and_every_output_once(void **sta
             node_solver *s;
             assert_status(node_solver_create(&s), NODE_OK);
             node_options o;
-            node_options in = opts(all_methods[m], 1e-8, all_methods[m] >= NODE_BOSH3 ? 0 : 0.05);
+            node_options in = opts(all_methods[m], 1e-8, is_adaptive(all_methods[m]) ? 0 : 0.05);
             assert_status(node__options_resolve(&in, &o, NULL), NODE_OK);
             node_stats st = { 0 };
             node__observer obs = { &r, rec_step, rec_output };

@@ -9,6 +9,14 @@
 
 #include <string.h>
 
+/* y' = y cos t (y = e^{sin t}) */
+static int expsin(void *ctx, double t, const double *y, double *dy)
+{
+    (void)ctx;
+    dy[0] = y[0] * cos(t);
+    return 0;
+}
+
 /* ---- rooted trees up to order 8 ---------------------------------------------------- */
 
 #define MAXORDER 8
@@ -91,9 +99,9 @@ static double defect(const double *w, int ns, int order, double theta)
     return worst;
 }
 
-static const node_method all_methods[] = { NODE_EULER, NODE_MIDPOINT, NODE_RK4,
-                                           NODE_BOSH3, NODE_DOPRI5, NODE_DOP853 };
-#define NMETHODS (int)(sizeof all_methods / sizeof all_methods[0])
+/* Every test runs over the whole registry: a new method is checked by adding it. */
+#define NMETHODS (int)node__tableau_count()
+#define ENTRY(m) node__tableau_at((size_t)(m))
 
 /* Coefficients of DOP853 are 30-digit decimals of irrationals as large as ~50:
    its conditions hold to rounding, ~1e-13. */
@@ -115,9 +123,9 @@ static void test_rows_of_A_sum_to_c_and_A_is_strictly_lower(void **state)
 {
     (void)state;
     for (int m = 0; m < NMETHODS; m++) {
-        const node__tableau *tab = node__tableau_get(all_methods[m]);
+        const node__tableau *tab = ENTRY(m);
         assert_non_null(tab);
-        assert_int_equal(tab->method, all_methods[m]);
+        assert_true(node__tableau_get(tab->method) == tab);
         assert_true(tab->s >= 1 && tab->s <= tab->s_dense && tab->s_dense <= NODE__MAXSTAGES);
         int n = tab->s_dense;
         for (int i = 0; i < n; i++) {
@@ -137,7 +145,7 @@ static void test_weights_sum_to_one_and_errors_to_zero(void **state)
 {
     (void)state;
     for (int m = 0; m < NMETHODS; m++) {
-        const node__tableau *tab = node__tableau_get(all_methods[m]);
+        const node__tableau *tab = ENTRY(m);
         double sb = 0, se = 0, se3 = 0;
         for (int i = 0; i < tab->s; i++) {
             sb += tab->b[i];
@@ -157,7 +165,7 @@ static void test_fsal_and_dense_stage_rows_equal_b(void **state)
 {
     (void)state;
     for (int m = 0; m < NMETHODS; m++) {
-        const node__tableau *tab = node__tableau_get(all_methods[m]);
+        const node__tableau *tab = ENTRY(m);
         int n = tab->s_dense, row = -1;
         if (tab->fsal)
             row = tab->s - 1;
@@ -194,7 +202,7 @@ static void test_order_conditions_of_b(void **state)
     (void)state;
     make_trees();
     for (int m = 0; m < NMETHODS; m++) {
-        const node__tableau *tab = node__tableau_get(all_methods[m]);
+        const node__tableau *tab = ENTRY(m);
         elementary_weights(tab);
         check_order(tab->b, tab->s, tab->order, "b", tab->name);
         /* the quadrature conditions b·c^k = 1/(k+1), spelled out */
@@ -212,7 +220,7 @@ static void test_embedded_weights_have_the_lower_order(void **state)
     (void)state;
     make_trees();
     for (int m = 0; m < NMETHODS; m++) {
-        const node__tableau *tab = node__tableau_get(all_methods[m]);
+        const node__tableau *tab = ENTRY(m);
         if (!tab->e)
             continue;
         elementary_weights(tab);
@@ -232,7 +240,7 @@ static void test_dense_weights_endpoints_sum_and_derivative(void **state)
 {
     (void)state;
     for (int m = 0; m < NMETHODS; m++) {
-        const node__tableau *tab = node__tableau_get(all_methods[m]);
+        const node__tableau *tab = ENTRY(m);
         int n = tab->s_dense;
         double w[NODE__MAXSTAGES], dw[NODE__MAXSTAGES], wp[NODE__MAXSTAGES],
             wm[NODE__MAXSTAGES];
@@ -263,7 +271,7 @@ static void test_dense_weights_satisfy_continuous_order_conditions(void **state)
     (void)state;
     make_trees();
     for (int m = 0; m < NMETHODS; m++) {
-        const node__tableau *tab = node__tableau_get(all_methods[m]);
+        const node__tableau *tab = ENTRY(m);
         elementary_weights(tab);
         double w[NODE__MAXSTAGES];
         for (double th = 0.1; th < 1; th += 0.2) {
@@ -295,18 +303,13 @@ static void test_unknown_method_has_no_tableau(void **state)
 static void test_method_names_round_trip(void **state)
 {
     (void)state;
-    for (int m = 0; m < NMETHODS; m++) {
-        const char *name = node_method_name(all_methods[m]);
-        assert_non_null(name);
-        assert_string_equal(name, node__tableau_get(all_methods[m])->name);
-        node_method back;
-        assert_status(node_method_parse(name, &back), NODE_OK);
-        assert_int_equal(back, all_methods[m]);
-    }
-    static const char *const expect[] = { "euler", "midpoint", "rk4", "bosh3", "dopri5",
-                                          "dop853" };
-    for (int m = 0; m < NMETHODS; m++)
-        assert_string_equal(node_method_name(all_methods[m]), expect[m]);
+    /* the public names (the API contract) */
+    static const struct { node_method m; const char *name; } expect[] = {
+        { NODE_EULER, "euler" }, { NODE_MIDPOINT, "midpoint" }, { NODE_RK4, "rk4" },
+        { NODE_BOSH3, "bosh3" }, { NODE_DOPRI5, "dopri5" }, { NODE_DOP853, "dop853" } };
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        assert_string_equal(node_method_name(expect[i].m), expect[i].name);
+    assert_int_equal(NMETHODS, sizeof expect / sizeof expect[0]);
     assert_null(node_method_name((node_method)42));
     node_method out = NODE_EULER;
     assert_status(node_method_parse("rk45", &out), NODE_OK);
@@ -322,6 +325,101 @@ static void test_method_names_round_trip(void **state)
     assert_status(node_method_parse("DOPRI5", &out), NODE_EINVAL);
     assert_status(node_method_parse(NULL, &out), NODE_EINVAL);
     assert_status(node_method_parse("rk4", NULL), NODE_EINVAL);
+    assert_null(node__tableau_at((size_t)NMETHODS));
+}
+
+/* Every entry: its name and aliases parse back to it and to nothing else, its method
+   value is its own, its orders and controller constants make sense. */
+static void test_every_registry_entry_is_consistent(void **state)
+{
+    (void)state;
+    for (int m = 0; m < NMETHODS; m++) {
+        const node__tableau *tab = ENTRY(m);
+        const char *names[1 + NODE__MAXALIASES] = { tab->name };
+        int nn = 1;
+        for (int a = 0; a < NODE__MAXALIASES && tab->aliases[a]; a++)
+            names[nn++] = tab->aliases[a];
+        for (int a = 0; a < nn; a++) {
+            node_method back = (node_method)-1;
+            assert_status(node_method_parse(names[a], &back), NODE_OK);
+            assert_int_equal(back, tab->method);
+            /* no other entry claims the name */
+            for (int o = 0; o < NMETHODS; o++) {
+                const node__tableau *other = ENTRY(o);
+                if (other == tab)
+                    continue;
+                assert_true(other->method != tab->method);
+                assert_true(strcmp(other->name, names[a]) != 0);
+                for (int b = 0; b < NODE__MAXALIASES && other->aliases[b]; b++)
+                    assert_true(strcmp(other->aliases[b], names[a]) != 0);
+            }
+        }
+        assert_string_equal(node_method_name(tab->method), tab->name);
+        assert_true(node__tableau_get(tab->method) == tab);
+        assert_true(tab->order >= 1 && tab->dense_order >= 1 && tab->dense_order <= tab->order);
+        assert_true(tab->dense != NULL && tab->c && tab->A && tab->b);
+        const node__step_control *k = &tab->ctl;
+        if (tab->err_order == 0) {          /* fixed step: no estimate, no controller */
+            assert_null(tab->e);
+            assert_null(tab->e3);
+            assert_true(k->safety == 0 && k->beta == 0 && k->facmin == 0 && k->facmax == 0 &&
+                        k->q == 0);
+            continue;
+        }
+        assert_non_null(tab->e);
+        assert_true(tab->err_order < tab->order);
+        assert_true(k->safety > 0.5 && k->safety < 1);
+        assert_true(k->beta >= 0 && k->beta <= 0.2);   /* dopri5.f's limit */
+        assert_true(k->facmin > 0 && k->facmin < 1 && k->facmax > 1 && k->facmax <= 100);
+        /* q: the exponent of the estimate the controller uses, err ~ h^q; DOP853's
+           combined e5²/sqrt(e5² + 0.01 e3²) ~ h^(2(p̂+1) - 4) with p̂ = err_order */
+        if (tab->e3)
+            assert_int_equal(k->q, 2 * (tab->err_order + 1) - 4);
+        else
+            assert_int_equal(k->q, tab->err_order + 1);
+        assert_true(1.0 / k->q - 0.75 * k->beta > 0);   /* α > 0: larger errors, smaller steps */
+    }
+}
+
+/* The controller's q is the observed exponent of the method's error estimate: one step
+   of size h and h/2 from the same point of y' = y cos t (y = e^{sin t}), the estimate
+   formed from the entry's e (and e3) as the solver forms it; log2 of the ratio is q. */
+static double one_step_error(const node__tableau *tab, double h)
+{
+    static double kbuf[NODE__MAXSTAGES], tmp[1];
+    double *k[NODE__MAXSTAGES];
+    for (int i = 0; i < NODE__MAXSTAGES; i++)
+        k[i] = &kbuf[i];
+    node__ode ode = { 1, expsin, NULL, NULL, NULL };
+    double t = 0.7, y = exp(sin(t));
+    int64_t nfe = 0;
+    const node__ode_kernels *kern = node__ode_kernels_for(NODE__ISA_GENERIC);
+    assert_int_equal(node__rk_stages(kern, tab, &ode, t, h, &y, k, 0, tab->s, tmp, &nfe), 0);
+    double e5 = 0, e3 = 0;
+    node__rk_combine(kern, 1, &e5, h, tab->e, tab->s, k, &e5);
+    e5 = fabs(e5);
+    if (!tab->e3)
+        return e5;
+    node__rk_combine(kern, 1, &e3, h, tab->e3, tab->s, k, &e3);
+    e3 = fabs(e3);
+    return e5 * e5 / sqrt(e5 * e5 + 0.01 * e3 * e3);
+}
+
+static void test_error_estimate_behaves_like_h_to_the_q(void **state)
+{
+    (void)state;
+    for (int m = 0; m < NMETHODS; m++) {
+        const node__tableau *tab = ENTRY(m);
+        if (!tab->e)
+            continue;
+        /* h and t where the leading error terms dominate (DOP853's e3 must dominate e5)
+           and roundoff does not */
+        double h = 0.05;
+        double p = log2(one_step_error(tab, h) / one_step_error(tab, h / 2));
+        if (fabs(p - tab->ctl.q) > 0.25)
+            fail_msg("%s: the error estimate behaves like h^%.2f, q = %d", tab->name, p,
+                     tab->ctl.q);
+    }
 }
 
 static void test_options_default(void **state)
@@ -350,6 +448,8 @@ int main(void)
         cmocka_unit_test(test_dense_weights_satisfy_continuous_order_conditions),
         cmocka_unit_test(test_unknown_method_has_no_tableau),
         cmocka_unit_test(test_method_names_round_trip),
+        cmocka_unit_test(test_every_registry_entry_is_consistent),
+        cmocka_unit_test(test_error_estimate_behaves_like_h_to_the_q),
         cmocka_unit_test(test_options_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,7 +66,9 @@ typedef enum node_status {
                          monotone, non-positive tolerance or step, unknown method ... */
     NODE_ENOMEM,      /* an allocation failed */
     NODE_EMAXSTEPS,   /* options.max_steps reached before the end of the interval */
-    NODE_ESTEPSIZE,   /* the adaptive step shrank below what floating point can resolve */
+    NODE_ESTEPSIZE,   /* the adaptive step shrank below what floating point can resolve
+                         (16 ulp of max(|t|, |ts[nt-1] - ts[0]|)): a singularity, or
+                         tolerances no step can meet */
     NODE_ENONFINITE,  /* NaN or Inf in the state or its derivative that no smaller step cures */
     NODE_ECALLBACK,   /* a user callback returned non-zero; the solve stopped there */
     NODE_EIO,         /* reading or writing a file failed */
@@ -135,8 +137,11 @@ typedef struct node_options {
     double  step;           /* fixed methods: the step (> 0, required);
                                adaptive: the first step, 0 = choose automatically */
     double  max_step;       /* 0 = no limit */
-    int64_t max_steps;      /* steps attempted per call, the adjoint's backward
-                               intervals counted together; 0 = 1000000 */
+    int64_t max_steps;      /* steps attempted per call: each node_odeint /
+                               node_solver_odeint call has the whole budget for all its
+                               output times (a reused solver starts afresh); the
+                               adjoint's backward intervals counted together;
+                               0 = 1000000 */
     double  adjoint_rtol, adjoint_atol;  /* backward pass; 0 = same as forward */
     int32_t seminorm;       /* backward pass: leave the parameter-gradient part of the
                                augmented state out of the error norm */
@@ -178,9 +183,17 @@ typedef struct node_stats {
    err_i / (atol + rtol * max(|y_i|, |ynew_i|)).
    Allocates one workspace per call (use node_solver to keep it across calls).
    A NaN or Inf in a computed output is never returned with NODE_OK: an adaptive
-   method retries smaller steps, then fails with NODE_ENONFINITE.
+   method retries smaller steps, then fails with NODE_ENONFINITE; a fixed-step method
+   fails at the first non-finite step; an output row that dense output makes NaN or
+   Inf (from a stage only dense output uses) fails with NODE_ENONFINITE.
    On failure rows 0 .. stats->rows_done-1 of ys are valid and the rest
-   unspecified; stats holds the work done, the time reached and the message. */
+   unspecified; stats holds the work done, t_reached (the end of the last accepted
+   step), callback_rc (NODE_ECALLBACK: what f returned) and a message that says where
+   and why, e.g. "f returned 7 at t = 0.25", "max_steps = 100 reached at t = 3.1,
+   before the end time 10", "step size 2.2e-16 at t = 1.5 is below 4.4e-15, what
+   floating point resolves here (rtol = 1e-300, atol = 1e-300)", "f returned NaN or
+   Inf near t = 2 and 40 smaller steps did not avoid it", "dense output at ts[5] = 2.5
+   is NaN or Inf (...)". */
 LIBNODE_API node_status node_odeint(const node_system *sys, const double *y0,
                                     const double *ts, size_t nt, double *ys,
                                     const node_options *opt, node_stats *stats);

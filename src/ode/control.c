@@ -1,8 +1,8 @@
 /* control.c — adaptive step-size control: the contract's RMS error norm, the
  * automatic initial step of Hairer, Nørsett & Wanner I, Section II.4 (p. 169,
  * Hairer's HINIT) and the PI controller of Gustafsson (1991) in the form of
- * Hairer's dopri5.f: h_new = h · safety · err^-α · err_old^β, α = 1/q - 0.75β
- * (β = 0.04; dop853.f's default β = 0 for DOP853).
+ * Hairer's dopri5.f: h_new = h · safety · err^-α · err_old^β, α = 1/q - 0.75β, with
+ * each method's constants from its registry entry (tableau.c).
  */
 #include "ode.h"
 
@@ -24,32 +24,15 @@ double node__norm_rms(void *nctx, size_t dim, const double *err, const double *y
 
 /* ---- PI controller ------------------------------------------------------------------ */
 
-int node__control_order(const node__tableau *tab)
-{
-    /* DOP853's combined estimate err5²/sqrt(err5² + 0.01 err3²) behaves like
-       h^8 (Hairer's dop853.f uses the exponent 1/8). */
-    return tab->e3 ? tab->order : tab->err_order + 1;
-}
-
 void node__control_init(node__control *c, const node__tableau *tab)
 {
-    double q = node__control_order(tab);
-    c->safety = 0.9;
-    if (tab->e3) {
-        /* dop853.f's defaults: BETA = 0, FAC1 = 0.333, FAC2 = 6.  A PI weight gains
-           nothing on its smooth combined estimate: on the benchmark problems
-           (bench_ode) β = 0.04 cost up to 24% more evaluations at some tolerances. */
-        c->beta = 0;
-        c->facmin = 0.333;
-        c->facmax = 6.0;
-    } else {
-        /* dopri5.f's defaults: BETA = 0.04, FAC1 = 0.2, FAC2 = 10 */
-        c->beta = 0.04;
-        c->facmin = 0.2;
-        c->facmax = 10.0;
-    }
-    c->alpha = 1.0 / q - 0.75 * c->beta;
-    c->log_errold = -9.2103403719761836;   /* log(1e-4) */
+    const node__step_control *k = &tab->ctl;
+    c->safety = k->safety;
+    c->beta = k->beta;
+    c->facmin = k->facmin;
+    c->facmax = k->facmax;
+    c->alpha = 1.0 / k->q - 0.75 * k->beta;
+    c->log_errold = -9.2103403719761836;   /* log(1e-4), dopri5.f's FACOLD */
     c->rejected = false;
 }
 
@@ -83,11 +66,11 @@ double node__control_reject(node__control *c, double h, double err)
 double node__initial_step(const node__tableau *tab, const node__ode *ode, double t0,
                           const double *y0, const double *f0, double dir, double hmax,
                           double rtol, double atol, double *y1, double *f1, int64_t *nfe,
-                          int *cb)
+                          int *cb, double *tcb)
 {
     node__norm_fn norm = ode->norm ? ode->norm : node__norm_rms;
     size_t n = ode->dim;
-    double q = node__control_order(tab);
+    double q = tab->ctl.q;
     *cb = 0;
 
     /* A first guess from |y0| / |f0| (the step of 1% relative change)... */
@@ -104,6 +87,7 @@ double node__initial_step(const node__tableau *tab, const node__ode *ode, double
     int rc = ode->f(ode->ctx, t0 + dir * h0, y1, f1);
     if (rc != 0) {
         *cb = rc;
+        *tcb = t0 + dir * h0;
         return 0;
     }
     for (size_t i = 0; i < n; i++)

@@ -2,11 +2,24 @@
  * (internal.h): combinations out = y + h Σ_q w_q p_q over the stage vectors (HNW I,
  * Section II.1, eq. (1.8)) and the error estimate fused with the default RMS norm.
  * Everything here is reached through the table node__ode_kernels_<level>.
+ *
+ * Each kernel is written once, as an always-inlined function of the number of terms m;
+ * one-line wrappers instantiate it with a constant m (the term loop then unrolls and the
+ * element loop vectorizes) for the counts the shipped tableaus reach, and with m as a
+ * variable for any other count (custom tableaus, dense weights that vanish at some θ).
+ * tests/test_ode_kernels.c derives the reached counts from the method registry and
+ * checks that each has its specialised kernel here.
  */
 #include "ode.h"
 
 #include <math.h>
 #include <string.h>
+
+#if defined(__GNUC__)
+#  define NODE__ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#  define NODE__ALWAYS_INLINE static inline
+#endif
 
 /* The stage vectors, y and out are distinct arrays or the very same one (element-wise
    aliasing, where each lane is read before it is written): tell GCC not to version the
@@ -17,201 +30,176 @@
 #  define NODE__IVDEP
 #endif
 
-/* ---- combination kernels, one per number of terms ------------------------------------
-   out[d] = y[d] + h (w_0 p_0[d] + w_1 p_1[d] + ... + w_{M-1} p_{M-1}[d]), the sum formed
-   left to right first and added to y once, as in Hairer's codes; combz: out = h Σ.
-   Each out[d] is written after every input at index d was read, so out may be y or a
-   p_q.  The weights and pointers are copied to locals (out could alias them as far as
-   the compiler knows); the term loop has a constant count and unrolls. */
-static void comb0(size_t dim, const double *y, double h, const double *w,
-                  const double *const *p, double *out)
+/* ---- combinations --------------------------------------------------------------------
+   out[d] = y[d] + h (w_0 p_0[d] + w_1 p_1[d] + ... + w_{m-1} p_{m-1}[d]) for m >= 1, the
+   sum formed left to right first and added to y once, as in Hairer's codes; without y
+   (with_y false): out[d] = h Σ.  Each out[d] is written after every input at index d was
+   read, so out may be y or a p_q.  lc is restrict: out never lies in the plan itself, so
+   its weights and pointers are loaded once, not after every store. */
+NODE__ALWAYS_INLINE void comb_terms(int m, bool with_y, const node__lincomb *restrict lc,
+                                    size_t dim, const double *y, double h, double *out)
 {
-    (void)h; (void)w; (void)p;
+    const double *const *p = lc->p;
+    const double *w = lc->w;
+    NODE__IVDEP for (size_t d = 0; d < dim; d++) {
+        double acc = w[0] * p[0][d];
+        for (int q = 1; q < m; q++)
+            acc = acc + w[q] * p[q][d];
+        out[d] = with_y ? y[d] + h * acc : h * acc;
+    }
+}
+
+/* No terms: out = y, or 0. */
+static void comb0(const node__lincomb *lc, size_t dim, const double *y, double h, double *out)
+{
+    (void)lc; (void)h;
     if (out != y)
         memmove(out, y, dim * sizeof *out);
 }
 
-static void combz0(size_t dim, const double *y, double h, const double *w,
-                   const double *const *p, double *out)
+/* Any number of terms. */
+static void comb_any(const node__lincomb *lc, size_t dim, const double *y, double h,
+                     double *out)
 {
-    (void)y; (void)h; (void)w; (void)p;
-    memset(out, 0, dim * sizeof *out);
+    if (lc->m == 0)
+        comb0(lc, dim, y, h, out);
+    else
+        comb_terms(lc->m, true, lc, dim, y, h, out);
 }
 
-/* out = Y + h Σ_q w_q p_q over M terms, the sum formed left to right; NAME adds y
-   (Y = y[d]) and NAMEz leaves it out (Y = 0, y unused). */
-#define NODE__COMB_ONE(NAME, M, Y)                                                      \
-    static void NAME(size_t dim, const double *y, double h, const double *w,            \
-                     const double *const *p, double *out)                               \
-    {                                                                                   \
-        double wl[M];                                                                   \
-        const double *pl[M];                                                            \
-        (void)y;                                                                        \
-        for (int q = 0; q < M; q++) {                                                   \
-            wl[q] = w[q];                                                               \
-            pl[q] = p[q];                                                               \
-        }                                                                               \
-        NODE__IVDEP for (size_t d = 0; d < dim; d++) {                                  \
-            double acc = wl[0] * pl[0][d];                                              \
-            for (int q = 1; q < M; q++)                                                 \
-                acc = acc + wl[q] * pl[q][d];                                           \
-            out[d] = Y h * acc;                                                         \
-        }                                                                               \
+static void combz_any(const node__lincomb *lc, size_t dim, const double *y, double h,
+                      double *out)
+{
+    if (lc->m == 0)
+        memset(out, 0, dim * sizeof *out);
+    else
+        comb_terms(lc->m, false, lc, dim, y, h, out);
+}
+
+/* The counts the shipped tableaus reach: rows of A 1-9, b 1-8, dense weights 2-6 and 12
+   (with y), and no terms (a row 0 combined by node__rk_combine); e and e3 4, 6 and 8
+   (without y, where a custom norm measures them). */
+#define COMB_ARGS const node__lincomb *lc, size_t n, const double *y, double h, double *o
+static void comb1(COMB_ARGS) { comb_terms(1, true, lc, n, y, h, o); }
+static void comb2(COMB_ARGS) { comb_terms(2, true, lc, n, y, h, o); }
+static void comb3(COMB_ARGS) { comb_terms(3, true, lc, n, y, h, o); }
+static void comb4(COMB_ARGS) { comb_terms(4, true, lc, n, y, h, o); }
+static void comb5(COMB_ARGS) { comb_terms(5, true, lc, n, y, h, o); }
+static void comb6(COMB_ARGS) { comb_terms(6, true, lc, n, y, h, o); }
+static void comb7(COMB_ARGS) { comb_terms(7, true, lc, n, y, h, o); }
+static void comb8(COMB_ARGS) { comb_terms(8, true, lc, n, y, h, o); }
+static void comb9(COMB_ARGS) { comb_terms(9, true, lc, n, y, h, o); }
+static void comb12(COMB_ARGS) { comb_terms(12, true, lc, n, y, h, o); }
+static void combz4(COMB_ARGS) { comb_terms(4, false, lc, n, y, h, o); }
+static void combz6(COMB_ARGS) { comb_terms(6, false, lc, n, y, h, o); }
+static void combz8(COMB_ARGS) { comb_terms(8, false, lc, n, y, h, o); }
+#undef COMB_ARGS
+
+/* ---- the error estimate fused with the default norm ----------------------------------
+   Two shapes over the same m stages p_q:
+     e alone (bee false): ynew is given; r_d = h Σ e_q p_q[d] / sk_d;
+     b, e, e3 (bee true): ynew_d = y_d + h Σ b_q p_q[d] is computed and stored, and
+       r3_d = h Σ e3_q p_q[d] / sk_d is summed as well;
+   sk_d = atol + rtol max(|y_d|, |ynew_d|).  r + (ynew - ynew) is r for a finite ynew and
+   NaN otherwise (its square is r²'s, whatever the sign of a zero).  The squares are
+   added in element order by the very expression of node__norm_rms (acc += r * r), so
+   that no compiler contracts one and not the other: the result is the unfused path's,
+   bit for bit. */
+
+/* The scaled error(s) of element d (the weights wb and we3 are read only for bee). */
+NODE__ALWAYS_INLINE double err_elem(int m, bool bee, const double *wb, const double *we,
+                                    const double *we3, const double *const *p, size_t d,
+                                    const double *y, double *ynew, double h, double rtol,
+                                    double atol, double *r3)
+{
+    double v = p[0][d];
+    double sb = bee ? wb[0] * v : 0, se = we[0] * v, s3 = bee ? we3[0] * v : 0;
+    for (int q = 1; q < m; q++) {
+        v = p[q][d];
+        se = se + we[q] * v;
+        if (bee) {
+            sb = sb + wb[q] * v;
+            s3 = s3 + we3[q] * v;
+        }
     }
-#define NODE__COMB(M) NODE__COMB_ONE(comb##M, M, y[d] +) NODE__COMB_ONE(combz##M, M, )
+    double yn = bee ? y[d] + h * sb : ynew[d];
+    if (bee)
+        ynew[d] = yn;
+    double a = fabs(y[d]), b = fabs(yn);
+    double sk = atol + rtol * (a > b ? a : b);   /* as node__norm_rms forms it */
+    if (bee)
+        *r3 = h * s3 / sk;
+    return h * se / sk + (yn - yn);
+}
 
-NODE__COMB(1)  NODE__COMB(2)  NODE__COMB(3)  NODE__COMB(4)
-NODE__COMB(5)  NODE__COMB(6)  NODE__COMB(7)  NODE__COMB(8)
-NODE__COMB(9)  NODE__COMB(10) NODE__COMB(11) NODE__COMB(12)
-NODE__COMB(13) NODE__COMB(14) NODE__COMB(15) NODE__COMB(16)
-#undef NODE__COMB
-#undef NODE__COMB_ONE
-
-#define COMB_OF {                                                                       \
-    comb0, comb1, comb2, comb3, comb4, comb5, comb6, comb7, comb8,                       \
-    comb9, comb10, comb11, comb12, comb13, comb14, comb15, comb16 }
-#define COMBZ_OF {                                                                      \
-    combz0, combz1, combz2, combz3, combz4, combz5, combz6, combz7, combz8,              \
-    combz9, combz10, combz11, combz12, combz13, combz14, combz15, combz16 }
-
-/* ---- the error estimate fused with the default norm -----------------------------------
-   Blocks of NODE__ERRBLK elements: the per-element work (sums, scale, quotient)
-   vectorizes into a small buffer; the squares are then added in element order, by the
-   very expression of node__norm_rms (acc += r * r), so that no compiler contracts one
-   and not the other.  r + (ynew - ynew) is r for a finite ynew and NaN otherwise (its
-   square is r²'s, whatever the sign of a zero). */
+/* Blocks of NODE__ERRBLK elements: the per-element work vectorizes into a small buffer,
+   then the squares are added in element order.  Up to NODE__SMALLDIM elements (blocked
+   false) element by element, with no buffer. */
 #define NODE__ERRBLK 64
 
-
-/* One element d: the scaled error r (+ (ynew - ynew)) goes to SINK(r). */
-#define NODE__ERR_E_ELEM(M, d, SINK)                                                    \
-    double se = we[0] * pl[0][d];                                                       \
-    for (int q = 1; q < M; q++)                                                         \
-        se = se + we[q] * pl[q][d];                                                     \
-    double yn = ynew[d], a = fabs(y[d]), b = fabs(yn);                                  \
-    double r = h * se / (atol + rtol * (a > b ? a : b)) + (yn - yn);                    \
-    SINK(r)
-
-#define NODE__ERR_BEE3_ELEM(M, d, SINK2, SINK3)                                         \
-    double v = pl[0][d];                                                                \
-    double sb = wb[0] * v, se = we[0] * v, s3 = we3[0] * v;                             \
-    for (int q = 1; q < M; q++) {                                                       \
-        v = pl[q][d];                                                                   \
-        sb = sb + wb[q] * v;                                                            \
-        se = se + we[q] * v;                                                            \
-        s3 = s3 + we3[q] * v;                                                           \
-    }                                                                                   \
-    double yn = y[d] + h * sb;                                                          \
-    ynew[d] = yn;                                                                       \
-    double a = fabs(y[d]), b = fabs(yn);                                                \
-    double sk = atol + rtol * (a > b ? a : b);                                          \
-    double r = h * se / sk + (yn - yn), r3e = h * s3 / sk;                              \
-    SINK2(r)                                                                            \
-    SINK3(r3e)
-
-/* The weights and stage pointers as locals (ynew could alias *ep as far as the
-   compiler knows). */
-#define NODE__ERR_LOCALS(M)                                                             \
-    double wb[M], we[M], we3[M];                                                        \
-    const double *pl[M];                                                                \
-    for (int q = 0; q < M; q++) {                                                       \
-        wb[q] = ep->wb[q];                                                              \
-        we[q] = ep->we[q];                                                              \
-        we3[q] = ep->we3[q];                                                            \
-        pl[q] = ep->p[q];                                                               \
-    }                                                                                   \
-    (void)wb; (void)we3;
-
-#define NODE__ADD0(r) a0 += (r) * (r);
-#define NODE__ADD1(r) a1 += (r) * (r);
-#define NODE__PUT2(r) r2[j] = (r);
-#define NODE__PUT3(r) r3[j] = (r);
-
-/* Kernels for M terms: erre (e alone, ynew given) and errbee (b, e and e3 on the same
-   stages, ynew computed), each element by element (dim <= NODE__SMALLDIM: no buffer,
-   chosen when the pass is planned) and by blocks. */
-#define NODE__ERR(M)                                                                    \
-    static void erres##M(const node__errpass *ep, size_t dim, const double *y,          \
-                         double *ynew, double h, double rtol, double atol, double *acc) \
-    {                                                                                   \
-        NODE__ERR_LOCALS(M)                                                             \
-        double a0 = acc[0];                                                             \
-        for (size_t d = 0; d < dim; d++) {                                              \
-            NODE__ERR_E_ELEM(M, d, NODE__ADD0)                                               \
-        }                                                                               \
-        acc[0] = a0;                                                                    \
-    }                                                                                   \
-    static void erreb##M(const node__errpass *ep, size_t dim, const double *y,          \
-                         double *ynew, double h, double rtol, double atol, double *acc) \
-    {                                                                                   \
-        NODE__ERR_LOCALS(M)                                                             \
-        double a0 = acc[0];                                                             \
-        for (size_t d0 = 0; d0 < dim; d0 += NODE__ERRBLK) {                             \
-            size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;              \
-            double r2[NODE__ERRBLK];                                                    \
-            NODE__IVDEP for (size_t j = 0; j < nb; j++) {                               \
-                NODE__ERR_E_ELEM(M, d0 + j, NODE__PUT2)                                    \
-            }                                                                           \
-            for (size_t j = 0; j < nb; j++)                                             \
-                a0 += r2[j] * r2[j];                                                    \
-        }                                                                               \
-        acc[0] = a0;                                                                    \
-    }                                                                                   \
-    static void errbees##M(const node__errpass *ep, size_t dim, const double *y,        \
-                           double *ynew, double h, double rtol, double atol,            \
-                           double *acc)                                                 \
-    {                                                                                   \
-        NODE__ERR_LOCALS(M)                                                             \
-        double a0 = acc[0], a1 = acc[1];                                                \
-        for (size_t d = 0; d < dim; d++) {                                              \
-            NODE__ERR_BEE3_ELEM(M, d, NODE__ADD0, NODE__ADD1)                                     \
-        }                                                                               \
-        acc[0] = a0;                                                                    \
-        acc[1] = a1;                                                                    \
-    }                                                                                   \
-    static void errbeeb##M(const node__errpass *ep, size_t dim, const double *y,        \
-                           double *ynew, double h, double rtol, double atol,            \
-                           double *acc)                                                 \
-    {                                                                                   \
-        NODE__ERR_LOCALS(M)                                                             \
-        double a0 = acc[0], a1 = acc[1];                                                \
-        for (size_t d0 = 0; d0 < dim; d0 += NODE__ERRBLK) {                             \
-            size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;              \
-            double r2[NODE__ERRBLK], r3[NODE__ERRBLK];                                  \
-            NODE__IVDEP for (size_t j = 0; j < nb; j++) {                               \
-                NODE__ERR_BEE3_ELEM(M, d0 + j, NODE__PUT2, NODE__PUT3)                        \
-            }                                                                           \
-            for (size_t j = 0; j < nb; j++) {                                           \
-                a0 += r2[j] * r2[j];                                                    \
-                a1 += r3[j] * r3[j];                                                    \
-            }                                                                           \
-        }                                                                               \
-        acc[0] = a0;                                                                    \
-        acc[1] = a1;                                                                    \
+NODE__ALWAYS_INLINE void err_terms(int m, bool bee, bool blocked,
+                                   const node__errpass *restrict ep, size_t dim,
+                                   const double *y, double *ynew, double h, double rtol,
+                                   double atol, double *acc)
+{
+    /* ep is restrict: ynew never lies in the plan itself, so its weights and pointers
+       are loaded once, not after every store to ynew */
+    const double *wb = ep->wb, *we = ep->we, *we3 = ep->we3;
+    const double *const *p = ep->p;
+    double a0 = acc[0], a1 = bee ? acc[1] : 0, r3 = 0;
+    if (!blocked) {
+        for (size_t d = 0; d < dim; d++) {
+            double r = err_elem(m, bee, wb, we, we3, p, d, y, ynew, h, rtol, atol, &r3);
+            a0 += r * r;
+            if (bee)
+                a1 += r3 * r3;
+        }
+    } else {
+        for (size_t d0 = 0; d0 < dim; d0 += NODE__ERRBLK) {
+            size_t nb = dim - d0 < NODE__ERRBLK ? dim - d0 : NODE__ERRBLK;
+            double rb[NODE__ERRBLK], r3b[NODE__ERRBLK];
+            NODE__IVDEP for (size_t j = 0; j < nb; j++) {
+                rb[j] = err_elem(m, bee, wb, we, we3, p, d0 + j, y, ynew, h, rtol, atol, &r3);
+                r3b[j] = r3;
+            }
+            for (size_t j = 0; j < nb; j++) {
+                a0 += rb[j] * rb[j];
+                if (bee)
+                    a1 += r3b[j] * r3b[j];
+            }
+        }
     }
+    acc[0] = a0;
+    if (bee)
+        acc[1] = a1;
+}
 
-NODE__ERR(1)  NODE__ERR(2)  NODE__ERR(3)  NODE__ERR(4)
-NODE__ERR(5)  NODE__ERR(6)  NODE__ERR(7)  NODE__ERR(8)
-NODE__ERR(9)  NODE__ERR(10) NODE__ERR(11) NODE__ERR(12)
-NODE__ERR(13) NODE__ERR(14) NODE__ERR(15) NODE__ERR(16)
-#undef NODE__ERR
-#undef NODE__ERR_LOCALS
-#undef NODE__ERR_E_ELEM
-#undef NODE__ERR_BEE3_ELEM
-#undef NODE__ADD0
-#undef NODE__ADD1
-#undef NODE__PUT2
-#undef NODE__PUT3
+#define ERR_ARGS const node__errpass *ep, size_t n, const double *y, double *yn, double h, \
+                 double rt, double at, double *acc
+/* Any number of terms (m = ep->m >= 1). */
+static void erre_any(ERR_ARGS) { err_terms(ep->m, false, false, ep, n, y, yn, h, rt, at, acc); }
+static void erreb_any(ERR_ARGS) { err_terms(ep->m, false, true, ep, n, y, yn, h, rt, at, acc); }
+static void errbee_any(ERR_ARGS) { err_terms(ep->m, true, false, ep, n, y, yn, h, rt, at, acc); }
+static void errbeeb_any(ERR_ARGS) { err_terms(ep->m, true, true, ep, n, y, yn, h, rt, at, acc); }
+/* The counts the shipped tableaus reach: e alone over 4 (BS3) and 6 (DOPRI5) stages;
+   b, e, e3 over 8 (DOP853). */
+static void erre4(ERR_ARGS) { err_terms(4, false, false, ep, n, y, yn, h, rt, at, acc); }
+static void erreb4(ERR_ARGS) { err_terms(4, false, true, ep, n, y, yn, h, rt, at, acc); }
+static void erre6(ERR_ARGS) { err_terms(6, false, false, ep, n, y, yn, h, rt, at, acc); }
+static void erreb6(ERR_ARGS) { err_terms(6, false, true, ep, n, y, yn, h, rt, at, acc); }
+static void errbee8(ERR_ARGS) { err_terms(8, true, false, ep, n, y, yn, h, rt, at, acc); }
+static void errbeeb8(ERR_ARGS) { err_terms(8, true, true, ep, n, y, yn, h, rt, at, acc); }
+#undef ERR_ARGS
 
-#define NODE__ERRTAB(name)                                                              \
-    { NULL, name##1, name##2, name##3, name##4, name##5, name##6, name##7, name##8,     \
-      name##9, name##10, name##11, name##12, name##13, name##14, name##15, name##16 }
-/* [small dim][m] */
 const node__ode_kernels NODE__KERNEL(node__ode_kernels) = {
-    COMB_OF, COMBZ_OF,
-    { NODE__ERRTAB(erreb), NODE__ERRTAB(erres) },
-    { NODE__ERRTAB(errbeeb), NODE__ERRTAB(errbees) },
+    .comb = { [0] = comb0, [1] = comb1, [2] = comb2, [3] = comb3, [4] = comb4, [5] = comb5,
+              [6] = comb6, [7] = comb7, [8] = comb8, [9] = comb9, [12] = comb12 },
+    .combz = { [4] = combz4, [6] = combz6, [8] = combz8 },
+    .comb_any = comb_any,
+    .combz_any = combz_any,
+    /* [dim <= NODE__SMALLDIM][terms] */
+    .erre = { { [4] = erreb4, [6] = erreb6 }, { [4] = erre4, [6] = erre6 } },
+    .errbee = { { [8] = errbeeb8 }, { [8] = errbee8 } },
+    .erre_any = { erreb_any, erre_any },
+    .errbee_any = { errbeeb_any, errbee_any },
 };
-#undef NODE__ERRTAB
-#undef COMB_OF
-#undef COMBZ_OF

@@ -7,22 +7,24 @@
 
 #include "internal.h"
 
-/* out = y + h Σ_{q<m} w_q p_q (combz: out = h Σ ...) for one number of terms m. */
-typedef void (*node__comb_fn)(size_t dim, const double *y, double h, const double *w,
-                              const double *const *p, double *out);
+/* out = y + h Σ_{q<m} w_q p_q (combz: out = h Σ ...) over the m terms of lc; a kernel
+   specialised for one m does not read lc->m. */
+typedef struct node__lincomb node__lincomb;
+typedef void (*node__comb_fn)(const node__lincomb *lc, size_t dim, const double *y, double h,
+                              double *out);
 
 /* A linear combination Σ_q w_q p_q over the non-zero weights of a tableau row, with
    the stage vectors resolved and the kernel for its number of terms chosen: gathered
    once per solve, so that steps skip zero entries at no cost. */
-typedef struct node__lincomb {
+struct node__lincomb {
     int m;
     node__comb_fn fn, fnz;   /* kernels for m terms: with y, without */
     double w[NODE__MAXSTAGES];
     const double *p[NODE__MAXSTAGES];
-} node__lincomb;
+};
 
 /* Gather the non-zero entries of w[0..n-1], with p_q = k[i] for w_i != 0, and pick
-   the kernel for their number from kern. */
+   the kernel for their number from kern (its specialised one, else the generic one). */
 NODE__HIDDEN void node__lincomb_make(node__lincomb *lc, const node__ode_kernels *kern,
                                      const double *w, int n, double *const *k);
 
@@ -33,7 +35,7 @@ NODE__HIDDEN void node__lincomb_make(node__lincomb *lc, const node__ode_kernels 
 static inline void node__lincomb_apply(const node__lincomb *lc, size_t dim,
                                        const double *y, double h, double *out)
 {
-    (y ? lc->fn : lc->fnz)(dim, y, h, lc->w, lc->p, out);
+    (y ? lc->fn : lc->fnz)(lc, dim, y, h, out);
 }
 
 /* The default RMS norm fused with the error estimate, one pass over memory: for the
@@ -48,29 +50,39 @@ typedef void (*node__err_fn)(const node__errpass *ep, size_t dim, const double *
                              double *acc);
 struct node__errpass {
     node__err_fn fn;        /* NULL: the shape has no fused kernel */
+    bool bee;               /* the shape: b, e and e3 (ynew computed), else e alone */
     int m;
     double wb[NODE__MAXSTAGES], we[NODE__MAXSTAGES], we3[NODE__MAXSTAGES];
     const double *p[NODE__MAXSTAGES];
 };
 
-/* Plan the fused error pass of a step whose weights are b, e and e3 (e3 may be NULL)
-   over n stages k; with_b: ynew is computed in the pass (from b), else given.  Shapes
-   with a kernel: e alone (ynew given), and b, e, e3 on one set of non-zero stages
-   (ynew computed); the kernel is chosen for dim (element by element when small).
-   Otherwise ep->fn is NULL and the caller combines and norms apart. */
+/* Stages k_0 .. k_{n-1} that the error estimate of an adaptive tab needs: s, or s - 1
+   where the FSAL stage has zero error weights (DOP853: it is evaluated only once the
+   step is accepted, as in dop853.f). */
+NODE__HIDDEN int node__err_stages(const node__tableau *tab);
+
+/* Plan the fused error pass of an adaptive tab's step over its stages k, for dim.  Where
+   the FSAL stage enters the estimate, ynew is its argument and is given; otherwise the
+   pass computes it from b.  Shapes with a kernel: e alone (ynew given), and b, e, e3 on
+   one set of non-zero stages (ynew computed); the kernel is chosen for dim (element by
+   element when small) and for the number of terms.  Otherwise ep->fn is NULL and the
+   caller combines and norms apart. */
 NODE__HIDDEN void node__errpass_make(node__errpass *ep, const node__ode_kernels *kern,
-                                     size_t dim, const double *b, const double *e,
-                                     const double *e3, int n, bool with_b, double *const *k);
+                                     size_t dim, const node__tableau *tab, double *const *k);
 
 /* Up to this dim the error passes run element by element, with no buffer. */
 #define NODE__SMALLDIM 8
 
-/* The kernels of one instruction-set level (kernels.c, compiled once per level). */
+/* The kernels of one instruction-set level (kernels.c, compiled once per level).  The
+   arrays by number of terms hold the specialised kernels, NULL for a count without one;
+   the _any kernels take any count. */
 struct node__ode_kernels {
-    node__comb_fn comb[NODE__MAXSTAGES + 1];        /* out = y + h Σ, by number of terms */
+    node__comb_fn comb[NODE__MAXSTAGES + 1];        /* out = y + h Σ */
     node__comb_fn combz[NODE__MAXSTAGES + 1];       /* out = h Σ */
+    node__comb_fn comb_any, combz_any;
     node__err_fn erre[2][NODE__MAXSTAGES + 1];      /* [dim <= NODE__SMALLDIM][terms] */
     node__err_fn errbee[2][NODE__MAXSTAGES + 1];
+    node__err_fn erre_any[2], errbee_any[2];        /* [dim <= NODE__SMALLDIM] */
 };
 extern NODE__HIDDEN const node__ode_kernels node__ode_kernels_generic;
 extern NODE__HIDDEN const node__ode_kernels node__ode_kernels_avx2;
@@ -87,7 +99,7 @@ static inline bool node__nonfinite_inl(const double *v, size_t n)
 }
 
 /* node__rk_stages with the rows of A gathered in advance (rows[i] for stage i, made
-   with the same k). */
+   with the same k).  When f fails at stage i, *nfe has grown by i - from + 1. */
 NODE__HIDDEN int node__rk_stages_planned(const node__tableau *tab, const node__lincomb *rows,
                                          const node__ode *ode, double t, double h,
                                          const double *y, double *const *k, int from, int to,
@@ -101,18 +113,14 @@ NODE__HIDDEN double node__norm_rms(void *nctx, size_t dim, const double *err,
 /* Step-size controller state and constants for one solve. */
 typedef struct node__control {
     double alpha, beta;     /* PI exponents: h_new = h * safety * err^-alpha * errold^beta */
-    double safety;          /* 0.9 */
+    double safety;
     double facmin, facmax;  /* bounds on h_new / h */
     double log_errold;      /* log of the previous accepted error (>= 1e-4) */
     bool   rejected;        /* the previous attempt was rejected: no growth now */
 } node__control;
 
-/* Constants for tab (its error-estimator order sets alpha); resets the state. */
+/* The constants of tab's registry entry (alpha from its q and beta); resets the state. */
 NODE__HIDDEN void node__control_init(node__control *c, const node__tableau *tab);
-
-/* The exponent order q of the local error estimate (err ~ h^q): err_order + 1,
-   or 8 for DOP853's combined 5th/3rd-order estimate. */
-NODE__HIDDEN int node__control_order(const node__tableau *tab);
 
 /* The next step after an accepted step of size h with scaled error err <= 1. */
 NODE__HIDDEN double node__control_accept(node__control *c, double h, double err);
@@ -124,10 +132,11 @@ NODE__HIDDEN double node__control_reject(node__control *c, double h, double err)
    first step's error estimate is about the tolerance.  f0 = f(t0, y0) is given;
    uses f1 and y1 (dim each) as scratch and one evaluation of f (added to *nfe).
    hmax > 0 caps the result.  Returns |h| > 0 (direction not applied), or 0 with
-   *cb set to the callback's non-zero value. */
+   *cb set to the callback's non-zero value and *tcb to the time it was called at. */
 NODE__HIDDEN double node__initial_step(const node__tableau *tab, const node__ode *ode,
                                        double t0, const double *y0, const double *f0,
                                        double dir, double hmax, double rtol, double atol,
-                                       double *y1, double *f1, int64_t *nfe, int *cb);
+                                       double *y1, double *f1, int64_t *nfe, int *cb,
+                                       double *tcb);
 
 #endif /* LIBNODE_ODE_ODE_H */

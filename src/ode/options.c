@@ -20,17 +20,6 @@ node_options node_options_default(void)
     return o;
 }
 
-static const struct {
-    const char *name;
-    node_method method;
-} method_names[] = {
-    { "euler", NODE_EULER },   { "midpoint", NODE_MIDPOINT }, { "rk4", NODE_RK4 },
-    { "bosh3", NODE_BOSH3 },   { "dopri5", NODE_DOPRI5 },     { "dop853", NODE_DOP853 },
-    /* aliases */
-    { "rk45", NODE_DOPRI5 },   { "bs3", NODE_BOSH3 },         { "dp853", NODE_DOP853 },
-    { "dopri8", NODE_DOP853 },
-};
-
 const char *node_method_name(node_method m)
 {
     const node__tableau *tab = node__tableau_get(m);
@@ -41,11 +30,16 @@ node_status node_method_parse(const char *name, node_method *out)
 {
     if (!name || !out)
         return NODE_EINVAL;
-    for (size_t i = 0; i < sizeof method_names / sizeof method_names[0]; i++)
-        if (strcmp(name, method_names[i].name) == 0) {
-            *out = method_names[i].method;
+    for (size_t i = 0; i < node__tableau_count(); i++) {
+        const node__tableau *tab = node__tableau_at(i);
+        bool match = strcmp(name, tab->name) == 0;
+        for (int a = 0; !match && a < NODE__MAXALIASES && tab->aliases[a]; a++)
+            match = strcmp(name, tab->aliases[a]) == 0;
+        if (match) {
+            *out = tab->method;
             return NODE_OK;
         }
+    }
     return NODE_EINVAL;
 }
 

@@ -43,17 +43,26 @@ void node__lincomb_make(node__lincomb *lc, const node__ode_kernels *kern, const 
             lc->p[m++] = k[i];
         }
     lc->m = m;
-    lc->fn = kern->comb[m];
-    lc->fnz = kern->combz[m];
+    lc->fn = kern->comb[m] ? kern->comb[m] : kern->comb_any;
+    lc->fnz = kern->combz[m] ? kern->combz[m] : kern->combz_any;
+}
+
+int node__err_stages(const node__tableau *tab)
+{
+    int last = tab->s - 1;
+    if (tab->fsal && tab->e[last] == 0 && (!tab->e3 || tab->e3[last] == 0))
+        return last;
+    return tab->s;
 }
 
 void node__errpass_make(node__errpass *ep, const node__ode_kernels *kern, size_t dim,
-                        const double *b, const double *e, const double *e3, int n, bool with_b,
-                        double *const *k)
+                        const node__tableau *tab, double *const *k)
 {
+    const double *b = tab->b, *e = tab->e, *e3 = tab->e3;
+    bool with_b = !(tab->fsal && node__err_stages(tab) == tab->s);
     int m = 0;
     bool same = true;   /* b, e, e3 non-zero on the same stages */
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < tab->s; i++) {
         bool nz = e[i] != 0;
         if ((with_b && (b[i] != 0) != nz) || (e3 && (e3[i] != 0) != nz))
             same = false;
@@ -66,12 +75,14 @@ void node__errpass_make(node__errpass *ep, const node__ode_kernels *kern, size_t
     }
     ep->m = m;
     ep->fn = NULL;
+    ep->bee = with_b;
     if (m == 0)
         return;
+    int small = dim <= NODE__SMALLDIM;
     if (!with_b && !e3)
-        ep->fn = kern->erre[dim <= NODE__SMALLDIM][m];
+        ep->fn = kern->erre[small][m] ? kern->erre[small][m] : kern->erre_any[small];
     else if (with_b && e3 && same)
-        ep->fn = kern->errbee[dim <= NODE__SMALLDIM][m];
+        ep->fn = kern->errbee[small][m] ? kern->errbee[small][m] : kern->errbee_any[small];
 }
 
 void node__rk_combine(const node__ode_kernels *kern, size_t dim, const double *y, double h,
@@ -94,7 +105,7 @@ int node__rk_stages_planned(const node__tableau *tab, const node__lincomb *rows,
         const node__lincomb *row = &rows[i];
         const double *arg = y;
         if (row->m > 0) {
-            row->fn(dim, y, h, row->w, row->p, tmp);
+            row->fn(row, dim, y, h, tmp);
             arg = tmp;
         }
         int rc = f(ctx, t + c[i] * h, arg, k[i]);

@@ -7,6 +7,8 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Consecutive NaN/Inf retries (each h *= 1/4) before giving up. */
@@ -41,9 +43,74 @@ typedef struct run {
     double inv_dim;        /* 1/dim if dim is a power of 2 (then exact), else 0 */
 } run;
 
-static node_status callback_status(int rc) { return rc ? NODE_ECALLBACK : NODE_OK; }
+/* ---- failure messages ------------------------------------------------------------- */
 
-/* Rows of ys whose times lie in the accepted step (t, tnew], by dense output. */
+/* t as the shortest of %.15g and %.17g that reads back as t. */
+static const char *tstr(char buf[32], double t)
+{
+    snprintf(buf, 32, "%.15g", t);
+    if (strtod(buf, NULL) != t)
+        snprintf(buf, 32, "%.17g", t);
+    return buf;
+}
+
+/* f returned rc (non-zero) when called at t. */
+static node_status fail_callback(run *r, int rc, double t)
+{
+    char b[32];
+    r->stats->callback_rc = rc;
+    return node__msg(r->stats->message, NODE_ECALLBACK, "f returned %d at t = %s", rc,
+                     tstr(b, t));
+}
+
+/* f returned rc in node__rk_stages_planned from stage `from` on of the step (t, h), which
+   added nfe_after - nfe_before evaluations: the last one failed. */
+static node_status fail_stage(run *r, int rc, double t, double h, int from, int64_t nfe_before)
+{
+    int i = from + (int)(r->stats->nfe - nfe_before) - 1;
+    return fail_callback(r, rc, t + r->tab->c[i] * h);
+}
+
+/* f(t, y) at the start of a step is NaN or Inf: no smaller step can help. */
+static node_status fail_nonfinite_start(run *r, double t)
+{
+    char b[32];
+    return node__msg(r->stats->message, NODE_ENONFINITE,
+                     "f returned NaN or Inf at t = %s, the start of %s", tstr(b, t),
+                     t == r->ts[0] ? "the solve (ts[0], y0)" : "a step");
+}
+
+/* An observer (exact backprop's recorder) returned rc. */
+static node_status fail_observer(run *r, const char *which, int rc, double t)
+{
+    char b[32];
+    return node__msg(r->stats->message, NODE_ECALLBACK,
+                     "the solver's %s observer returned %d at t = %s", which, rc, tstr(b, t));
+}
+
+/* ---- outputs and the accepted step -------------------------------------------------- */
+
+/* node__nonfinite_inl for an output row: four independent sums (their order is of no
+   account here) let the loop vectorize. */
+static bool nonfinite_row(const double *v, size_t n)
+{
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        a0 += v[i] - v[i];
+        a1 += v[i + 1] - v[i + 1];
+        a2 += v[i + 2] - v[i + 2];
+        a3 += v[i + 3] - v[i + 3];
+    }
+    for (; i < n; i++)
+        a0 += v[i] - v[i];
+    a0 += (a1 + a2) + a3;
+    return a0 != a0;
+}
+
+/* Rows of ys whose times lie in the accepted step (t, tnew], by dense output.  A row that
+   comes out NaN or Inf (a dense-only stage of f was) ends the solve: NODE_OK never
+   returns one. */
 static node_status emit_outputs(run *r, double t, double h, double tnew)
 {
     const node__tableau *tab = r->tab;
@@ -52,16 +119,17 @@ static node_status emit_outputs(run *r, double t, double h, double tnew)
         double *row = r->ys + i * r->dim;
         double theta = 1;
         if (r->ts[i] == tnew) {
-            memcpy(row, r->ynew, r->dim * sizeof *row);
+            memcpy(row, r->ynew, r->dim * sizeof *row);   /* finite: the step was accepted */
         } else {
             if (!r->dense_ready) {
                 if (tab->s_dense > tab->s) {
+                    int64_t nfe0 = r->stats->nfe;
                     int rc = node__rk_stages_planned(tab, r->rows[r->par], r->ode, t, h,
                                                      r->y, r->kk[r->par],
                                                      tab->s, tab->s_dense, r->tmp,
                                                      &r->stats->nfe);
                     if (rc)
-                        return callback_status(rc);
+                        return fail_stage(r, rc, t, h, tab->s, nfe0);
                 }
                 r->dense_ready = true;
             }
@@ -69,10 +137,19 @@ static node_status emit_outputs(run *r, double t, double h, double tnew)
             double w[NODE__MAXSTAGES];
             tab->dense(theta, w, NULL);
             node__rk_combine(r->kern, r->dim, r->y, h, w, tab->s_dense, r->kk[r->par], row);
+            if (nonfinite_row(row, r->dim)) {
+                char b1[32], b2[32], b3[32];
+                return node__msg(r->stats->message, NODE_ENONFINITE,
+                                 "dense output at ts[%zu] = %s is NaN or Inf (f returned NaN "
+                                 "or Inf at a stage that only dense output uses, in the step "
+                                 "from t = %s to %s)", i, tstr(b1, r->ts[i]), tstr(b2, t),
+                                 tstr(b3, tnew));
+            }
         }
         r->next++;
-        if (r->obs && r->obs->output && r->obs->output(r->obs->ctx, i, theta))
-            return NODE_ECALLBACK;
+        int rc;
+        if (r->obs && r->obs->output && (rc = r->obs->output(r->obs->ctx, i, theta)) != 0)
+            return fail_observer(r, "output", rc, r->ts[i]);
     }
     return NODE_OK;
 }
@@ -100,8 +177,9 @@ static node_status accepted(run *r, double t, double h, double tnew)
 {
     r->stats->naccept++;
     r->t_done = tnew;
-    if (r->obs && r->obs->step && r->obs->step(r->obs->ctx, t, h, r->y))
-        return NODE_ECALLBACK;
+    int rc;
+    if (r->obs && r->obs->step && (rc = r->obs->step(r->obs->ctx, t, h, r->y)) != 0)
+        return fail_observer(r, "step", rc, tnew);
     return emit_outputs(r, t, h, tnew);
 }
 
@@ -118,8 +196,13 @@ static node_status integrate_fixed(run *r, const node_options *opt)
     double nsteps = nfull;
     if (span - nfull * h > 1e-10 * h || nfull < 1)
         nsteps = nfull + 1;
-    if (nsteps > (double)opt->max_steps)
-        return NODE_EMAXSTEPS;
+    if (nsteps > (double)opt->max_steps) {
+        char b1[32], b2[32];
+        return node__msg(r->stats->message, NODE_EMAXSTEPS,
+                         "max_steps = %lld is fewer than the %.0f steps of %g from t = %s to "
+                         "the end time %s (nothing was integrated)",
+                         (long long)opt->max_steps, nsteps, h, tstr(b1, t0), tstr(b2, tend));
+    }
     int64_t n = (int64_t)nsteps;
     bool have_k0 = false;
     double t = t0;
@@ -129,14 +212,20 @@ static node_status integrate_fixed(run *r, const node_options *opt)
         double hj = (j + 1 == n ? tend : t0 + r->dir * (double)(j + 1) * h) - t;
         double tnew = j + 1 == n ? tend : t + hj;
         r->stats->nsteps++;
+        int64_t nfe0 = r->stats->nfe;
+        int from = have_k0 ? 1 : 0;
         int rc = node__rk_stages_planned(tab, r->rows[r->par], r->ode, t, hj, r->y,
-                                         r->kk[r->par], have_k0 ? 1 : 0, tab->s, r->tmp,
-                                         &r->stats->nfe);
+                                         r->kk[r->par], from, tab->s, r->tmp, &r->stats->nfe);
         if (rc)
-            return callback_status(rc);
+            return fail_stage(r, rc, t, hj, from, nfe0);
         node__lincomb_apply(&r->b[r->par], r->dim, r->y, hj, r->ynew);
-        if (node__nonfinite_inl(r->ynew, r->dim))
-            return NODE_ENONFINITE;
+        if (node__nonfinite_inl(r->ynew, r->dim)) {
+            char b1[32], b2[32];
+            return node__msg(r->stats->message, NODE_ENONFINITE,
+                             "the step from t = %s to %s gave NaN or Inf (f returned NaN or "
+                             "Inf, or the state overflowed); a fixed step is not retried",
+                             tstr(b1, t), tstr(b2, tnew));
+        }
         node_status st = accepted(r, t, hj, tnew);
         if (st != NODE_OK)
             return st;
@@ -149,7 +238,9 @@ static node_status integrate_fixed(run *r, const node_options *opt)
 /* ---- adaptive ------------------------------------------------------------------------ */
 
 /* Scaled error of the step just computed (stages in r->kk[r->par]; ynew in r->ynew, or
-   computed here if r->ynew_in_err).  NaN if ynew holds a NaN or an Inf. */
+   computed here if r->ynew_in_err).  NaN if ynew holds a NaN or an Inf; +Inf if the
+   estimate overflows from finite values (a tolerance far below what the step can meet):
+   that is a rejection, not a NaN. */
 static double step_error(run *r, double h, double rtol, double atol)
 {
     const node__tableau *tab = r->tab;
@@ -181,8 +272,13 @@ static double step_error(run *r, double h, double rtol, double atol)
         e3 = norm(ode->nctx, r->dim, r->err, r->y, r->ynew, rtol, atol);
     }
     /* DOP853 (dop853.f): err = e5² / sqrt(e5² + 0.01 e3²), e3 the 3rd-order estimate;
-       |h| e5 · e5/sqrt(...) behaves like h^8. */
+       |h| e5 · e5/sqrt(...) behaves like h^8.  An overflow anywhere in it counts as an
+       infinite error (Inf/Inf would be NaN, and e5²/Inf a false 0). */
+    if (e5 != e5 || e3 != e3)
+        return NAN;
     double den = e5 * e5 + 0.01 * e3 * e3;
+    if (den == INFINITY)
+        return INFINITY;
     return den > 0 ? e5 * e5 / sqrt(den) : 0;
 }
 
@@ -190,8 +286,16 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
 {
     const node__tableau *tab = r->tab;
     const node__ode *ode = r->ode;
+    char *msg = r->stats->message;
     double t = r->ts[0], tend = r->ts[r->nt - 1];
     double hmax = opt->max_step > 0 ? opt->max_step : INFINITY;
+    /* The smallest step (but for a last step, which lands on tend however short it is):
+       16 ulp of max(|t|, span) (DBL_EPSILON |x| is within a factor 2 of one ulp of x).
+       16 ulp of |t| keeps the stage times t + c_i h apart.  16 ulp of the span: steps
+       below it would need more than 2^48 of them to cross the span, far past any
+       max_steps, so near t = 0 a rejected step stops there instead of shrinking towards
+       the smallest subnormal (hundreds of rejections when no step meets the tolerance). */
+    const double span = fabs(tend - t);
     node__control ctl;
     node__control_init(&ctl, tab);
 
@@ -200,29 +304,34 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
     r->stats->nfe++;
     int rc = ode->f(ode->ctx, t, r->y, r->kk[r->par][0]);
     if (rc)
-        return NODE_ECALLBACK;
+        return fail_callback(r, rc, t);
     if (node__nonfinite_inl(r->kk[r->par][0], r->dim))
-        return NODE_ENONFINITE;
+        return fail_nonfinite_start(r, t);
     bool have_k0 = true;
 
     double h = opt->step;
     if (h > 0) {
-        h = fmin(fmin(h, hmax), fabs(tend - t));
+        h = fmin(fmin(h, hmax), span);
     } else {
+        double tcb = t;
         h = node__initial_step(tab, ode, t, r->y, r->kk[r->par][0], r->dir,
-                               fmin(hmax, fabs(tend - t)), opt->rtol, opt->atol, r->tmp,
-                               r->kk[r->par][1], &r->stats->nfe, &rc);
+                               fmin(hmax, span), opt->rtol, opt->atol, r->tmp,
+                               r->kk[r->par][1], &r->stats->nfe, &rc, &tcb);
         if (rc)
-            return NODE_ECALLBACK;
+            return fail_callback(r, rc, tcb);
     }
-    h *= r->dir;
+    /* A first step below the smallest one is raised to it: the controller may grow it. */
+    h = r->dir * fmax(h, fmin(16 * DBL_EPSILON * fmax(fabs(t), span), span));
 
     int64_t attempts = 0;
     int nonfinite = 0;        /* consecutive NaN/Inf rejections */
-    bool nan_shrunk = false;  /* the latest rejection was for NaN/Inf */
     for (;;) {
-        if (attempts >= opt->max_steps)
-            return NODE_EMAXSTEPS;
+        if (attempts >= opt->max_steps) {
+            char b1[32], b2[32];
+            return node__msg(msg, NODE_EMAXSTEPS,
+                             "max_steps = %lld reached at t = %s, before the end time %s",
+                             (long long)opt->max_steps, tstr(b1, t), tstr(b2, tend));
+        }
         if (fabs(h) > hmax)
             h = r->dir * hmax;
         double h_plan = h;
@@ -232,10 +341,19 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
             h = tend - t;
             last = true;
         }
-        /* 16 ulp of t (DBL_EPSILON |t| is within a factor 2 of one ulp); a last step
-           lands on tend exactly, however short the remaining interval. */
-        if ((!last && fabs(h) < 16 * DBL_EPSILON * fabs(t)) || h == 0)
-            return nan_shrunk ? NODE_ENONFINITE : NODE_ESTEPSIZE;
+        double at = fabs(t), hmin = 16 * DBL_EPSILON * (at > span ? at : span);
+        if ((!last && fabs(h) < hmin) || h == 0) {
+            char b1[32];
+            if (nonfinite > 0)
+                return node__msg(msg, NODE_ENONFINITE,
+                                 "f returned NaN or Inf near t = %s and %d smaller steps "
+                                 "(down to %.3g, the smallest step here) did not avoid it",
+                                 tstr(b1, t), nonfinite, hmin);
+            return node__msg(msg, NODE_ESTEPSIZE,
+                             "step size %.3g at t = %s is below %.3g, what floating point "
+                             "resolves here (rtol = %g, atol = %g)", fabs(h), tstr(b1, t),
+                             hmin, opt->rtol, opt->atol);
+        }
 
         attempts++;
         r->stats->nsteps++;
@@ -244,15 +362,16 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
         if (!have_k0) {
             r->stats->nfe++;
             if ((rc = ode->f(ode->ctx, t, r->y, k[0])) != 0)
-                return NODE_ECALLBACK;
+                return fail_callback(r, rc, t);
             if (node__nonfinite_inl(k[0], r->dim))
-                return NODE_ENONFINITE;
+                return fail_nonfinite_start(r, t);
             have_k0 = true;
         }
+        int64_t nfe0 = r->stats->nfe;
         rc = node__rk_stages_planned(tab, rows, ode, t, h, r->y, k, 1, s_err, r->tmp,
                                      &r->stats->nfe);
         if (rc)
-            return NODE_ECALLBACK;
+            return fail_stage(r, rc, t, h, 1, nfe0);
         if (s_err == tab->s && tab->fsal) {
             /* The FSAL stage's argument is ynew, bit for bit. */
             double *swap = r->ynew; r->ynew = r->tmp; r->tmp = swap;
@@ -261,28 +380,32 @@ static node_status integrate_adaptive(run *r, const node_options *opt)
         }
 
         double err = step_error(r, h, opt->rtol, opt->atol);
-        if (isfinite(err) && err <= 1 && s_err < tab->s) {
+        if (err <= 1 && s_err < tab->s) {
+            nfe0 = r->stats->nfe;
             rc = node__rk_stages_planned(tab, rows, ode, t, h, r->y, k, s_err, tab->s,
                                          r->tmp, &r->stats->nfe);
             if (rc)
-                return NODE_ECALLBACK;
+                return fail_stage(r, rc, t, h, s_err, nfe0);
             if (node__nonfinite_inl(k[tab->s - 1], r->dim))
                 err = NAN;
         }
-        if (!isfinite(err)) {
-            /* NaN/Inf: a smaller step may avoid the region where f breaks down. */
+        if (err != err) {
+            /* NaN/Inf in the state or a stage: a smaller step may avoid the region
+               where f breaks down. */
             r->stats->nreject++;
-            if (++nonfinite > NODE__NONFINITE_RETRIES)
-                return NODE_ENONFINITE;
-            nan_shrunk = true;
+            if (++nonfinite > NODE__NONFINITE_RETRIES) {
+                char b1[32];
+                return node__msg(msg, NODE_ENONFINITE,
+                                 "f returned NaN or Inf near t = %s and %d smaller steps did "
+                                 "not avoid it", tstr(b1, t), NODE__NONFINITE_RETRIES);
+            }
             ctl.rejected = true;
             h *= 0.25;
             continue;
         }
-        if (err > 1) {
+        if (err > 1) {   /* +Inf included: the estimate overflowed */
             r->stats->nreject++;
             nonfinite = 0;
-            nan_shrunk = false;
             h = node__control_reject(&ctl, h, err);
             continue;
         }
@@ -311,7 +434,8 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
 {
     const node__tableau *tab = node__tableau_get(opt->method);
     if (!tab)
-        return NODE_EINVAL;
+        return node__msg(stats->message, NODE_EINVAL, "opt->method = %d is not a method",
+                         (int)opt->method);
     size_t dim = ode->dim;
     memmove(ys, y0, dim * sizeof *ys);
     stats->t_reached = ts[0];
@@ -321,11 +445,10 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
 
     /* Workspace: s_dense stages, y, ynew, tmp, err. */
     size_t nvec = (size_t)tab->s_dense + 4;
-    if (dim > SIZE_MAX / nvec)
-        return NODE_ENOMEM;
-    node_status st = node__grow(&s->ode, &s->ode_cap, nvec * dim);
-    if (st != NODE_OK)
-        return st;
+    if (dim > SIZE_MAX / nvec || node__grow(&s->ode, &s->ode_cap, nvec * dim) != NODE_OK)
+        return node__msg(stats->message, NODE_ENOMEM,
+                         "no memory for the solver's workspace (%zu vectors of %zu doubles)",
+                         nvec, dim);
 
     /* No memset of r (some 11 KB): every field is set below; lincombs and error passes
        are planned for the rows in use only. */
@@ -362,15 +485,10 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
     r.ynew = base + dim;
     r.tmp = base + 2 * dim;
     r.err = base + 3 * dim;
-    /* Stages needed for the error estimate: an FSAL stage with zero error weights
-       (DOP853) is evaluated only once the step is accepted, as in dop853.f.  ynew is
-       that FSAL stage's argument where the stage is part of the estimate, else it comes
-       from b (in the fused error pass where the shape has a kernel). */
-    r.s_err = tab->s;
-    if (tab->fsal && tab->e && tab->e[tab->s - 1] == 0 &&
-        (!tab->e3 || tab->e3[tab->s - 1] == 0))
-        r.s_err = tab->s - 1;
-    bool with_b = !(tab->fsal && r.s_err == tab->s);
+    /* Stages needed for the error estimate (node__err_stages); ynew is the FSAL stage's
+       argument where that stage is part of the estimate, else it comes from b (in the
+       fused error pass where the shape has a kernel). */
+    r.s_err = tab->e ? node__err_stages(tab) : tab->s;
     for (int p = 0; p < (r.sw < 0 ? 1 : 2); p++) {
         for (int i = 0; i < tab->s_dense; i++)
             node__lincomb_make(&r.rows[p][i], s->kern, tab->A + (size_t)i * tab->s_dense, i,
@@ -382,14 +500,13 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
             node__lincomb_make(&r.e3[p], s->kern, tab->e3, tab->s, r.kk[p]);
         r.ep[p].fn = NULL;
         if (tab->e && !ode->norm)
-            node__errpass_make(&r.ep[p], s->kern, dim, tab->b, tab->e, tab->e3, tab->s, with_b,
-                               r.kk[p]);
+            node__errpass_make(&r.ep[p], s->kern, dim, tab, r.kk[p]);
     }
-    r.ynew_in_err = with_b && r.ep[0].fn != NULL;
+    r.ynew_in_err = r.ep[0].fn != NULL && r.ep[0].bee;
     memcpy(r.y, ys, dim * sizeof *r.y);
 
     s->h_next = 0;
-    st = tab->err_order > 0 ? integrate_adaptive(&r, opt) : integrate_fixed(&r, opt);
+    node_status st = tab->err_order > 0 ? integrate_adaptive(&r, opt) : integrate_fixed(&r, opt);
     s->h_next = r.h_next;
     stats->t_reached = r.t_done;
     stats->rows_done = (int64_t)r.next;
