@@ -4,8 +4,13 @@
  * problems for SciPy and the comparison at equal error: bench/peers/detest_*.py.
  * Run: ./bench_detest [--quick] [--csv FILE] [--tols decade|quarter|eighth] [--offset F]
  *                     [--methods bosh3,dopri5,dop853] [--problems A1,B2,...] [--ref FILE]
+ *                     [--ctl METHOD:safety=S,beta=B,facmin=F,facmax=G,q=Q ...]
+ * --ctl runs METHOD with other step-size controller constants than the registry's (the
+ * controller study of bench/peers/detest_sweep.py); it reaches into the library's
+ * internals (node_solver.tableau), as only a benchmark may.
  */
 #include <libnode.h>
+#include "internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -291,8 +296,59 @@ typedef struct result {
     double err;
 } result;
 
+/* Registry entries with the controller constants of --ctl (used: nonzero method). */
+static node__tableau custom[3];
+static int ncustom;
+
+/* "dopri5:safety=0.85,beta=0.02": copy the method's registry entry into custom[] and
+   change the named constants.  0, or -1 with a message. */
+static int parse_ctl(const char *arg)
+{
+    char buf[256];
+    if (strlen(arg) >= sizeof buf || ncustom == 3)
+        return -1;
+    strcpy(buf, arg);
+    char *colon = strchr(buf, ':');
+    node_method m;
+    if (!colon)
+        return -1;
+    *colon = '\0';
+    if (node_method_parse(buf, &m) != NODE_OK) {
+        fprintf(stderr, "--ctl: unknown method %s\n", buf);
+        return -1;
+    }
+    const node__tableau *tab = node__tableau_get(m);
+    if (!tab->e) {
+        fprintf(stderr, "--ctl: %s has no step-size controller\n", buf);
+        return -1;
+    }
+    node__tableau *c = &custom[ncustom++];
+    *c = *tab;
+    for (char *kv = strtok(colon + 1, ","); kv; kv = strtok(NULL, ",")) {
+        char *eq = strchr(kv, '=');
+        if (!eq)
+            return -1;
+        *eq = '\0';
+        double v = atof(eq + 1);
+        if (strcmp(kv, "safety") == 0)      c->ctl.safety = v;
+        else if (strcmp(kv, "beta") == 0)   c->ctl.beta = v;
+        else if (strcmp(kv, "facmin") == 0) c->ctl.facmin = v;
+        else if (strcmp(kv, "facmax") == 0) c->ctl.facmax = v;
+        else if (strcmp(kv, "q") == 0)      c->ctl.q = (int)v;
+        else {
+            fprintf(stderr, "--ctl: unknown constant %s (safety, beta, facmin, facmax, q)\n", kv);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static result solve(node_solver *slv, const problem *p, node_method m, double tol)
 {
+    slv->tableau = NULL;
+    for (int i = 0; i < ncustom; i++)
+        if (custom[i].method == m)
+            slv->tableau = &custom[i];
     node_system sys = { .dim = p->dim, .f = p->f };
     const double ts[2] = { 0.0, T1 };
     double ys[2 * MAXDIM];
@@ -375,6 +431,12 @@ int main(int argc, char **argv)
             offset = atof(argv[++i]);
         else if (strcmp(argv[i], "--problems") == 0 && i + 1 < argc)
             plist = argv[++i];
+        else if (strcmp(argv[i], "--ctl") == 0 && i + 1 < argc) {
+            if (parse_ctl(argv[++i]) != 0) {
+                fprintf(stderr, "bad --ctl %s\n", argv[i]);
+                return 2;
+            }
+        }
         else if (strcmp(argv[i], "--tols") == 0 && i + 1 < argc
                  && (per_decade = strcmp(argv[i + 1], "decade") == 0    ? 1
                                   : strcmp(argv[i + 1], "quarter") == 0 ? 4
@@ -384,7 +446,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: %s [--quick] [--csv FILE] [--tols decade|quarter|eighth] "
                             "[--offset F] "
                             "[--methods bosh3,dopri5,dop853] [--problems A1,B2,...] "
-                            "[--ref FILE]\n", argv[0]);
+                            "[--ref FILE] [--ctl METHOD:NAME=VALUE,...]\n", argv[0]);
             return 2;
         }
     }

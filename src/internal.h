@@ -176,6 +176,10 @@ struct node_solver {
        (before the last step was cut to land on the end time); 0 if none.  The
        adjoint starts each interval with it instead of a fresh initial-step guess. */
     double h_next;
+    /* Tests and benchmarks only: a tableau (a registry entry copied and changed, e.g.
+       its controller constants) used instead of the registry's entry for the method
+       it names.  NULL (node_solver_create's value): the registry. */
+    const node__tableau *tableau;
 };
 
 /* The largest state a solve accepts: its arrays (a few dozen vectors of dim

@@ -557,14 +557,16 @@ static void test_max_steps_adaptive_budget_is_per_call(void **state)
    z and a blocks do not depend on them: the backward pass takes exactly the steps it
    takes when no parameter or time gradient is asked for (every element is computed
    by the same element-wise kernels, so even the rounding agrees).  Without it, the
-   dL/dθ block asks for more steps on this problem. */
+   dL/dθ block asks for more steps on this problem at this tolerance (with the
+   registry's controller constants: 118 vs 112 evaluations for dopri5, 241 vs 208 for
+   bosh3; at some other tolerances the two happen to coincide). */
 static void test_seminorm_steps_are_those_without_parameter_blocks(void **state)
 {
     (void)state;
     for (int m = 0; m < 2; m++) {
         node_options o = node_options_default();
         o.method = m ? NODE_BOSH3 : NODE_DOPRI5;
-        o.rtol = o.atol = 1e-8;
+        o.rtol = o.atol = 1e-6;
         fixture fx;
         fixture_init(&fx, MAXT, &o);
         node_stats bare, semi, semi_t, full;

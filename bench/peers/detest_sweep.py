@@ -2,21 +2,19 @@
 """detest_sweep.py -- the controller study of issue #9: run bench_detest under many
 step-size controller settings and score each against SciPy with detest_compare.
 
-It needs a scratch build of libnode whose controller reads its constants from the
-environment (SWEEP_SAFETY, SWEEP_BETA, SWEEP_ALPHA, SWEEP_FACMIN, SWEEP_FACMAX and
-SWEEP_NOGROW, the largest step ratio allowed right after a rejection): apply
-bench/data/detest_sweep_control.patch to a scratch checkout (it is written against
-commit a6d573d's src/ode/control.c and ode.h; never commit it), build bench_detest there, and pass
-it as --bench.  Each setting is one run of bench_detest for one method, so a grid of a
-few hundred settings takes minutes.
+Each setting runs bench_detest with --ctl METHOD:NAME=VALUE,... (the step-size
+controller constants safety, beta, facmin, facmax of the registry entry replaced for
+that run), so any build's bench_detest will do.  Each setting is one run of bench_detest
+for one method, so a grid of a few hundred settings takes minutes.
 
-    /usr/bin/python3 bench/peers/detest_sweep.py --bench build-sweep/bench_detest \\
+    /usr/bin/python3 bench/peers/detest_sweep.py --bench build/bench_detest \\
         --scipy bench/data/detest_scipy.csv --method bosh3 \\
         --grid beta=0,0.04,0.08 safety=0.8,0.9 [--offsets 0,0.25,0.5,0.75] \\
         [--tols eighth] [--out sweep_bosh3.csv]
-A name prefixed with the order q selects one method in a run of all three
-(SWEEP3_SAFETY: bosh3, SWEEP5_: dopri5, SWEEP8_: dop853), e.g. to run bench_ode or the
-tests under a candidate set.  The study's results: bench/data/detest_sweep.csv.
+The study's results: bench/data/detest_sweep.csv (its alpha and nogrow columns — α
+set apart from β, and the step ratio allowed right after a rejection — came from a
+scratch build of the controller that read them from the environment; --ctl does not
+offer them: on the set they never beat α = 1/q − 0.75β and "no growth").
 
 Prints one line per setting (sorted by the geometric-mean ratio): the overall ratio,
 the per-class ratios, the worst problem and the rejected-step fraction.
@@ -32,20 +30,21 @@ import tempfile
 import detest_compare as dc
 
 PAIR = dict(dc.PAIRS)
-ENV = {"safety": "SWEEP_SAFETY", "beta": "SWEEP_BETA", "alpha": "SWEEP_ALPHA",
-       "facmin": "SWEEP_FACMIN", "facmax": "SWEEP_FACMAX", "nogrow": "SWEEP_NOGROW"}
+# The constants --ctl can set, and the columns of the results CSV.
+CTL = ("safety", "beta", "facmin", "facmax")
+COLUMNS = ("safety", "beta", "alpha", "facmin", "facmax", "nogrow")
 
 
 def run(bench, method, tols, setting, extra=()):
     """bench_detest's rows for one method under one controller setting."""
-    env = dict(os.environ)
-    for k, v in setting.items():
-        env[ENV[k]] = str(v)
+    ctl = []
+    if setting:
+        ctl = ["--ctl", method + ":" + ",".join(f"{k}={v}" for k, v in setting.items())]
     with tempfile.NamedTemporaryFile(suffix=".csv", delete=False) as tf:
         path = tf.name
     try:
-        subprocess.run([bench, "--methods", method, "--tols", tols, "--csv", path, *extra],
-                       env=env, check=False, stdout=subprocess.DEVNULL,
+        subprocess.run([bench, "--methods", method, "--tols", tols, "--csv", path, *ctl,
+                        *extra], check=False, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         return dc.load(path)
     finally:
@@ -71,7 +70,7 @@ def main():
     ap.add_argument("--method", required=True, choices=tuple(PAIR))
     ap.add_argument("--tols", default="eighth")
     ap.add_argument("--grid", nargs="+", default=[], help="name=v1,v2,... (names: "
-                    + ", ".join(ENV) + ")")
+                    + ", ".join(CTL) + ")")
     ap.add_argument("--offsets", default="0", help="comma-separated grid offsets "
                     "(bench_detest --offset): each setting is scored on every shifted grid "
                     "and the spread printed")
@@ -81,7 +80,7 @@ def main():
     names, values = [], []
     for g in a.grid:
         k, v = g.split("=")
-        if k not in ENV:
+        if k not in CTL:
             sys.exit(f"unknown name {k}")
         names.append(k)
         values.append([float(x) for x in v.split(",")])
@@ -102,10 +101,10 @@ def main():
             with open(a.out, "a", newline="") as fh:
                 w = csv.writer(fh)
                 if new:
-                    w.writerow(["method", *ENV, "ratio", "ratio_min_offsets", "ratio_max_offsets",
+                    w.writerow(["method", *COLUMNS, "ratio", "ratio_min_offsets", "ratio_max_offsets",
                                 *dc.CLASSES, "worst_problem", "worst_ratio", "reject_frac",
                                 "nfe", "points"])
-                w.writerow([a.method, *[setting.get(k, "") for k in ENV],
+                w.writerow([a.method, *[setting.get(k, "") for k in COLUMNS],
                             f"{s['gmean']:.5f}", f"{s['spread'][0]:.5f}", f"{s['spread'][1]:.5f}",
                             *[f"{s['cls'][c]:.4f}" for c in dc.CLASSES],
                             s["pmax"][0], f"{s['pmax'][1]:.4f}", f"{s['rej_lib']:.4f}", nfe,

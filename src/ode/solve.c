@@ -432,7 +432,8 @@ node_status node__integrate(node_solver *s, const node__ode *ode, const double *
                             const node_options *opt, node_stats *stats,
                             const node__observer *obs)
 {
-    const node__tableau *tab = node__tableau_get(opt->method);
+    const node__tableau *tab = s->tableau && s->tableau->method == opt->method
+                                   ? s->tableau : node__tableau_get(opt->method);
     if (!tab)
         return node__msg(stats->message, NODE_EINVAL, "opt->method = %d is not a method",
                          (int)opt->method);
