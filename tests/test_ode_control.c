@@ -83,7 +83,8 @@ static const problem problems[] = {
  * and whose f calls equal nfe (their NFCN counts 2 at the start even when the first
  * step is given; their NREJCT leaves out rejections of the very first step); BS3's are
  * from an independent re-implementation of the same driver in Python (HNW I, II.4,
- * automatic first step of the book's RMS norm, exact rational tableaus), which
+ * automatic first step of the book's RMS norm, exact rational tableaus:
+ * tests/ref/controller_counts.py prints those rows), which
  * reproduces Hairer's codes' counts on every DOPRI5 row below under both the old
  * constants (safety 0.9, beta 0.04) and these.  Every row but one (dop853 on stiffish
  * at 1e-6) has rejections; the automatic first step is used only on scalar problems,
