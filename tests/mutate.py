@@ -1,0 +1,216 @@
+#!/usr/bin/python3
+"""mutate.py -- mutation testing of the behaviours the README advertises.
+
+Each mutant below is one deliberate break of an advertised behaviour: a small edit of
+one source file.  The script copies the working tree to a scratch folder, builds the
+tests once, then for each mutant applies the edit, rebuilds (incrementally), runs the
+whole ctest suite and restores the file.  A mutant is KILLED when at least one test
+fails, and SURVIVES when every test passes -- a behaviour no test would notice losing.
+The score (killed / all) belongs at 100 %; the README reports it.
+
+    /usr/bin/python3 tests/mutate.py               # every mutant
+    /usr/bin/python3 tests/mutate.py --list        # what they are
+    /usr/bin/python3 tests/mutate.py --only seminorm-ignored,no-step-carry
+    /usr/bin/python3 tests/mutate.py --jobs 4 --keep /tmp/mut   # keep the scratch tree
+
+Exit status: 0 if every mutant was killed, 1 if any survived, 2 if a mutant no longer
+applies (its snippet must occur exactly once: update the list when the code moves) or
+the unmutated tree does not build or pass.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# (name, file, snippet, replacement, the advertised behaviour it breaks)
+MUTANTS = [
+    # ---- the five breaks of issue #9 ----
+    ("seminorm-ignored", "src/grad/adjoint.c",
+     "norm_ctx nc = { n, np, ntb, o.seminorm };",
+     "norm_ctx nc = { n, np, ntb, 0 };",
+     "opt.seminorm leaves the dL/dθ and dL/dt blocks out of the backward error norm"),
+    ("no-step-carry", "src/grad/adjoint.c",
+     "            bo.step = s->h_next;",
+     "            bo.step = 0;",
+     "each backward interval starts with the step the controller planned"),
+    ("growth-after-reject", "src/ode/control.c",
+     "    if (c->rejected && fac > 1)          /* no growth right after a rejection */\n"
+     "        fac = 1;",
+     "",
+     "no step growth right after a rejected step"),
+    ("dopri5-beta-0", "src/ode/tableau.c",
+     ".ctl = { .safety = 0.85, .beta = 0.02,",
+     ".ctl = { .safety = 0.85, .beta = 0,",
+     "DOPRI5's PI controller (β = 0.02)"),
+    ("dop853-5th-order-error", "src/ode/solve.c",
+     "    return den > 0 ? e5 * e5 / sqrt(den) : 0;",
+     "    return e5;",
+     "DOP853's combined 5th/3rd-order error estimate"),
+    # ---- solver core ----
+    ("no-fsal", "src/ode/solve.c",
+     "    if (r->sw >= 0 && (tab->fsal || r->dense_ready)) {",
+     "    if (0) {",
+     "FSAL: the last stage of a step is the first of the next"),
+    ("max-step-ignored", "src/ode/solve.c",
+     "        if (fabs(h) > hmax)\n            h = r->dir * hmax;",
+     "",
+     "opt.max_step bounds every step"),
+    ("dopri5-hermite-dense", "src/ode/tableau.c",
+     "    hairer_dense(th, dopri5_b, 7, 7, 6, dopri5_d, 1, w, dw);",
+     "    hermite(th, dopri5_b, 7, 7, 6, w, dw);",
+     "DOPRI5's dense output is Shampine's 4th-order extension"),
+    ("no-nonfinite-retry", "src/ode/solve.c",
+     "            h *= 0.25;",
+     "            return NODE_ENONFINITE;",
+     "a NaN/Inf from f makes an adaptive method retry with smaller steps"),
+    ("norm-old-y-only", "src/ode/kernels.c",
+     "    double sk = atol + rtol * (a > b ? a : b);   /* as node__norm_rms forms it */",
+     "    double sk = atol + rtol * a;",
+     "the error scale uses max(|y_i|, |ynew_i|)"),
+    ("dense-nan-unchecked", "src/ode/solve.c",
+     "            if (nonfinite_row(row, r->dim)) {",
+     "            if (0) {",
+     "no NaN/Inf output row comes back with NODE_OK (dense-only stages)"),
+    # ---- gradients ----
+    ("adjoint-budget-per-interval", "src/grad/adjoint.c",
+     "        bo.max_steps = o.max_steps - stats->nsteps;",
+     "        bo.max_steps = o.max_steps;",
+     "max_steps is one budget for all of the adjoint's backward intervals"),
+    ("backprop-nan-unchecked", "src/grad/backprop.c",
+     "    if (np && node__nonfinite(dLdp, np)) {",
+     "    if (0) {",
+     "exact backprop never returns NODE_OK with a NaN gradient"),
+    # ---- training ----
+    ("adam-no-bias-correction", "src/train/optim.c",
+     "    const double bc1 = 1.0 - pow(b1, (double)t);",
+     "    const double bc1 = 1.0;",
+     "Adam's bias corrections (PyTorch's update rule)"),
+    ("optim-writes-nonfinite", "src/train/optim.c",
+     "        if ((ok = step_adam(o, theta, grad, t, false)))",
+     "        if ((ok = 1))",
+     "node_optim_step refuses a step that would write NaN/Inf"),
+    ("loss-nan-target-accepted", "src/train/loss.c",
+     "    if (!isfinite(sum))\n        return node__err_end(err, refuse(",
+     "    if (0)\n        return node__err_end(err, refuse(",
+     "a NaN target at an observed entry is refused"),
+    ("mask-ignored", "src/train/loss.c",
+     "    return (!mask || mask[i]) && !(nan_missing && isnan(target[i]));",
+     "    return !(nan_missing && isnan(target[i]));",
+     "losses average over the observed (mask != 0) entries only"),
+]
+
+
+def sh(cmd, cwd, timeout=None):
+    return subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)
+
+
+def copy_tree(dst):
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           check=True, stdout=subprocess.PIPE, text=True).stdout.split("\n")
+    for f in files:
+        if not f or not os.path.isfile(os.path.join(ROOT, f)):
+            continue
+        os.makedirs(os.path.join(dst, os.path.dirname(f)), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, f), os.path.join(dst, f))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--only", help="comma-separated mutant names")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--keep", help="scratch folder to use and keep (default: a temporary one)")
+    a = ap.parse_args()
+    mutants = MUTANTS
+    if a.only:
+        want = set(a.only.split(","))
+        unknown = want - {m[0] for m in MUTANTS}
+        if unknown:
+            sys.exit("unknown mutants: " + ", ".join(sorted(unknown)))
+        mutants = [m for m in MUTANTS if m[0] in want]
+    if a.list:
+        for name, path, _, _, what in mutants:
+            print("%-28s %-22s %s" % (name, path, what))
+        return 0
+
+    # Every snippet must occur exactly once in the current sources.
+    stale = []
+    for name, path, old, _, _ in mutants:
+        with open(os.path.join(ROOT, path)) as fh:
+            n = fh.read().count(old)
+        if n != 1:
+            stale.append("%s: its snippet occurs %d times in %s" % (name, n, path))
+    if stale:
+        print("mutate.py: mutants that no longer apply:\n  " + "\n  ".join(stale),
+              file=sys.stderr)
+        return 2
+
+    work = a.keep or tempfile.mkdtemp(prefix="libnode-mutate-")
+    os.makedirs(work, exist_ok=True)
+    src = os.path.join(work, "src-tree")
+    build = os.path.join(work, "build")
+    if os.path.exists(src):
+        shutil.rmtree(src)
+    copy_tree(src)
+    t0 = time.time()
+    cfg = sh(["cmake", "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
+              "-DLIBNODE_BUILD_EXAMPLES=OFF", "-DLIBNODE_BUILD_BENCH=OFF",
+              "-DLIBNODE_BUILD_SHARED=OFF", "-DLIBNODE_WERROR=OFF"], cwd=work)
+    if cfg.returncode != 0:
+        print(cfg.stdout, file=sys.stderr)
+        return 2
+    ctest = ["ctest", "--test-dir", build, "-j", str(a.jobs), "--timeout", "300"]
+    base = sh(["cmake", "--build", build, "-j", str(a.jobs)], cwd=work)
+    if base.returncode != 0 or sh(ctest, cwd=work).returncode != 0:
+        print("mutate.py: the unmutated tree does not build or pass its tests", file=sys.stderr)
+        return 2
+    print("baseline built and green in %.0f s; %d mutants" % (time.time() - t0, len(mutants)))
+
+    survived, killed = [], 0
+    for name, path, old, new, what in mutants:
+        t1 = time.time()
+        target = os.path.join(src, path)
+        with open(target) as fh:
+            orig = fh.read()
+        with open(target, "w") as fh:
+            fh.write(orig.replace(old, new, 1))
+        try:
+            b = sh(["cmake", "--build", build, "-j", str(a.jobs)], cwd=work)
+            if b.returncode != 0:
+                verdict = "DOES NOT COMPILE"
+                survived.append(name)
+            else:
+                r = sh(ctest, cwd=work)
+                failing = [l.split("-", 1)[1].strip().split(" ")[0]
+                           for l in r.stdout.splitlines() if "(Failed)" in l or "(Timeout)" in l]
+                if r.returncode != 0:
+                    verdict = "killed by " + ", ".join(failing or ["ctest"])
+                    killed += 1
+                else:
+                    verdict = "SURVIVED"
+                    survived.append(name)
+        finally:
+            with open(target, "w") as fh:
+                fh.write(orig)
+        print("%-28s %-45s %4.0f s  %s" % (name, what[:45], time.time() - t1, verdict),
+              flush=True)
+    # leave the build matching the unmutated sources
+    sh(["cmake", "--build", build, "-j", str(a.jobs)], cwd=work)
+    total = len(mutants)
+    print("\nmutation score: %d / %d killed (%.0f %%) in %.0f s" %
+          (killed, total, 100.0 * killed / total, time.time() - t0))
+    if survived:
+        print("survived: " + ", ".join(survived))
+    if not a.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if not survived else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
