@@ -8,6 +8,7 @@
 #include "mlp_fixtures.h"
 #include "nn/nn_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,35 @@ static void test_create_rejects_bad_arguments(void **state)
     assert_status(node_mlp_create(&m, 2, sizes, bad, 0), NODE_EINVAL);
     assert_ptr_equal(m, keep);
     node_mlp_free(NULL);
+    /* The _ex form says which argument and why. */
+    node_error err;
+    assert_status(node_mlp_create_ex(&m, 2, zero, acts, 0, &err), NODE_EINVAL);
+    assert_int_equal(err.status, NODE_EINVAL);
+    assert_string_equal(err.message, "sizes[1] is 0");
+    assert_status(node_mlp_create_ex(&m, 2, sizes, bad, 0, &err), NODE_EINVAL);
+    assert_string_equal(err.message, "acts[1] = 99 is not an activation");
+    node_activation neg[2] = { (node_activation)-1, NODE_ACT_TANH };
+    assert_status(node_mlp_create_ex(&m, 2, sizes, neg, 0, &err), NODE_EINVAL);
+    char want[80];   /* -1 or 4294967295: the enum's type is the compiler's choice */
+    snprintf(want, sizeof want, "acts[0] = %lld is not an activation", (long long)neg[0]);
+    assert_string_equal(err.message, want);
+    assert_status(node_mlp_create_ex(&m, 0, sizes, acts, 0, &err), NODE_EINVAL);
+    assert_string_equal(err.message, "nlayers is 0");
+    assert_status(node_mlp_create_ex(&m, 2, NULL, acts, 0, &err), NODE_EINVAL);
+    assert_string_equal(err.message, "sizes is NULL");
+    assert_status(node_mlp_create_ex(&m, 2, sizes, NULL, 0, &err), NODE_EINVAL);
+    assert_string_equal(err.message, "acts is NULL");
+    assert_status(node_mlp_create_ex(NULL, 2, sizes, acts, 0, &err), NODE_EINVAL);
+    assert_string_equal(err.message, "out is NULL");
+    size_t huge[3] = { SIZE_MAX / 4, SIZE_MAX / 4, 2 };
+    assert_status(node_mlp_create_ex(&m, 2, huge, acts, 0, &err), NODE_ENOMEM);
+    assert_string_equal(err.message, "sizes describe more than SIZE_MAX parameters");
+    assert_ptr_equal(m, keep);
+    assert_status(node_mlp_create_ex(&m, 2, zero, acts, 0, NULL), NODE_EINVAL);
+    assert_status(node_mlp_create_ex(&m, 2, sizes, acts, 0, &err), NODE_OK);
+    assert_int_equal(err.status, NODE_OK);
+    assert_string_equal(err.message, "");
+    node_mlp_free(m);
 }
 
 static void test_shapes_and_parameter_layout(void **state)
@@ -252,6 +282,25 @@ static void check_network(size_t nlayers, const size_t *sizes, const node_activa
     /* Without the parameter part: the same vjp_x. */
     assert_status(node_mlp_vjp(m, batch, c.t, x, a, NULL, gx2, NULL, NULL), NODE_OK);
     assert_memory_equal(gx, gx2, batch * nin * sizeof *gx);
+    /* The caller's workspace on a const model: the same bits. */
+    {
+        const node_mlp *cm = m;
+        node_mlp_ws *w;
+        assert_status(node_mlp_ws_create(NULL, 0, &w), NODE_OK);
+        double *y2 = alloc_d(batch * nout), *gp2 = alloc_d(np), gt2 = -1.0;
+        fill(gp2, np, 98);
+        assert_status(node_mlp_vjp_ws(cm, w, batch, c.t, x, a, y2, gx2, gp2, &gt2), NODE_OK);
+        assert_memory_equal(y2, y, batch * nout * sizeof *y);
+        assert_memory_equal(gx2, gx, batch * nin * sizeof *gx);
+        assert_memory_equal(gp2, gp, np * sizeof *gp);
+        assert_true(gt2 == gt);
+        memset(y2, 0, batch * nout * sizeof *y2);
+        assert_status(node_mlp_forward_ws(cm, w, batch, c.t, x, y2), NODE_OK);
+        assert_memory_equal(y2, yf, batch * nout * sizeof *y);
+        node_mlp_ws_free(w);
+        free(y2);
+        free(gp2);
+    }
 
     if (nin == nout) {
         node_system sys;
@@ -340,6 +389,9 @@ static void test_system_allocates_nothing_in_f_and_vjp(void **state)
     node_system s1, s9;
     assert_status(node_mlp_system(m, 1, &s1), NODE_OK);
     assert_status(node_mlp_system(m, 9, &s9), NODE_OK);
+    assert_status(node_mlp_reserve(m, 9), NODE_OK);
+    node_mlp_ws *w;
+    assert_status(node_mlp_ws_create(m, 9, &w), NODE_OK);
     double y[36], a[36], f[36], vy[36], vt;
     double *vp = alloc_d(node_mlp_nparams(m));
     fill(y, 36, 1);
@@ -355,12 +407,20 @@ static void test_system_allocates_nothing_in_f_and_vjp(void **state)
     /* node_mlp_forward / vjp within the reserved batch allocate nothing either. */
     assert_status(node_mlp_forward(m, 9, 0.0, y, f), NODE_OK);
     assert_status(node_mlp_vjp(m, 5, 0.0, y, a, f, vy, vp, &vt), NODE_OK);
+    /* So do the _ws forms within the workspace's batch. */
+    assert_status(node_mlp_forward_ws(m, w, 9, 0.0, y, f), NODE_OK);
+    assert_status(node_mlp_vjp_ws(m, w, 7, 0.0, y, a, f, vy, vp, &vt), NODE_OK);
+    assert_status(node_mlp_vjp_ws(m, w, 1, 0.0, y, a, f, vy, vp, &vt), NODE_OK);
     assert_int_equal(node_test_alloc_end(), 0);
+    node_mlp_ws_free(w);
     free(vp);
     node_mlp_free(m);
 }
 
-static void test_two_systems_of_different_batch_stay_valid(void **state)
+/* Every node_mlp_system call makes a context with a workspace of its own (two
+   threads solving systems of one model must never share scratch), released by
+   node_mlp_system_release or with the model. */
+static void test_every_system_has_its_own_workspace(void **state)
 {
     (void)state;
     size_t sizes[3] = { 2, 8, 2 };
@@ -372,24 +432,140 @@ static void test_two_systems_of_different_batch_stay_valid(void **state)
     assert_status(node_mlp_system(m, 2, &s2), NODE_OK);
     assert_status(node_mlp_system(m, 30, &s30), NODE_OK);
     assert_status(node_mlp_system(m, 2, &s2b), NODE_OK);
-    assert_ptr_equal(s2.ctx, s2b.ctx);   /* reused for the same batch */
+    assert_ptr_not_equal(s2.ctx, s2b.ctx);   /* the same batch: still its own */
     assert_ptr_not_equal(s2.ctx, s30.ctx);
-    double y[60], f2[4], f30[60], ref[60];
+    const node__mlp_sys *c2 = s2.ctx, *c2b = s2b.ctx, *c30 = s30.ctx;
+    assert_ptr_not_equal(c2->ws.buf, c2b->ws.buf);
+    assert_ptr_not_equal(c2->ws.buf, c30->ws.buf);
+    assert_ptr_not_equal(c2->ws.buf, m->ws.buf);
+    double y[60], f2[4], f2b[4], f30[60], ref[60];
     fill(y, 60, 3);
     assert_status(node_mlp_forward(m, 30, 0.0, y, ref), NODE_OK);
     assert_int_equal(s2.f(s2.ctx, 0.0, y, f2), 0);
+    assert_int_equal(s2b.f(s2b.ctx, 0.0, y, f2b), 0);
     assert_int_equal(s30.f(s30.ctx, 0.0, y, f30), 0);
     assert_memory_equal(f30, ref, sizeof f30);
+    assert_memory_equal(f2, f2b, sizeof f2);
     for (int i = 0; i < 4; i++)
         assert_close(f2[i], ref[i], 1e-14, 1e-15);
-    /* A bigger forward batch grows the shared workspace; both systems still work. */
+    /* A bigger forward batch grows the model's own workspace; the systems keep theirs. */
     double big[400], fbig[400];
     fill(big, 400, 8);
     assert_status(node_mlp_forward(m, 200, 0.0, big, fbig), NODE_OK);
     assert_int_equal(s2.f(s2.ctx, 0.0, y, f2), 0);
     for (int i = 0; i < 4; i++)
         assert_close(f2[i], ref[i], 1e-14, 1e-15);
-    node_mlp_free(m);
+
+    /* Release: the system's memory goes back (two blocks: context and workspace),
+       *sys is zeroed, the others keep working; a second release or a foreign
+       system is refused. */
+    node_test_alloc_begin(-1);
+    node_system copy = s2b;
+    assert_status(node_mlp_system_release(m, &s2b), NODE_OK);
+    assert_int_equal(node_test_alloc_live(), -2);
+    node_test_alloc_end();
+    assert_null(s2b.ctx);
+    assert_null(s2b.f);
+    assert_int_equal(s2b.dim, 0);
+    assert_status(node_mlp_system_release(m, &copy), NODE_EINVAL);
+    assert_status(node_mlp_system_release(m, &s2b), NODE_EINVAL);
+    assert_int_equal(s2.f(s2.ctx, 0.0, y, f2), 0);
+    assert_int_equal(s30.f(s30.ctx, 0.0, y, f30), 0);
+    assert_memory_equal(f30, ref, sizeof f30);
+    node_mlp *other;
+    assert_status(node_mlp_create(&other, 2, sizes, acts, 0), NODE_OK);
+    assert_status(node_mlp_system_release(other, &s2), NODE_EINVAL);   /* not other's */
+    node_system foreign = s30;
+    foreign.f = NULL;
+    assert_status(node_mlp_system_release(m, &foreign), NODE_EINVAL);
+    assert_status(node_mlp_system_release(NULL, &s2), NODE_EINVAL);
+    assert_status(node_mlp_system_release(m, NULL), NODE_EINVAL);
+    assert_status(node_mlp_system_release(m, &s30), NODE_OK);
+    assert_int_equal(s2.f(s2.ctx, 0.0, y, f2), 0);
+    node_mlp_free(other);
+    node_mlp_free(m);   /* frees s2 too (ASan's leak check) */
+}
+
+/* node_mlp_ws: argument checks, an empty workspace that grows on first use and is
+   allocation-free afterwards, one workspace serving two models. */
+static void test_workspace_objects(void **state)
+{
+    (void)state;
+    size_t sa[3] = { 3, 20, 3 }, sb[4] = { 5, 40, 40, 2 };
+    node_activation aa[2] = { NODE_ACT_TANH, NODE_ACT_IDENTITY };
+    node_activation ab[3] = { NODE_ACT_SILU, NODE_ACT_RELU, NODE_ACT_IDENTITY };
+    node_mlp *ma, *mb;
+    assert_status(node_mlp_create(&ma, 2, sa, aa, 1), NODE_OK);
+    assert_status(node_mlp_create(&mb, 3, sb, ab, 0), NODE_OK);
+    node_mlp_init(ma, 1);
+    node_mlp_init(mb, 2);
+    node_mlp_ws *w = (node_mlp_ws *)&w, *keep = w;
+    assert_status(node_mlp_ws_create(ma, 4, NULL), NODE_EINVAL);
+    assert_status(node_mlp_ws_create(NULL, 4, &w), NODE_EINVAL);
+    assert_status(node_mlp_ws_create(ma, SIZE_MAX / 2, &w), NODE_ENOMEM);
+    assert_ptr_equal(w, keep);
+    node_mlp_ws_free(NULL);
+    assert_status(node_mlp_ws_create(NULL, 0, &w), NODE_OK);
+    double x[5 * 50], a[3 * 50], y[3 * 50], gx[5 * 50], ref[3 * 50];
+    double *gp = alloc_d(node_mlp_nparams(mb));
+    fill(x, 5 * 50, 1);
+    fill(a, 3 * 50, 2);
+    assert_status(node_mlp_forward_ws(NULL, w, 1, 0, x, y), NODE_EINVAL);
+    assert_status(node_mlp_forward_ws(ma, NULL, 1, 0, x, y), NODE_EINVAL);
+    assert_status(node_mlp_forward_ws(ma, w, 0, 0, x, y), NODE_EINVAL);
+    assert_status(node_mlp_forward_ws(ma, w, 1, 0, NULL, y), NODE_EINVAL);
+    assert_status(node_mlp_forward_ws(ma, w, 1, 0, x, NULL), NODE_EINVAL);
+    assert_status(node_mlp_vjp_ws(NULL, w, 1, 0, x, a, y, gx, NULL, NULL), NODE_EINVAL);
+    assert_status(node_mlp_vjp_ws(ma, NULL, 1, 0, x, a, y, gx, NULL, NULL), NODE_EINVAL);
+    assert_status(node_mlp_vjp_ws(ma, w, 0, 0, x, a, y, gx, NULL, NULL), NODE_EINVAL);
+    assert_status(node_mlp_vjp_ws(ma, w, 1, 0, NULL, a, y, gx, NULL, NULL), NODE_EINVAL);
+    assert_status(node_mlp_vjp_ws(ma, w, 1, 0, x, NULL, y, gx, NULL, NULL), NODE_EINVAL);
+    assert_status(node_mlp_forward_ws(ma, w, SIZE_MAX / 2, 0, x, y), NODE_ENOMEM);
+    assert_int_equal(w->cap, 0);   /* nothing was allocated by the refusals */
+    /* Grows on first use, then serves every batch up to it without allocating. */
+    assert_status(node_mlp_forward_ws(ma, w, 50, 0.5, x, y), NODE_OK);
+    assert_status(node_mlp_forward(ma, 50, 0.5, x, ref), NODE_OK);
+    assert_memory_equal(y, ref, 3 * 50 * sizeof *y);
+    node_test_alloc_begin(-1);
+    for (size_t batch = 1; batch <= 50; batch += 7)
+        assert_status(node_mlp_vjp_ws(ma, w, batch, 0.5, x, a, y, gx, NULL, NULL), NODE_OK);
+    assert_int_equal(node_test_alloc_end(), 0);
+    /* Another model in the same workspace: it grows for the wider one. */
+    size_t cap = w->cap;
+    assert_status(node_mlp_vjp_ws(mb, w, 50, 0.0, x, a, y, gx, gp, NULL), NODE_OK);
+    assert_true(w->cap > cap);
+    assert_status(node_mlp_forward(mb, 50, 0.0, x, ref), NODE_OK);
+    assert_memory_equal(y, ref, 2 * 50 * sizeof *y);
+    cap = w->cap;
+    assert_status(node_mlp_forward_ws(ma, w, 3, 0.5, x, y), NODE_OK);
+    assert_int_equal(w->cap, cap);   /* never shrinks */
+    node_mlp_ws_free(w);
+
+    /* Failing allocations: create and growth leave nothing behind and no change. */
+    bool done = false;
+    for (long k = 0; !done && k < 10; k++) {
+        node_test_alloc_begin(k);
+        node_mlp_ws *v = NULL;
+        node_status st = node_mlp_ws_create(mb, 4, &v);
+        if (st == NODE_OK) {
+            st = node_mlp_forward_ws(mb, v, 50, 0.0, x, y);
+            if (st == NODE_OK)
+                done = true;
+            else
+                assert_int_equal(v->cap > 0, 1);   /* the old buffer is kept */
+            node_mlp_ws_free(v);
+        } else {
+            assert_null(v);
+        }
+        if (!done)
+            assert_status(st, NODE_ENOMEM);
+        node_test_alloc_end();
+        assert_int_equal(node_test_alloc_live(), 0);
+    }
+    assert_true(done);
+    free(gp);
+    node_mlp_free(ma);
+    node_mlp_free(mb);
 }
 
 /* The weight gradient of a small batch keeps lane sums and a larger one a
@@ -536,7 +712,8 @@ int main(void)
         cmocka_unit_test(test_vjp_matches_central_differences_every_activation),
         cmocka_unit_test(test_vjp_non_square_and_wide_shapes),
         cmocka_unit_test(test_system_allocates_nothing_in_f_and_vjp),
-        cmocka_unit_test(test_two_systems_of_different_batch_stay_valid),
+        cmocka_unit_test(test_every_system_has_its_own_workspace),
+        cmocka_unit_test(test_workspace_objects),
         cmocka_unit_test(test_workspace_follows_need_not_batch),
         cmocka_unit_test(test_system_reads_current_parameters),
         cmocka_unit_test(test_linear_net_under_odeint_matches_closed_form),
