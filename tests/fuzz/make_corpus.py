@@ -45,6 +45,9 @@ def main():
     files["valid_time_3layers_special_values.mlp"] = model([3, 4, 3, 3], [2, 6, 0], 1, p)
     files["valid_1layer_identity.mlp"] = model([1, 1], [0], 0, [2.0, -1.0])
     files["valid_every_activation.mlp"] = model([2, 2, 2, 2, 2, 2, 2, 2], list(range(7)), 1)
+    # deeper than the parser's pieces (32 sizes, 64 activations at a time) and its
+    # stack arrays (8 layers)
+    files["valid_deep_70_layers.mlp"] = model([2] * 71, [k % 7 for k in range(70)], 1)
 
     good = model([2, 3, 2], [1, 0], 0)
     files["invalid_empty.mlp"] = b""
@@ -60,6 +63,7 @@ def main():
     huge = MAGIC + struct.pack("<III", 1, 0, 1) + struct.pack("<QQ", 1 << 30, 1 << 31)
     files["invalid_absurd_sizes.mlp"] = with_crc(huge + struct.pack("<I", 1) + b"\0" * 64)
     files["invalid_zero_size.mlp"] = model([2, 0, 2], [1, 0], 0)
+    files["invalid_activation_in_layer_66.mlp"] = model([2] * 71, [k % 7 if k != 66 else 40 for k in range(70)], 1)
     for name, data in files.items():
         with open(os.path.join(out, name), "wb") as f:
             f.write(data)
