@@ -65,9 +65,11 @@ typedef void (*node__act_fn)(size_t n, double *y, double *d);
 /* ---- workspaces and systems ------------------------------------------------------ */
 
 /* Scratch memory of evaluations (mlp.h: node_mlp_ws): grows, never shrinks. */
+#define NODE__WS_ALIGN 64    /* bytes: buf starts on a cache line */
 struct node_mlp_ws {
-    double *buf;
+    double *buf;             /* inside raw, aligned to NODE__WS_ALIGN */
     size_t cap;              /* doubles */
+    void *raw;               /* the allocation */
 };
 
 /* Make w hold the scratch of a pass of m over `batch` rows (no allocation when it
