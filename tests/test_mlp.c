@@ -438,6 +438,9 @@ static void test_every_system_has_its_own_workspace(void **state)
     assert_ptr_not_equal(c2->ws.buf, c2b->ws.buf);
     assert_ptr_not_equal(c2->ws.buf, c30->ws.buf);
     assert_ptr_not_equal(c2->ws.buf, m->ws.buf);
+    /* Every workspace starts on a cache line, whatever malloc returned. */
+    assert_int_equal((uintptr_t)c2->ws.buf % NODE__WS_ALIGN, 0);
+    assert_int_equal((uintptr_t)c30->ws.buf % NODE__WS_ALIGN, 0);
     double y[60], f2[4], f2b[4], f30[60], ref[60];
     fill(y, 60, 3);
     assert_status(node_mlp_forward(m, 30, 0.0, y, ref), NODE_OK);
@@ -534,6 +537,7 @@ static void test_workspace_objects(void **state)
     size_t cap = w->cap;
     assert_status(node_mlp_vjp_ws(mb, w, 50, 0.0, x, a, y, gx, gp, NULL), NODE_OK);
     assert_true(w->cap > cap);
+    assert_int_equal((uintptr_t)w->buf % NODE__WS_ALIGN, 0);
     assert_status(node_mlp_forward(mb, 50, 0.0, x, ref), NODE_OK);
     assert_memory_equal(y, ref, 2 * 50 * sizeof *y);
     cap = w->cap;
