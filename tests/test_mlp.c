@@ -544,6 +544,16 @@ static void test_workspace_objects(void **state)
     assert_status(node_mlp_forward_ws(ma, w, 3, 0.5, x, y), NODE_OK);
     assert_int_equal(w->cap, cap);   /* never shrinks */
     node_mlp_ws_free(w);
+    /* A workspace made for a small batch grows in forward_ws and in vjp_ws. */
+    assert_status(node_mlp_ws_create(ma, 1, &w), NODE_OK);
+    cap = w->cap;
+    assert_status(node_mlp_forward_ws(ma, w, 50, 0.5, x, y), NODE_OK);
+    assert_true(w->cap > cap);
+    node_mlp_ws_free(w);
+    assert_status(node_mlp_ws_create(ma, 1, &w), NODE_OK);
+    assert_status(node_mlp_vjp_ws(ma, w, 50, 0.5, x, a, y, gx, NULL, NULL), NODE_OK);
+    assert_true(w->cap > cap);
+    node_mlp_ws_free(w);
 
     /* Failing allocations: create and growth leave nothing behind and no change. */
     bool done = false;

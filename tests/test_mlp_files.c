@@ -477,7 +477,9 @@ static void test_a_live_concurrent_save_sends_this_one_to_a_unique_name(void **s
     assert_int_equal(pipe(done), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {   /* holds a write lock on path.tmp until told to stop */
+    if (pid == 0) {   /* holds a write lock on path.tmp until told (or the parent ends) */
+        close(done[1]);
+        close(ready[0]);
         int fd = open(tmp, O_RDWR | O_CREAT, 0600);
         struct flock fl;
         memset(&fl, 0, sizeof fl);

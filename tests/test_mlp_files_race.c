@@ -2,7 +2,8 @@
  * almost never show, made to happen on cue: this program defines fcntl and fsync
  * itself (the library, linked statically, calls these), so that a test can act at
  * the moment the saver takes its lock (another save's rename lands right then) and
- * can count the flushes.  Linux only (the real calls go through syscall()).
+ * can count the flushes; and defines open, to swap a file between the loader's look
+ * and its open.  Linux only (the real calls go through syscall()).
  */
 #define _GNU_SOURCE
 #include "test_util.h"
@@ -21,10 +22,30 @@
 #if defined(__linux__)
 #include <sys/syscall.h>
 
-/* ---- the interposed calls -------------------------------------------------------- */
+/* ---- the interposed calls --------------------------------------------------------
+   Defined here, they take the place of the C library's for this program and for
+   libnode.a linked into it; the real calls go to the kernel. */
 
 static void (*on_lock)(int fd);   /* called once, before the next lock is taken */
+static void (*on_open)(const char *path);   /* called once, before the next open */
 static int fsyncs;
+
+int open(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if (flags & O_CREAT) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, unsigned);
+        va_end(ap);
+    }
+    if (on_open) {
+        void (*f)(const char *) = on_open;
+        on_open = NULL;
+        f(path);
+    }
+    return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
 
 int fcntl(int fd, int cmd, ...)
 {
@@ -180,6 +201,33 @@ static void test_a_temporary_swapped_for_a_link_after_opening_is_not_used(void *
     node_mlp_free(a);
 }
 
+/* The loader looks (stat) before it opens, and checks what it opened (fstat): a
+   model swapped for a FIFO in between is refused, without waiting on it. */
+static void swap_for_fifo(const char *p)
+{
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(mkfifo(p, 0600), 0);
+}
+
+static void test_a_model_swapped_for_a_fifo_before_the_open_is_refused(void **state)
+{
+    (void)state;
+    node_mlp *a = make_model(5);
+    assert_status(node_mlp_save(a, path), NODE_OK);
+    on_open = swap_for_fifo;
+    node_mlp *q = NULL;
+    node_error err;
+    alarm(20);
+    assert_status(node_mlp_load_ex(&q, path, &err), NODE_EIO);
+    alarm(0);
+    assert_null(on_open);
+    assert_null(q);
+    char want[400];
+    snprintf(want, sizeof want, "%s: not a regular file (a FIFO)", path);
+    assert_string_equal(err.message, want);
+    node_mlp_free(a);
+}
+
 /* Two flushes per save: the file before the rename, the folder after it. */
 static void test_every_save_flushes_the_file_and_the_folder(void **state)
 {
@@ -205,6 +253,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_rename_between_open_and_lock_does_not_truncate_the_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_temporary_swapped_for_a_link_after_opening_is_not_used, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_model_swapped_for_a_fifo_before_the_open_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_save_flushes_the_file_and_the_folder, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -402,6 +402,32 @@ static void test_load_rejects_sizes_that_do_not_match_the_length(void **state)
     node_mlp_free(m);
 }
 
+/* A whole, valid model followed by more bytes is refused: the length must be
+   exactly the header's (a CRC at the right place does not make it acceptable). */
+static void test_load_rejects_a_valid_model_with_bytes_appended(void **state)
+{
+    (void)state;
+    node_mlp *m = make_model(1);
+    size_t len;
+    unsigned char *buf = model_bytes(m, &len);
+    unsigned char *longer = malloc(len + 8);
+    assert_non_null(longer);
+    memcpy(longer, buf, len);
+    memset(longer + len, 0, 8);
+    for (size_t extra = 1; extra <= 8; extra++) {
+        assert_status(load_bytes(longer, len + extra), NODE_EFORMAT);
+        char msg[NODE_MESSAGE_SIZE], want[NODE_MESSAGE_SIZE];
+        node_mlp *q = NULL;
+        assert_status(node__mlp_load_mem(longer, len + extra, &q, msg), NODE_EFORMAT);
+        snprintf(want, sizeof want, "%zu bytes, but its header describes 3 layers needing %zu bytes",
+                 len + extra, len);
+        assert_string_equal(msg, want);
+    }
+    free(longer);
+    free(buf);
+    node_mlp_free(m);
+}
+
 static void test_load_rejects_absurd_sizes_without_allocating(void **state)
 {
     (void)state;
@@ -655,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_load_rejects_unknown_activation),
         cmocka_unit_test(test_a_header_that_changes_between_reads_is_refused),
         cmocka_unit_test(test_load_rejects_sizes_that_do_not_match_the_length),
+        cmocka_unit_test(test_load_rejects_a_valid_model_with_bytes_appended),
         cmocka_unit_test(test_load_rejects_absurd_sizes_without_allocating),
         cmocka_unit_test(test_load_rejects_bad_checksum),
         cmocka_unit_test(test_seed_corpus_loads_or_is_rejected),
