@@ -20,7 +20,9 @@
 
 /* ---- activations: the registry ---------------------------------------------------
    Every fact about an activation is its one line here; nothing depends on the
-   order of the lines or on the values of the enum.
+   order of the lines or on the values of the enum (the lines are sorted by name,
+   so that the registry's order differs from the enum's and the tests would catch
+   any code that confused the two).
      X(value, name, kernel, vectorized, unit_slope)
    value       its node_activation constant (mlp.h), also its code in model files;
    name        what node_activation_name writes and node_activation_parse reads;
@@ -32,13 +34,13 @@
    Adding an activation: its constant in mlp.h, its kernel in act.c, a line here
    (and its reference formula in tests/test_mlp_act.c, which fails until it has one). */
 #define NODE__ACTIVATIONS(X)                                     \
-    X(NODE_ACT_IDENTITY, "identity", identity, 1, 1)             \
-    X(NODE_ACT_TANH,     "tanh",     tanh,     1, 0)             \
-    X(NODE_ACT_RELU,     "relu",     relu,     1, 0)             \
-    X(NODE_ACT_SOFTPLUS, "softplus", softplus, 0, 0)             \
-    X(NODE_ACT_SIGMOID,  "sigmoid",  sigmoid,  1, 0)             \
     X(NODE_ACT_ELU,      "elu",      elu,      1, 0)             \
-    X(NODE_ACT_SILU,     "silu",     silu,     1, 0)
+    X(NODE_ACT_IDENTITY, "identity", identity, 1, 1)             \
+    X(NODE_ACT_RELU,     "relu",     relu,     1, 0)             \
+    X(NODE_ACT_SIGMOID,  "sigmoid",  sigmoid,  1, 0)             \
+    X(NODE_ACT_SILU,     "silu",     silu,     1, 0)             \
+    X(NODE_ACT_SOFTPLUS, "softplus", softplus, 0, 0)             \
+    X(NODE_ACT_TANH,     "tanh",     tanh,     1, 0)
 
 #define NODE__ACT_ONE(value, name, kernel, vec, unit) + 1
 enum { NODE__NACT = 0 NODE__ACTIVATIONS(NODE__ACT_ONE) };   /* entries in the registry */
