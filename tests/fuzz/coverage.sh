@@ -26,7 +26,7 @@ for h in fuzz_mlp_load fuzz_mlp_load_crc; do
     rm -rf "$out/corpus-$h" && mkdir -p "$out/corpus-$h"
     cp tests/fuzz/corpus/* "$out/corpus-$h/"
     if [ "$secs" -gt 0 ]; then
-        "$out/$h" -max_total_time="$secs" -seed=1 "$out/corpus-$h" 2>&1 | grep -E '^#[0-9]+ +DONE' || true
+        "$out/$h" -max_total_time="$secs" -seed=1 "$out/corpus-$h" 2>&1 | grep -E '^#[0-9]+[[:space:]]+DONE' || true
     fi
     # 2. replay that corpus through a coverage build
     clang -g -O1 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
