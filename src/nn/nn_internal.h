@@ -1,6 +1,8 @@
 /* nn_internal.h — the MLP's private structure and kernels, shared by the files of src/nn/
- * (mlp.c: create/forward/vjp/systems; act.c: activations; kernels.c: the batched
- * layer products; io.c: model files).  Never installed.
+ * (mlp.c: create, workspaces, forward/vjp, systems; pass.c: the fused pass;
+ * activations.c: the activation registry; act.c: the activations' kernels;
+ * kernels.c: the batched layer products; io.c: the model-file format;
+ * fileio.c: model files on disk).  Never installed.
  */
 #ifndef LIBNODE_NN_INTERNAL_H
 #define LIBNODE_NN_INTERNAL_H
