@@ -155,7 +155,9 @@ static void test_a_rename_between_open_and_lock_does_not_truncate_the_model(void
 {
     (void)state;
     node_mlp *a = make_model(1), *b = make_model(2);
-    /* "Another save" has written model a to path.tmp and is about to rename it. */
+    /* A model exists (so the leftover would be reused as it is), and "another
+       save" has written model a to path.tmp and is about to rename it. */
+    assert_status(node_mlp_save(b, path), NODE_OK);
     assert_status(node_mlp_save(a, tmp), NODE_OK);
     struct stat before;
     assert_int_equal(stat(tmp, &before), 0);
