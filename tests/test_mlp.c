@@ -1,13 +1,15 @@
 /* test_mlp.c — the MLP dynamics module: shapes and arguments, deterministic init,
  * forward values by hand, vjp against central differences (every activation, with
  * and without time input, several batches and depths, through node_mlp_vjp and the
- * node_system), allocation-free f/vjp, a solve of a linear net against its closed
- * form, and the failing-allocator sweeps.  Activations and kernels: test_mlp_act.c.
+ * node_system and node_mlp_vjp_ws), a solve of a linear net against its closed form,
+ * and the failing-allocator sweeps.  Workspaces and systems: test_mlp_ws.c;
+ * activations and kernels: test_mlp_act.c.
  */
 #include "test_util.h"
 #include "mlp_fixtures.h"
 #include "nn/nn_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,35 @@ static void test_create_rejects_bad_arguments(void **state)
     assert_status(node_mlp_create(&m, 2, sizes, bad, 0), NODE_EINVAL);
     assert_ptr_equal(m, keep);
     node_mlp_free(NULL);
+    /* The _ex form says which argument and why. */
+    node_error err;
+    assert_status(node_mlp_create_ex(&m, 2, zero, acts, 0, &err), NODE_EINVAL);
+    assert_int_equal(err.status, NODE_EINVAL);
+    assert_string_equal(err.message, "sizes[1] is 0");
+    assert_status(node_mlp_create_ex(&m, 2, sizes, bad, 0, &err), NODE_EINVAL);
+    assert_string_equal(err.message, "acts[1] = 99 is not an activation");
+    node_activation neg[2] = { (node_activation)-1, NODE_ACT_TANH };
+    assert_status(node_mlp_create_ex(&m, 2, sizes, neg, 0, &err), NODE_EINVAL);
+    char want[80];   /* -1 or 4294967295: the enum's type is the compiler's choice */
+    snprintf(want, sizeof want, "acts[0] = %lld is not an activation", (long long)neg[0]);
+    assert_string_equal(err.message, want);
+    assert_status(node_mlp_create_ex(&m, 0, sizes, acts, 0, &err), NODE_EINVAL);
+    assert_string_equal(err.message, "nlayers is 0");
+    assert_status(node_mlp_create_ex(&m, 2, NULL, acts, 0, &err), NODE_EINVAL);
+    assert_string_equal(err.message, "sizes is NULL");
+    assert_status(node_mlp_create_ex(&m, 2, sizes, NULL, 0, &err), NODE_EINVAL);
+    assert_string_equal(err.message, "acts is NULL");
+    assert_status(node_mlp_create_ex(NULL, 2, sizes, acts, 0, &err), NODE_EINVAL);
+    assert_string_equal(err.message, "out is NULL");
+    size_t huge[3] = { SIZE_MAX / 4, SIZE_MAX / 4, 2 };
+    assert_status(node_mlp_create_ex(&m, 2, huge, acts, 0, &err), NODE_ENOMEM);
+    assert_string_equal(err.message, "sizes describe more than SIZE_MAX parameters");
+    assert_ptr_equal(m, keep);
+    assert_status(node_mlp_create_ex(&m, 2, zero, acts, 0, NULL), NODE_EINVAL);
+    assert_status(node_mlp_create_ex(&m, 2, sizes, acts, 0, &err), NODE_OK);
+    assert_int_equal(err.status, NODE_OK);
+    assert_string_equal(err.message, "");
+    node_mlp_free(m);
 }
 
 static void test_shapes_and_parameter_layout(void **state)
@@ -252,6 +283,25 @@ static void check_network(size_t nlayers, const size_t *sizes, const node_activa
     /* Without the parameter part: the same vjp_x. */
     assert_status(node_mlp_vjp(m, batch, c.t, x, a, NULL, gx2, NULL, NULL), NODE_OK);
     assert_memory_equal(gx, gx2, batch * nin * sizeof *gx);
+    /* The caller's workspace on a const model: the same bits. */
+    {
+        const node_mlp *cm = m;
+        node_mlp_ws *w;
+        assert_status(node_mlp_ws_create(NULL, 0, &w), NODE_OK);
+        double *y2 = alloc_d(batch * nout), *gp2 = alloc_d(np), gt2 = -1.0;
+        fill(gp2, np, 98);
+        assert_status(node_mlp_vjp_ws(cm, w, batch, c.t, x, a, y2, gx2, gp2, &gt2), NODE_OK);
+        assert_memory_equal(y2, y, batch * nout * sizeof *y);
+        assert_memory_equal(gx2, gx, batch * nin * sizeof *gx);
+        assert_memory_equal(gp2, gp, np * sizeof *gp);
+        assert_true(gt2 == gt);
+        memset(y2, 0, batch * nout * sizeof *y2);
+        assert_status(node_mlp_forward_ws(cm, w, batch, c.t, x, y2), NODE_OK);
+        assert_memory_equal(y2, yf, batch * nout * sizeof *y);
+        node_mlp_ws_free(w);
+        free(y2);
+        free(gp2);
+    }
 
     if (nin == nout) {
         node_system sys;
@@ -328,101 +378,6 @@ static void test_vjp_non_square_and_wide_shapes(void **state)
 }
 
 /* ---- systems ------------------------------------------------------------------------ */
-
-static void test_system_allocates_nothing_in_f_and_vjp(void **state)
-{
-    (void)state;
-    size_t sizes[3] = { 4, 16, 4 };
-    node_activation acts[2] = { NODE_ACT_TANH, NODE_ACT_IDENTITY };
-    node_mlp *m;
-    assert_status(node_mlp_create(&m, 2, sizes, acts, 1), NODE_OK);
-    node_mlp_init(m, 3);
-    node_system s1, s9;
-    assert_status(node_mlp_system(m, 1, &s1), NODE_OK);
-    assert_status(node_mlp_system(m, 9, &s9), NODE_OK);
-    double y[36], a[36], f[36], vy[36], vt;
-    double *vp = alloc_d(node_mlp_nparams(m));
-    fill(y, 36, 1);
-    fill(a, 36, 2);
-    node_test_alloc_begin(-1);
-    for (int rep = 0; rep < 3; rep++) {
-        assert_int_equal(s1.f(s1.ctx, 0.1, y, f), 0);
-        assert_int_equal(s9.f(s9.ctx, 0.1, y, f), 0);
-        assert_int_equal(s1.vjp(s1.ctx, 0.1, y, a, f, vy, vp, &vt), 0);
-        assert_int_equal(s9.vjp(s9.ctx, 0.1, y, a, f, vy, vp, &vt), 0);
-        assert_int_equal(s9.vjp(s9.ctx, 0.1, y, a, NULL, vy, NULL, NULL), 0);
-    }
-    /* node_mlp_forward / vjp within the reserved batch allocate nothing either. */
-    assert_status(node_mlp_forward(m, 9, 0.0, y, f), NODE_OK);
-    assert_status(node_mlp_vjp(m, 5, 0.0, y, a, f, vy, vp, &vt), NODE_OK);
-    assert_int_equal(node_test_alloc_end(), 0);
-    free(vp);
-    node_mlp_free(m);
-}
-
-static void test_two_systems_of_different_batch_stay_valid(void **state)
-{
-    (void)state;
-    size_t sizes[3] = { 2, 8, 2 };
-    node_activation acts[2] = { NODE_ACT_ELU, NODE_ACT_IDENTITY };
-    node_mlp *m;
-    assert_status(node_mlp_create(&m, 2, sizes, acts, 0), NODE_OK);
-    node_mlp_init(m, 4);
-    node_system s2, s30, s2b;
-    assert_status(node_mlp_system(m, 2, &s2), NODE_OK);
-    assert_status(node_mlp_system(m, 30, &s30), NODE_OK);
-    assert_status(node_mlp_system(m, 2, &s2b), NODE_OK);
-    assert_ptr_equal(s2.ctx, s2b.ctx);   /* reused for the same batch */
-    assert_ptr_not_equal(s2.ctx, s30.ctx);
-    double y[60], f2[4], f30[60], ref[60];
-    fill(y, 60, 3);
-    assert_status(node_mlp_forward(m, 30, 0.0, y, ref), NODE_OK);
-    assert_int_equal(s2.f(s2.ctx, 0.0, y, f2), 0);
-    assert_int_equal(s30.f(s30.ctx, 0.0, y, f30), 0);
-    assert_memory_equal(f30, ref, sizeof f30);
-    for (int i = 0; i < 4; i++)
-        assert_close(f2[i], ref[i], 1e-14, 1e-15);
-    /* A bigger forward batch grows the shared workspace; both systems still work. */
-    double big[400], fbig[400];
-    fill(big, 400, 8);
-    assert_status(node_mlp_forward(m, 200, 0.0, big, fbig), NODE_OK);
-    assert_int_equal(s2.f(s2.ctx, 0.0, y, f2), 0);
-    for (int i = 0; i < 4; i++)
-        assert_close(f2[i], ref[i], 1e-14, 1e-15);
-    node_mlp_free(m);
-}
-
-/* The weight gradient of a small batch keeps lane sums and a larger one a
-   transposed copy, which can be smaller: reserving for 16 must still leave room
-   for a batch of 8, without allocating. */
-static void test_workspace_follows_need_not_batch(void **state)
-{
-    (void)state;
-    size_t sizes[3] = { 40, 50, 40 };
-    node_activation acts[2] = { NODE_ACT_TANH, NODE_ACT_IDENTITY };
-    node_mlp *m, *ref;
-    assert_status(node_mlp_create(&m, 2, sizes, acts, 0), NODE_OK);
-    assert_status(node_mlp_create(&ref, 2, sizes, acts, 0), NODE_OK);
-    node_mlp_init(m, 9);
-    node_mlp_init(ref, 9);
-    assert_status(node_mlp_reserve(m, 16), NODE_OK);
-    size_t np = node_mlp_nparams(m);
-    double *x = alloc_d(8 * 40), *a = alloc_d(8 * 40), *y = alloc_d(8 * 40);
-    double *gx = alloc_d(8 * 40), *gp = alloc_d(np), *y2 = alloc_d(8 * 40);
-    double *gx2 = alloc_d(8 * 40), *gp2 = alloc_d(np);
-    fill(x, 8 * 40, 1);
-    fill(a, 8 * 40, 2);
-    node_test_alloc_begin(-1);   /* reserved for 16: a batch of 8 allocates nothing */
-    assert_status(node_mlp_vjp(m, 8, 0.0, x, a, y, gx, gp, NULL), NODE_OK);
-    assert_int_equal(node_test_alloc_end(), 0);
-    assert_status(node_mlp_vjp(ref, 8, 0.0, x, a, y2, gx2, gp2, NULL), NODE_OK);
-    assert_memory_equal(y, y2, 8 * 40 * sizeof *y);
-    assert_memory_equal(gx, gx2, 8 * 40 * sizeof *gx);
-    assert_memory_equal(gp, gp2, np * sizeof *gp);
-    free(x); free(a); free(y); free(gx); free(gp); free(y2); free(gx2); free(gp2);
-    node_mlp_free(m);
-    node_mlp_free(ref);
-}
 
 static void test_system_reads_current_parameters(void **state)
 {
@@ -535,9 +490,6 @@ int main(void)
         cmocka_unit_test(test_forward_matches_hand_computed_values),
         cmocka_unit_test(test_vjp_matches_central_differences_every_activation),
         cmocka_unit_test(test_vjp_non_square_and_wide_shapes),
-        cmocka_unit_test(test_system_allocates_nothing_in_f_and_vjp),
-        cmocka_unit_test(test_two_systems_of_different_batch_stay_valid),
-        cmocka_unit_test(test_workspace_follows_need_not_batch),
         cmocka_unit_test(test_system_reads_current_parameters),
         cmocka_unit_test(test_linear_net_under_odeint_matches_closed_form),
         cmocka_unit_test(test_create_system_forward_survive_failing_allocations),

@@ -12,20 +12,60 @@
 
 /* ---- activations ---------------------------------------------------------------- */
 
-static void test_activation_names_round_trip(void **state)
+/* The registry (nn_internal.h: NODE__ACTIVATIONS) is the one place that knows an
+   activation: every entry round-trips name <-> value, names and values are
+   unique, every instruction-set level has its kernel; values in no entry are
+   refused by every entry point (model files: test_mlp_io.c). */
+static void test_activation_registry_round_trips_and_refuses_the_rest(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < NACTS; i++) {
-        const char *name = node_activation_name(all_acts[i]);
+    assert_int_equal(NACTS, NODE__NACT);
+    for (size_t i = 0; i < NODE__NACT; i++) {
+        const node__act_info *e = &node__act_registry[i];
+        assert_int_equal(node__act_index((int64_t)e->value), i);
+        const char *name = node_activation_name(e->value);
         assert_non_null(name);
+        assert_string_equal(name, e->name);
         node_activation a;
         assert_status(node_activation_parse(name, &a), NODE_OK);
-        assert_int_equal(a, all_acts[i]);
+        assert_int_equal(a, e->value);
+        for (size_t j = 0; j < i; j++) {
+            assert_int_not_equal(node__act_registry[j].value, e->value);
+            assert_true(strcmp(node__act_registry[j].name, e->name) != 0);
+        }
+        for (int isa = 0; isa < NODE__NISA; isa++)
+            assert_non_null(node__nn_kernels_for((node__isa)isa)->act[i]);
+        /* A model of this activation can be made and reports it. */
+        size_t sizes[3] = { 2, 3, 2 };
+        node_activation acts[2] = { e->value, e->value };
+        node_mlp *m;
+        assert_status(node_mlp_create(&m, 2, sizes, acts, 0), NODE_OK);
+        assert_int_equal(node_mlp_activation(m, 1), e->value);
+        node_mlp_free(m);
     }
     assert_string_equal(node_activation_name(NODE_ACT_SOFTPLUS), "softplus");
-    assert_null(node_activation_name((node_activation)7));
+    int64_t bad[8];
+    size_t nbad = non_activations(bad, 8);
+    assert_true(nbad >= 5);
+    for (size_t i = 0; i < nbad; i++) {
+        node_activation v = (node_activation)bad[i];
+        assert_null(node_activation_name(v));
+        double y[2] = { 0.5, -0.5 }, d[2] = { 7, 7 };
+        assert_status(node__act_apply(v, 2, y, d), NODE_EINVAL);
+        assert_true(y[0] == 0.5 && d[0] == 7);
+        size_t sizes[3] = { 2, 3, 2 };
+        node_activation acts[2] = { NODE_ACT_TANH, v };
+        node_mlp *m = NULL;
+        node_error err;
+        assert_status(node_mlp_create_ex(&m, 2, sizes, acts, 0, &err), NODE_EINVAL);
+        assert_null(m);
+        assert_non_null(strstr(err.message, "acts[1] = "));
+        assert_non_null(strstr(err.message, " is not an activation"));
+    }
     node_activation a;
     assert_status(node_activation_parse("gelu", &a), NODE_EINVAL);
+    assert_status(node_activation_parse("", &a), NODE_EINVAL);
+    assert_status(node_activation_parse("Tanh", &a), NODE_EINVAL);
     assert_status(node_activation_parse(NULL, &a), NODE_EINVAL);
     assert_status(node_activation_parse("tanh", NULL), NODE_EINVAL);
 }
@@ -83,19 +123,30 @@ static double act_ref(node_activation a, double z)
     case NODE_ACT_ELU:      return z > 0 ? z : expm1(z);
     case NODE_ACT_SILU:     return z * (z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)));
     }
+    /* A registry entry without a reference here: add its formula above. */
+    print_error("no reference formula for activation %d (%s)\n", (int)a,
+                node_activation_name(a) ? node_activation_name(a) : "?");
+    fail();
     return NAN;
 }
 
+/* Every registry entry's kernel, at every instruction-set level this CPU runs,
+   against its formula and the formula's central difference. */
 static void test_activations_values_and_derivatives(void **state)
 {
     (void)state;
     enum { N = 2001 };
     double z[N], y[N], d[N];
-    for (size_t ai = 0; ai < NACTS; ai++) {
+    for (size_t run = 0; run < NODE__NISA * NACTS; run++) {
+        size_t ai = run % NACTS;
+        node__isa isa = (node__isa)(run / NACTS);
+        if (!node__isa_usable(isa))
+            continue;
+        const node__nn_kernels *kern = node__nn_kernels_for(isa);
         node_activation a = all_acts[ai];
         for (size_t i = 0; i < N; i++)
             z[i] = y[i] = -12.0 + 24.0 * (double)i / (N - 1) + 1e-4;   /* off relu's kink */
-        node__act_apply(a, N, y, d);
+        kern->act[ai](N, y, d);
         for (size_t i = 0; i < N; i++) {
             assert_close(y[i], act_ref(a, z[i]), 1e-15, 1e-300);
             double h = 1e-5;
@@ -105,7 +156,7 @@ static void test_activations_values_and_derivatives(void **state)
         /* Without d: the same values. */
         double y2[N];
         memcpy(y2, z, sizeof y2);
-        node__act_apply(a, N, y2, NULL);
+        kern->act[ai](N, y2, NULL);
         assert_memory_equal(y, y2, sizeof y2);
     }
 }
@@ -227,7 +278,7 @@ static void test_layer_kernels_match_naive_products(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_activation_names_round_trip),
+        cmocka_unit_test(test_activation_registry_round_trips_and_refuses_the_rest),
         cmocka_unit_test(test_tanh_matches_libm_over_dense_sweep),
         cmocka_unit_test(test_activations_values_and_derivatives),
         cmocka_unit_test(test_softplus_and_sigmoid_stay_finite_at_extremes),

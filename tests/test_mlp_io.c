@@ -6,6 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
+#include "mlp_fixtures.h"
 #include "nn/nn_internal.h"
 
 #include <dirent.h>
@@ -272,19 +273,96 @@ static void test_load_rejects_unknown_version_and_flags(void **state)
     node_mlp_free(m);
 }
 
+/* Every value that no registry entry has is refused, with its layer named; every
+   registry entry loads. */
 static void test_load_rejects_unknown_activation(void **state)
 {
     (void)state;
     node_mlp *m = make_model(0);
     size_t len;
     unsigned char *buf = model_bytes(m, &len);
-    put32(buf + 20 + 8 * 4 + 4, 7);   /* layer 2's activation */
-    fix_crc(buf, len);
-    assert_status(load_bytes(buf, len), NODE_EFORMAT);
-    put32(buf + 20 + 8 * 4 + 4, 0xFFFFFFFFu);
-    fix_crc(buf, len);
-    assert_status(load_bytes(buf, len), NODE_EFORMAT);
+    int64_t bad[8];
+    size_t nbad = non_activations(bad, 8);
+    uint32_t codes[10];
+    for (size_t i = 0; i < nbad; i++)
+        codes[i] = (uint32_t)bad[i];
+    codes[nbad++] = 0xFFFFFFFFu;
+    for (size_t i = 0; i < nbad; i++) {
+        put32(buf + 20 + 8 * 4 + 4, codes[i]);   /* layer 2's activation */
+        fix_crc(buf, len);
+        assert_status(load_bytes(buf, len), NODE_EFORMAT);
+        char msg[NODE_MESSAGE_SIZE], want[NODE_MESSAGE_SIZE];
+        node_mlp *q = NULL;
+        assert_status(node__mlp_load_mem(buf, len, &q, msg), NODE_EFORMAT);
+        snprintf(want, sizeof want, "acts[1] = %lu is not an activation",
+                 (unsigned long)codes[i]);
+        assert_string_equal(msg, want);
+    }
+    for (size_t i = 0; i < NACTS; i++) {
+        put32(buf + 20 + 8 * 4 + 4, (uint32_t)all_acts[i]);
+        fix_crc(buf, len);
+        node_mlp *q = NULL;
+        assert_status(node__mlp_load_mem(buf, len, &q, NULL), NODE_OK);
+        assert_int_equal(node_mlp_activation(q, 1), all_acts[i]);
+        node_mlp_free(q);
+    }
     free(buf);
+    node_mlp_free(m);
+}
+
+/* The parser reads the header twice (first to learn the length without
+   allocating); a source that changes in between must not make it trust the
+   second header: a source that serves a 3-layer model first and a 1-layer, or a
+   larger, model next is refused. */
+typedef struct two_faced {
+    const unsigned char *first, *second;
+    size_t first_len;
+    int reads_of_offset_0;
+} two_faced;
+
+static node_status two_faced_read(const void *ctx, uint64_t pos, unsigned char *buf,
+                                  size_t n, char *msg)
+{
+    (void)msg;
+    two_faced *t = (two_faced *)(uintptr_t)ctx;
+    if (pos == 0)
+        t->reads_of_offset_0++;
+    const unsigned char *src = t->reads_of_offset_0 > 1 ? t->second : t->first;
+    memcpy(buf, src + pos, n);
+    return NODE_OK;
+}
+
+static void test_a_header_that_changes_between_reads_is_refused(void **state)
+{
+    (void)state;
+    node_mlp *m = make_model(0);
+    size_t len;
+    unsigned char *a = model_bytes(m, &len);
+    unsigned char *b = malloc(len);
+    assert_non_null(b);
+    static const size_t field[] = { 16, 20 + 8 };   /* L, then sizes[1] */
+    static const uint64_t value[] = { 1, 6 };
+    for (int i = 0; i < 2; i++) {
+        memcpy(b, a, len);
+        if (i == 0)
+            put32(b + field[i], (uint32_t)value[i]);
+        else
+            put64(b + field[i], value[i]);
+        two_faced t = { a, b, len, 0 };
+        node__mlp_src src = { two_faced_read, &t, len, "f" };
+        node_mlp *q = NULL;
+        char msg[NODE_MESSAGE_SIZE];
+        node_test_alloc_begin(-1);
+        node_status st = node__mlp_parse(&src, &q, msg);
+        node_test_alloc_end();
+        assert_status(st, NODE_EIO);
+        assert_string_equal(msg, "f: changed while being read");
+        assert_int_equal(t.reads_of_offset_0, 2);
+        assert_null(q);
+        assert_int_equal(node_test_alloc_live(), 0);
+    }
+    free(a);
+    free(b);
     node_mlp_free(m);
 }
 
@@ -324,6 +402,32 @@ static void test_load_rejects_sizes_that_do_not_match_the_length(void **state)
     node_mlp_free(m);
 }
 
+/* A whole, valid model followed by more bytes is refused: the length must be
+   exactly the header's (a CRC at the right place does not make it acceptable). */
+static void test_load_rejects_a_valid_model_with_bytes_appended(void **state)
+{
+    (void)state;
+    node_mlp *m = make_model(1);
+    size_t len;
+    unsigned char *buf = model_bytes(m, &len);
+    unsigned char *longer = malloc(len + 8);
+    assert_non_null(longer);
+    memcpy(longer, buf, len);
+    memset(longer + len, 0, 8);
+    for (size_t extra = 1; extra <= 8; extra++) {
+        assert_status(load_bytes(longer, len + extra), NODE_EFORMAT);
+        char msg[NODE_MESSAGE_SIZE], want[NODE_MESSAGE_SIZE];
+        node_mlp *q = NULL;
+        assert_status(node__mlp_load_mem(longer, len + extra, &q, msg), NODE_EFORMAT);
+        snprintf(want, sizeof want, "%zu bytes, but its header describes 3 layers needing %zu bytes",
+                 len + extra, len);
+        assert_string_equal(msg, want);
+    }
+    free(longer);
+    free(buf);
+    node_mlp_free(m);
+}
+
 static void test_load_rejects_absurd_sizes_without_allocating(void **state)
 {
     (void)state;
@@ -341,7 +445,7 @@ static void test_load_rejects_absurd_sizes_without_allocating(void **state)
             fix_crc(c, len);
             node_mlp *q = NULL;
             node_test_alloc_begin(-1);
-            node_status st = node__mlp_load_mem(c, len, &q);
+            node_status st = node__mlp_load_mem(c, len, &q, NULL);
             long n = node_test_alloc_end();
             assert_status(st, NODE_EFORMAT);
             assert_int_equal(n, 0);   /* rejected before any allocation */
@@ -376,7 +480,7 @@ static void check_load_ok_or_eformat(const unsigned char *buf, size_t len)
 {
     node_test_alloc_begin(-1);
     node_mlp *q = NULL;
-    node_status st = node__mlp_load_mem(buf, len, &q);
+    node_status st = node__mlp_load_mem(buf, len, &q, NULL);
     if (st == NODE_OK)
         node_mlp_free(q);
     node_test_alloc_end();
@@ -494,7 +598,7 @@ static void test_seeded_mutations_load_or_are_rejected(void **state)
         }
         node_mlp *q = NULL;
         node_test_alloc_begin(-1);
-        node_status st = node__mlp_load_mem(buf, n, &q);
+        node_status st = node__mlp_load_mem(buf, n, &q, NULL);
         if (st == NODE_OK) {
             accepted++;
             node_mlp_free(q);
@@ -575,7 +679,9 @@ int main(void)
         cmocka_unit_test(test_load_rejects_wrong_magic),
         cmocka_unit_test(test_load_rejects_unknown_version_and_flags),
         cmocka_unit_test(test_load_rejects_unknown_activation),
+        cmocka_unit_test(test_a_header_that_changes_between_reads_is_refused),
         cmocka_unit_test(test_load_rejects_sizes_that_do_not_match_the_length),
+        cmocka_unit_test(test_load_rejects_a_valid_model_with_bytes_appended),
         cmocka_unit_test(test_load_rejects_absurd_sizes_without_allocating),
         cmocka_unit_test(test_load_rejects_bad_checksum),
         cmocka_unit_test(test_seed_corpus_loads_or_is_rejected),

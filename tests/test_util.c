@@ -16,17 +16,20 @@ void  __wrap_free(void *p);
 
 static bool counting;
 static long count, fail_at = -1, live;
+static size_t largest;
 
-static bool should_fail(void)
+static bool should_fail(size_t n)
 {
     if (!counting)
         return false;
+    if (n > largest)
+        largest = n;
     return count++ == fail_at;
 }
 
 void *__wrap_malloc(size_t n)
 {
-    if (should_fail())
+    if (should_fail(n))
         return NULL;
     void *p = __real_malloc(n);
     if (p && counting)
@@ -36,7 +39,7 @@ void *__wrap_malloc(size_t n)
 
 void *__wrap_calloc(size_t c, size_t n)
 {
-    if (should_fail())
+    if (should_fail(n && c > SIZE_MAX / n ? SIZE_MAX : c * n))
         return NULL;
     void *p = __real_calloc(c, n);
     if (p && counting)
@@ -46,7 +49,7 @@ void *__wrap_calloc(size_t c, size_t n)
 
 void *__wrap_realloc(void *p, size_t n)
 {
-    if (should_fail())
+    if (should_fail(n))
         return NULL;
     void *q = __real_realloc(p, n);
     if (q && !p && counting)
@@ -65,6 +68,7 @@ void node_test_alloc_begin(long k)
 {
     count = 0;
     live = 0;
+    largest = 0;
     fail_at = k;
     counting = true;
 }
@@ -77,6 +81,7 @@ long node_test_alloc_end(void)
 }
 
 long node_test_alloc_live(void) { return live; }
+size_t node_test_alloc_largest(void) { return largest; }
 
 void node_test_assert_close(double got, double want, double rtol, double atol,
                             const char *expr, const char *file, int line)

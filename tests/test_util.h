@@ -36,6 +36,8 @@ void node_test_alloc_begin(long fail_at);
 long node_test_alloc_end(void);
 /* Live blocks allocated (minus freed) since begin, to spot leaks. */
 long node_test_alloc_live(void);
+/* The largest single allocation (bytes) asked for since begin. */
+size_t node_test_alloc_largest(void);
 
 /* Relative difference |a-b| / max(|a|, |b|, floor). */
 double node_test_reldiff(double a, double b, double floor);

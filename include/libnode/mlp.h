@@ -4,11 +4,16 @@
  *
  * Threads: a node_mlp is one object.  Calls that take a non-const node_mlp * write
  * to it (its parameters, its own workspace, its list of systems) and must not run
- * at the same time as any other call on that model.  Calls that take a
- * const node_mlp * only read it: any number of threads may evaluate one model at
- * once, each with its own node_mlp_ws (node_mlp_forward_ws / node_mlp_vjp_ws) or
- * its own system from node_mlp_system (each system has a workspace of its own),
- * while nobody writes the parameters or frees the model.
+ * at the same time as any other call on that model: node_mlp_forward / _vjp /
+ * _reserve / _system / _system_release / _init / _free, and writes through
+ * node_mlp_params.  Calls that take a const node_mlp * only read it: any number of
+ * threads may evaluate one model at once, each with its own node_mlp_ws
+ * (node_mlp_forward_ws / node_mlp_vjp_ws) or its own system from node_mlp_system
+ * (made beforehand, each with a workspace of its own, one thread per system; the
+ * solver and adjoint calls need a node_solver per thread too), while nobody writes
+ * the parameters or frees the model.  Results do not depend on the thread: the
+ * same call gives the same bits.  tests/test_threads.c runs this under
+ * ThreadSanitizer.
  */
 #ifndef LIBNODE_MLP_H
 #define LIBNODE_MLP_H
@@ -24,7 +29,10 @@ typedef enum node_activation {
     NODE_ACT_SIGMOID, NODE_ACT_ELU, NODE_ACT_SILU
 } node_activation;
 
-/* "identity", "tanh", ... or NULL for an unknown value. */
+/* The activations live in one registry inside the library (a name, a kernel per
+   instruction set, a few facts each); nothing depends on the order or the numeric
+   values of this enum, which are also the codes in model files.
+   "identity", "tanh", ... or NULL for a value that is not an activation. */
 LIBNODE_API const char *node_activation_name(node_activation a);
 /* The inverse of node_activation_name.  NODE_EINVAL for an unknown name. */
 LIBNODE_API node_status node_activation_parse(const char *name, node_activation *out);
@@ -120,17 +128,32 @@ LIBNODE_API node_status node_mlp_system_release(node_mlp *m, node_system *sys);
 
 /* Model files: a versioned little-endian binary format with a CRC-32, described in
    src/nn/io.c.
-   Save writes path + ".tmp" in the same folder (created without following a
-   symbolic link, reused by the next save if a killed one left it), flushes it to
-   disk, gives it the permissions of the file it replaces, renames it over path and
-   flushes the folder: a failure or a power cut never leaves a half-written or
-   destroyed model (NODE_EIO, the old file intact).  A symbolic link at path is
-   replaced, never written through.
-   Load reads the header first and accepts only a regular file of exactly the length
-   the header implies; it allocates no more than that model needs and never waits
-   on a pipe or device.  NODE_EIO for a missing, unreadable or non-regular path,
-   NODE_EFORMAT for anything malformed; *out is written only on success.
-   The _ex forms also say what went wrong, naming the path (err may be NULL). */
+   Save writes path + ".tmp" in the same folder and renames it over path: a failure,
+   a kill or a power cut never leaves a half-written or destroyed model (NODE_EIO,
+   the old file intact).  The temporary is never reached through a symbolic link or
+   a second hard link and must be a regular file of ours; a killed save's leftover is
+   reused by the next save (at most one is left), and a save that finds it locked by
+   another live save writes a uniquely named one instead (the last rename wins).
+   The file is flushed to disk before the rename and the folder after it (then a
+   NODE_EIO says the new model is in place but its folder could not be flushed).
+   The new file gets the permission bits of the regular file it replaces (0666 &
+   ~umask for a new one); a symbolic link at path is replaced, never written
+   through.
+   Load accepts only a regular file (a FIFO, a device or a folder is refused
+   without waiting on it) of exactly the length its header implies; it reads the
+   header before it allocates anything, and allocates no more than the model needs.
+   NODE_EINVAL for a NULL or empty argument; NODE_EIO for a missing, unreadable or
+   non-regular path; NODE_EFORMAT for anything malformed (NODE_ENOMEM for a valid
+   model too large for memory); *out is written only on success.
+   The _ex forms also say why, naming the path: "model.bin: No such file or
+   directory", "model.bin: not a regular file (a FIFO)", "model.bin: 120 bytes, but
+   its header describes 2 layers needing 2072 bytes", "model.bin: checksum
+   mismatch" (err may be NULL).
+   Threads: saves and loads of distinct paths are independent; concurrent saves to
+   one path exclude each other by file locks (open-file-description locks on Linux;
+   where only process locks exist, threads of one process must not save one path at
+   once).  Without POSIX (a plain-C build) a load cannot refuse a FIFO before
+   opening it and a save cannot refuse a link or flush to disk. */
 LIBNODE_API node_status node_mlp_save(const node_mlp *m, const char *path);
 LIBNODE_API node_status node_mlp_load(node_mlp **out, const char *path);
 LIBNODE_API node_status node_mlp_save_ex(const node_mlp *m, const char *path, node_error *err);

@@ -126,8 +126,7 @@ static inline void sigmoid_core(double x, double *sp, double *sm)
 
 void node__tanh_array(size_t n, const double *restrict x, double *restrict out)
 {
-    /* x and out may be the same array only through node__act_apply, which uses
-       the in-place loop below; here they are distinct by contract. */
+    /* x and out are distinct by contract (act_tanh has its own in-place loop). */
     for (size_t i = 0; i < n; i++)
         out[i] = tanh_core(x[i]);
 }
@@ -151,71 +150,95 @@ void node__expm1_array(size_t n, const double *restrict x, double *restrict out)
     }
 }
 
-/* ---- activations over a layer ------------------------------------------------- */
+/* ---- activations over a layer -------------------------------------------------
+   One kernel per registry line (nn_internal.h: NODE__ACTIVATIONS), a node__act_fn:
+   y[i] = act(y[i]) in place, and d[i] = act'(z) when d is not NULL.  y and d never
+   alias (distinct workspace rows). */
 
-/* In-place loops: y and d never alias (distinct workspace rows). */
-void node__act_apply(node_activation a, size_t n, double *restrict y, double *restrict d)
+static void act_identity(size_t n, double *restrict y, double *restrict d)
 {
-    switch (a) {
-    case NODE_ACT_IDENTITY:
-        if (d)
-            for (size_t i = 0; i < n; i++)
-                d[i] = 1.0;
-        return;
-    case NODE_ACT_TANH:
+    (void)y;
+    if (d)
         for (size_t i = 0; i < n; i++)
-            y[i] = tanh_core(y[i]);
-        if (d)   /* 1 - y², as (1-y)(1+y): 1-y is exact for |y| >= 1/2 */
-            for (size_t i = 0; i < n; i++)
-                d[i] = (1.0 - y[i]) * (1.0 + y[i]);
-        return;
-    case NODE_ACT_RELU:
-        if (d)
-            for (size_t i = 0; i < n; i++)
-                d[i] = y[i] > 0.0 ? 1.0 : 0.0;
+            d[i] = 1.0;
+}
+
+static void act_tanh(size_t n, double *restrict y, double *restrict d)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = tanh_core(y[i]);
+    if (d)   /* 1 - y², as (1-y)(1+y): 1-y is exact for |y| >= 1/2 */
         for (size_t i = 0; i < n; i++)
-            y[i] = y[i] < 0.0 ? 0.0 : y[i];
-        return;
-    case NODE_ACT_SOFTPLUS:
-        /* log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}); derivative σ(z). */
-        for (size_t i = 0; i < n; i++) {
-            double z = y[i];
-            if (d) {
-                double sp, sm;
-                sigmoid_core(z, &sp, &sm);
-                d[i] = sp;
-            }
-            y[i] = (z > 0.0 ? z : 0.0) + log1p(exp(-fabs(z)));
-        }
-        return;
-    case NODE_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) {
+            d[i] = (1.0 - y[i]) * (1.0 + y[i]);
+}
+
+static void act_relu(size_t n, double *restrict y, double *restrict d)
+{
+    if (d)
+        for (size_t i = 0; i < n; i++)
+            d[i] = y[i] > 0.0 ? 1.0 : 0.0;
+    for (size_t i = 0; i < n; i++)
+        y[i] = y[i] < 0.0 ? 0.0 : y[i];
+}
+
+/* log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}); derivative σ(z).  libm per element. */
+static void act_softplus(size_t n, double *restrict y, double *restrict d)
+{
+    for (size_t i = 0; i < n; i++) {
+        double z = y[i];
+        if (d) {
             double sp, sm;
-            sigmoid_core(y[i], &sp, &sm);
-            y[i] = sp;
-            if (d)
-                d[i] = sp * sm;                   /* σ(z) σ(-z), no 1 - σ cancellation */
-        }
-        return;
-    case NODE_ACT_ELU:
-        for (size_t i = 0; i < n; i++) {
-            double z = y[i];
-            double zc = z < -40.0 ? -40.0 : (z > 0.0 ? 0.0 : z);
-            double e = expm1_core(zc);
-            y[i] = z > 0.0 ? z : e;
-            if (d)
-                d[i] = z > 0.0 ? 1.0 : e + 1.0;
-        }
-        return;
-    case NODE_ACT_SILU:
-        /* z σ(z); derivative σ(z) (1 + z σ(-z)). */
-        for (size_t i = 0; i < n; i++) {
-            double z = y[i], sp, sm;
             sigmoid_core(z, &sp, &sm);
-            y[i] = z * sp;
-            if (d)
-                d[i] = sp * NODE__FMA(z, sm, 1.0);
+            d[i] = sp;
         }
-        return;
+        y[i] = (z > 0.0 ? z : 0.0) + log1p(exp(-fabs(z)));
     }
+}
+
+static void act_sigmoid(size_t n, double *restrict y, double *restrict d)
+{
+    for (size_t i = 0; i < n; i++) {
+        double sp, sm;
+        sigmoid_core(y[i], &sp, &sm);
+        y[i] = sp;
+        if (d)
+            d[i] = sp * sm;                       /* σ(z) σ(-z), no 1 - σ cancellation */
+    }
+}
+
+static void act_elu(size_t n, double *restrict y, double *restrict d)
+{
+    for (size_t i = 0; i < n; i++) {
+        double z = y[i];
+        double zc = z < -40.0 ? -40.0 : (z > 0.0 ? 0.0 : z);
+        double e = expm1_core(zc);
+        y[i] = z > 0.0 ? z : e;
+        if (d)
+            d[i] = z > 0.0 ? 1.0 : e + 1.0;
+    }
+}
+
+/* z σ(z); derivative σ(z) (1 + z σ(-z)). */
+static void act_silu(size_t n, double *restrict y, double *restrict d)
+{
+    for (size_t i = 0; i < n; i++) {
+        double z = y[i], sp, sm;
+        sigmoid_core(z, &sp, &sm);
+        y[i] = z * sp;
+        if (d)
+            d[i] = sp * NODE__FMA(z, sm, 1.0);
+    }
+}
+
+/* The table of this level, in registry order: each line's act_<kernel>. */
+#define NODE__ACT_KERNEL(value, name, kernel, vec, unit) act_##kernel,
+const node__act_fn node__act_kernels[NODE__NACT] = { NODE__ACTIVATIONS(NODE__ACT_KERNEL) };
+
+node_status node__act_apply(node_activation a, size_t n, double *y, double *d)
+{
+    size_t i = node__act_index((int64_t)a);
+    if (i == NODE__NACT)
+        return NODE_EINVAL;
+    node__act_kernels[i](n, y, d);
+    return NODE_OK;
 }

@@ -1,6 +1,8 @@
-/* io.c — MLP model files: a versioned little-endian binary format with a CRC-32,
- * written atomically (temporary file in the same folder, then rename) and read by
- * a loader that checks every size against the file length before allocating.
+/* io.c — the MLP model-file format: a versioned little-endian layout with a CRC-32,
+ * its writer (in pieces, to any sink) and its parser (from any source: memory for
+ * the fuzzer, a file for node_mlp_load in fileio.c).  The parser learns the exact
+ * length from the header before it allocates anything, and streams the parameters
+ * straight into the new model.
  *
  * Format, version 1 (all integers little-endian, L = number of layers):
  *   offset          size      field
@@ -9,7 +11,7 @@
  *   12              4  u32    flags: bit 0 = time input; other bits must be 0
  *   16              4  u32    L (>= 1)
  *   20              8(L+1)    u64 sizes[0..L], each >= 1
- *   20+8(L+1)       4L        u32 activations (node_activation values)
+ *   20+8(L+1)       4L        u32 activations (node_activation values, the registry's)
  *   H = 28+12L      8P        parameters, IEEE-754 binary64, the node_mlp_params
  *                             layout, P = Σ_k (sizes[k] + [k=0]·time + 1) sizes[k+1]
  *   H+8P            4  u32    CRC-32 (IEEE 802.3, as zlib's crc32) of bytes [0, H+8P)
@@ -17,9 +19,9 @@
  */
 #include "nn/nn_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static const unsigned char MAGIC[8] = { 'L', 'I', 'B', 'N', 'O', 'D', 'E', 0x1a };
 #define VERSION 1u
@@ -75,233 +77,354 @@ static uint64_t get_u64(const unsigned char *p)
     return v;
 }
 
-/* ---- serialization ------------------------------------------------------------------ */
+/* ---- messages ------------------------------------------------------------------------ */
 
-node_status node__mlp_save_mem(const node_mlp *m, unsigned char **buf, size_t *len)
+/* "path: reason" into msg, the path shortened from the left ("...") when the line
+   would not hold both: the reason is what the reader needs whole. */
+static void with_path(char *msg, node_status st, const char *path, const char *reason)
+{
+    size_t n = strlen(path), r = strlen(reason), room = NODE_MESSAGE_SIZE - 1;
+    room = room > r + 2 ? room - r - 2 : 0;
+    if (n > room && room > 3)
+        node__msg(msg, st, "...%s: %s", path + n - (room - 3), reason);
+    else
+        node__msg(msg, st, "%s: %s", path, reason);
+}
+
+node_status node__io_say(char *msg, node_status st, const char *path, const char *fmt, ...)
+{
+    if (msg) {
+        char reason[NODE_MESSAGE_SIZE];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(reason, sizeof reason, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            reason[0] = '\0';
+        if (path)
+            with_path(msg, st, path, reason);
+        else
+            node__msg(msg, st, "%s", reason);
+    }
+    return st;
+}
+#define say node__io_say
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+/* Saturating arithmetic for lengths computed from untrusted sizes. */
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+uint64_t node__mlp_file_size(const node_mlp *m)
+{
+    uint64_t L = m->nlayers;
+    return sat_add(sat_add(28, sat_mul(12, L)), sat_add(sat_mul(8, m->nparams), 4));
+}
+
+/* The pieces go through a small buffer, so that the sink sees few large writes. */
+typedef struct out_buf {
+    node__mlp_write_fn write;
+    void *ctx;
+    uint32_t crc;
+    size_t n;
+    node_status st;
+    unsigned char b[4096];
+} out_buf;
+
+static void flush(out_buf *o)
+{
+    if (o->st == NODE_OK && o->n) {
+        o->crc = node__crc32(o->crc, o->b, o->n);
+        o->st = o->write(o->ctx, o->b, o->n);
+    }
+    o->n = 0;
+}
+
+/* Room for k more bytes in the buffer (k <= sizeof o->b). */
+static unsigned char *room(out_buf *o, size_t k)
+{
+    if (o->n + k > sizeof o->b)
+        flush(o);
+    unsigned char *p = o->b + o->n;
+    o->n += k;
+    return p;
+}
+
+node_status node__mlp_serialize(const node_mlp *m, node__mlp_write_fn write, void *ctx)
 {
     size_t L = m->nlayers;
     if (L > UINT32_MAX)
         return NODE_EINVAL;
-    /* The mlp exists, so its parameters fit in memory; the header is small. */
-    size_t head = FIXED_HEAD + 8 * (L + 1) + 4 * L;
-    size_t n = head + 8 * m->nparams + 4;
-    unsigned char *p = node__malloc(n);
-    if (!p)
-        return NODE_ENOMEM;
+    out_buf o;
+    o.write = write;
+    o.ctx = ctx;
+    o.crc = 0;
+    o.n = 0;
+    o.st = NODE_OK;
+    unsigned char *p = room(&o, FIXED_HEAD);
     memcpy(p, MAGIC, 8);
     put_u32(p + 8, VERSION);
     put_u32(p + 12, m->time_input ? 1u : 0u);
     put_u32(p + 16, (uint32_t)L);
     for (size_t k = 0; k <= L; k++)
-        put_u64(p + FIXED_HEAD + 8 * k, (uint64_t)m->sizes[k]);
+        put_u64(room(&o, 8), (uint64_t)m->sizes[k]);
     for (size_t k = 0; k < L; k++)
-        put_u32(p + FIXED_HEAD + 8 * (L + 1) + 4 * k, (uint32_t)m->acts[k]);
-    for (size_t i = 0; i < m->nparams; i++) {
+        put_u32(room(&o, 4), (uint32_t)m->acts[k]);
+    for (size_t i = 0; i < m->nparams && o.st == NODE_OK; i++) {
         uint64_t bits;
         memcpy(&bits, &m->theta[i], 8);
-        put_u64(p + head + 8 * i, bits);
+        put_u64(room(&o, 8), bits);
     }
-    put_u32(p + n - 4, node__crc32(0, p, n - 4));
-    *buf = p;
-    *len = n;
+    flush(&o);
+    unsigned char crc[4];
+    put_u32(crc, o.crc);
+    return o.st == NODE_OK ? write(ctx, crc, 4) : o.st;
+}
+
+typedef struct mem_out {
+    unsigned char *p;
+    size_t n, cap;
+} mem_out;
+
+static node_status mem_write(void *ctx, const unsigned char *p, size_t n)
+{
+    mem_out *o = ctx;
+    if (n > o->cap - o->n)   /* cannot happen: the length is exact */
+        return NODE_EINVAL;
+    memcpy(o->p + o->n, p, n);
+    o->n += n;
     return NODE_OK;
 }
 
-node_status node__mlp_load_mem(const unsigned char *buf, size_t len, node_mlp **out)
+node_status node__mlp_save_mem(const node_mlp *m, unsigned char **buf, size_t *len)
 {
-    if (!out || (!buf && len))
-        return NODE_EINVAL;
-    if (len < FIXED_HEAD + 8 + 4 || memcmp(buf, MAGIC, 8) != 0)
-        return NODE_EFORMAT;
-    if (get_u32(buf + 8) != VERSION)
-        return NODE_EFORMAT;
-    uint32_t flags = get_u32(buf + 12);
+    uint64_t n = node__mlp_file_size(m);
+    if (n > SIZE_MAX)
+        return NODE_ENOMEM;
+    mem_out o = { node__malloc((size_t)n), 0, (size_t)n };
+    if (!o.p)
+        return NODE_ENOMEM;
+    node_status st = node__mlp_serialize(m, mem_write, &o);
+    if (st != NODE_OK || o.n != n) {
+        node__free(o.p);
+        return st != NODE_OK ? st : NODE_EINVAL;
+    }
+    *buf = o.p;
+    *len = o.n;
+    return NODE_OK;
+}
+
+/* ---- parsing ----------------------------------------------------------------------- */
+
+/* A source and the running CRC of what was read from it since the last rewind. */
+typedef struct in {
+    const node__mlp_src *src;
+    uint64_t pos;
+    uint32_t crc;
+    char *msg;
+} in;
+
+static node_status get(in *r, unsigned char *buf, size_t n)
+{
+    node_status st = r->src->read(r->src->ctx, r->pos, buf, n, r->msg);
+    if (st != NODE_OK)
+        return st;
+    r->pos += n;
+    r->crc = node__crc32(r->crc, buf, n);
+    return NODE_OK;
+}
+
+/* What the header says. */
+typedef struct head {
+    uint32_t flags;
+    size_t L;
+    uint64_t P;        /* parameters */
+    uint64_t length;   /* the exact file length the header implies */
+} head;
+
+/* Read and check the header from the start of the source.  With sizes and acts
+   (room for h->L + 1 and h->L entries, h from an earlier call) also store them,
+   and insist on the same L, P and length as before (a file could change between
+   the two reads).  Nothing is allocated. */
+static node_status read_head(in *r, head *h, size_t *sizes, node_activation *acts)
+{
+    const node__mlp_src *s = r->src;
+    const char *nm = s->name;
+    r->pos = 0;
+    r->crc = 0;
+    if (s->size < FIXED_HEAD)
+        return say(r->msg, NODE_EFORMAT, nm, "%llu bytes: too short for a model file",
+                   (unsigned long long)s->size);
+    unsigned char b[256];
+    node_status st = get(r, b, FIXED_HEAD);
+    if (st != NODE_OK)
+        return st;
+    if (memcmp(b, MAGIC, 8) != 0)
+        return say(r->msg, NODE_EFORMAT, nm, "not a libnode model file (no LIBNODE magic)");
+    uint32_t version = get_u32(b + 8), flags = get_u32(b + 12), L = get_u32(b + 16);
+    if (version != VERSION)
+        return say(r->msg, NODE_EFORMAT, nm, "format version %lu; this libnode reads version %u",
+                   (unsigned long)version, VERSION);
     if (flags & ~1u)
-        return NODE_EFORMAT;
-    uint64_t L = get_u32(buf + 16);
-    /* 12 bytes per layer plus the fixed parts must fit in the file: bounds L by len. */
-    if (L == 0 || L > (len - FIXED_HEAD - 8 - 4) / 12)
-        return NODE_EFORMAT;
-    size_t head = FIXED_HEAD + 8 * ((size_t)L + 1) + 4 * (size_t)L;
-    if (get_u32(buf + len - 4) != node__crc32(0, buf, len - 4))
-        return NODE_EFORMAT;
+        return say(r->msg, NODE_EFORMAT, nm, "unknown flags 0x%lx", (unsigned long)flags);
+    if (L == 0)
+        return say(r->msg, NODE_EFORMAT, nm, "0 layers");
+    uint64_t least = 32 + 28 * (uint64_t)L;   /* 28 + 12L + 8P + 4 with every P_k >= 2 */
+    if (least > s->size)
+        return say(r->msg, NODE_EFORMAT, nm,
+                   "%llu bytes, but its header describes %lu layers needing at least %llu bytes",
+                   (unsigned long long)s->size, (unsigned long)L, (unsigned long long)least);
+    if (sizes && (L != h->L || flags != h->flags))
+        return say(r->msg, NODE_EIO, nm, "changed while being read");
 
-    /* Parameter count with overflow checks; every size is bounded by the file. */
-    size_t avail = (len - head - 4) / 8, P = 0;
-    if ((len - head - 4) % 8 != 0)
-        return NODE_EFORMAT;
-    for (size_t k = 0; k < L; k++) {
-        uint64_t in = get_u64(buf + FIXED_HEAD + 8 * k);
-        uint64_t o = get_u64(buf + FIXED_HEAD + 8 * (k + 1));
-        if (in == 0 || o == 0 || in > avail || o > avail)
-            return NODE_EFORMAT;
-        uint64_t cols = in + (k == 0 ? (flags & 1u) : 0) + 1;
-        if (o > avail / cols || o * cols > avail - P)
-            return NODE_EFORMAT;
-        P += (size_t)(o * cols);
+    /* The sizes, in pieces; P with saturation (a huge P cannot match the length). */
+    uint64_t P = 0, prev = 0;
+    for (size_t k = 0; k <= L; k += 32) {
+        size_t n = L + 1 - k < 32 ? L + 1 - k : 32;
+        if ((st = get(r, b, 8 * n)) != NODE_OK)
+            return st;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v = get_u64(b + 8 * i);
+            if (v == 0)
+                return say(r->msg, NODE_EFORMAT, nm, "sizes[%zu] is 0", k + i);
+            if (k + i > 0) {   /* layer k+i-1: (in + time + 1) × out */
+                uint64_t cols = sat_add(prev, (k + i == 1 ? (flags & 1u) : 0) + 1);
+                P = sat_add(P, sat_mul(cols, v));
+            }
+            if (sizes)
+                sizes[k + i] = (size_t)v;   /* v <= P <= SIZE_MAX / 8: checked below */
+            prev = v;
+        }
     }
-    if (P != avail)
-        return NODE_EFORMAT;
+    uint64_t length = sat_add(sat_add(28, 12 * (uint64_t)L), sat_add(sat_mul(8, P), 4));
+    if (sizes && (P != h->P || length != h->length))
+        return say(r->msg, NODE_EIO, nm, "changed while being read");
+    if (length != s->size) {
+        if (length == UINT64_MAX)
+            return say(r->msg, NODE_EFORMAT, nm,
+                       "%llu bytes, but its header describes %lu layers needing more "
+                       "than 2^64 bytes", (unsigned long long)s->size, (unsigned long)L);
+        return say(r->msg, NODE_EFORMAT, nm,
+                   "%llu bytes, but its header describes %lu layer%s needing %llu bytes",
+                   (unsigned long long)s->size, (unsigned long)L, L == 1 ? "" : "s",
+                   (unsigned long long)length);
+    }
+    if (P > SIZE_MAX / sizeof(double))
+        return say(r->msg, NODE_ENOMEM, nm, "%llu parameters do not fit in memory",
+                   (unsigned long long)P);
 
-    size_t sizes_small[9], *sizes = sizes_small;
-    node_activation acts_small[8], *acts = acts_small;
-    if (L > 8) {   /* bounded by the file length, checked above */
-        sizes = node__malloc(((size_t)L + 1) * sizeof *sizes);
-        acts = node__malloc((size_t)L * sizeof *acts);
+    for (size_t k = 0; k < L; k += 64) {
+        size_t n = L - k < 64 ? L - k : 64;
+        if ((st = get(r, b, 4 * n)) != NODE_OK)
+            return st;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t a = get_u32(b + 4 * i);
+            size_t ix = node__act_index((int64_t)a);
+            if (ix == NODE__NACT)
+                return say(r->msg, NODE_EFORMAT, nm, "acts[%zu] = %lu is not an activation",
+                           k + i, (unsigned long)a);
+            if (acts)
+                acts[k + i] = node__act_registry[ix].value;
+        }
     }
-    node_status st = NODE_ENOMEM;
-    node_mlp *m = NULL;
-    if (!sizes || !acts)
-        goto done;
-    st = NODE_EFORMAT;
-    for (size_t k = 0; k <= L; k++)
-        sizes[k] = (size_t)get_u64(buf + FIXED_HEAD + 8 * k);
-    for (size_t k = 0; k < L; k++) {
-        uint32_t a = get_u32(buf + FIXED_HEAD + 8 * ((size_t)L + 1) + 4 * k);
-        if (a > (uint32_t)NODE_ACT_SILU)
-            goto done;
-        acts[k] = (node_activation)a;
+    h->flags = flags;
+    h->L = L;
+    h->P = P;
+    h->length = length;
+    return NODE_OK;
+}
+
+/* The parameters, read straight into theta (as bytes, then in place from
+   little-endian to doubles), and the checksum. */
+static node_status read_params(in *r, node_mlp *m)
+{
+    const char *nm = r->src->name;
+    unsigned char *bytes = (unsigned char *)(void *)m->theta;
+    size_t total = 8 * m->nparams;
+    for (size_t off = 0; off < total;) {
+        size_t n = total - off < ((size_t)1 << 20) ? total - off : (size_t)1 << 20;
+        node_status st = get(r, bytes + off, n);
+        if (st != NODE_OK)
+            return st;
+        off += n;
     }
-    st = node_mlp_create(&m, (size_t)L, sizes, acts, (int)(flags & 1u));
-    if (st != NODE_OK) {
-        st = st == NODE_ENOMEM ? NODE_ENOMEM : NODE_EFORMAT;
-        goto done;
-    }
-    if (m->nparams != P) {   /* cannot happen: the same formula; kept as a guard */
-        node_mlp_free(m);
-        st = NODE_EFORMAT;
-        goto done;
-    }
-    for (size_t i = 0; i < P; i++) {
-        uint64_t bits = get_u64(buf + head + 8 * i);
+    for (size_t i = 0; i < m->nparams; i++) {
+        uint64_t bits = get_u64(bytes + 8 * i);
         memcpy(&m->theta[i], &bits, 8);
     }
-    *out = m;
-    st = NODE_OK;
-done:
+    uint32_t crc = r->crc;
+    unsigned char c[4];
+    node_status st = get(r, c, 4);
+    if (st != NODE_OK)
+        return st;
+    if (get_u32(c) != crc)
+        return say(r->msg, NODE_EFORMAT, nm, "checksum mismatch");
+    return NODE_OK;
+}
+
+node_status node__mlp_parse(const node__mlp_src *src, node_mlp **out, char *msg)
+{
+    in r = { src, 0, 0, msg };
+    head h;
+    /* First pass: the header alone decides whether the length is right. */
+    node_status st = read_head(&r, &h, NULL, NULL);
+    if (st != NODE_OK)
+        return st;
+    /* Second pass: the header again, kept; then the model.  The arrays are smaller
+       than the model's own index block, which is smaller than the file. */
+    size_t sizes_small[9], *sizes = sizes_small;
+    node_activation acts_small[8], *acts = acts_small;
+    if (h.L > 8) {
+        sizes = node__malloc((h.L + 1) * sizeof *sizes);
+        acts = node__malloc(h.L * sizeof *acts);
+    }
+    node_mlp *m = NULL;
+    if (!sizes || !acts)
+        st = say(msg, NODE_ENOMEM, src->name, "no memory for a header of %zu layers", h.L);
+    else
+        st = read_head(&r, &h, sizes, acts);
+    if (st == NODE_OK) {
+        st = node_mlp_create(&m, h.L, sizes, acts, (int)(h.flags & 1u));
+        if (st != NODE_OK)   /* the header was checked: only NODE_ENOMEM is left */
+            st = say(msg, st, src->name, "no memory for a model of %llu parameters",
+                     (unsigned long long)h.P);
+    }
+    if (st == NODE_OK && m->nparams != h.P)   /* the same formula; kept as a guard */
+        st = say(msg, NODE_EFORMAT, src->name, "parameter count mismatch");
+    if (st == NODE_OK)
+        st = read_params(&r, m);
     if (sizes != sizes_small)
         node__free(sizes);
     if (acts != acts_small)
         node__free(acts);
-    return st;
-}
-
-/* ---- files ------------------------------------------------------------------------ */
-
-/* Read all of f into a new buffer; grows by doubling, so at most twice the file. */
-static node_status read_all(FILE *f, unsigned char **buf, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    unsigned char *p = node__malloc(cap);
-    if (!p)
-        return NODE_ENOMEM;
-    for (;;) {
-        if (n == cap) {
-            if (cap > SIZE_MAX / 2) {
-                node__free(p);
-                return NODE_ENOMEM;
-            }
-            unsigned char *q = node__realloc(p, cap * 2);
-            if (!q) {
-                node__free(p);
-                return NODE_ENOMEM;
-            }
-            p = q;
-            cap *= 2;
-        }
-        size_t got = fread(p + n, 1, cap - n, f);
-        n += got;
-        if (got == 0 || n < cap) {
-            if (ferror(f)) {
-                node__free(p);
-                return NODE_EIO;
-            }
-            if (feof(f))
-                break;
-        }
+    if (st != NODE_OK) {
+        node_mlp_free(m);
+        return st;
     }
-    *buf = p;
-    *len = n;
+    *out = m;
     return NODE_OK;
 }
 
-node_status node_mlp_load(node_mlp **out, const char *path)
+/* ---- models in memory -------------------------------------------------------------- */
+
+static node_status mem_read(const void *ctx, uint64_t pos, unsigned char *buf, size_t n,
+                            char *msg)
 {
-    if (!out || !path)
-        return NODE_EINVAL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NODE_EIO;
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    node_status st = read_all(f, &buf, &len);
-    if (fclose(f) != 0 && st == NODE_OK)
-        st = NODE_EIO;
-    if (st == NODE_OK)
-        st = node__mlp_load_mem(buf, len, out);
-    node__free(buf);
-    return st;
+    (void)msg;
+    memcpy(buf, (const unsigned char *)ctx + pos, n);   /* the parser stays in [0, size) */
+    return NODE_OK;
 }
 
-/* A name for the temporary file: path + ".tmp" + 16 hex digits mixed from the
-   clock, the time, a stack address and the attempt number (no global state). */
-static void temp_name(char *name, const char *path, size_t plen, unsigned attempt)
+node_status node__mlp_load_mem(const unsigned char *buf, size_t len, node_mlp **out,
+                               char *msg)
 {
-    uint64_t z = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20)
-               ^ (uint64_t)(uintptr_t)&z ^ ((uint64_t)attempt << 40);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    z ^= z >> 31;
-    memcpy(name, path, plen);
-    memcpy(name + plen, ".tmp", 4);
-    for (int i = 0; i < 16; i++)
-        name[plen + 4 + i] = "0123456789abcdef"[(z >> (4 * i)) & 15u];
-    name[plen + 20] = '\0';
-}
-
-node_status node_mlp_save(const node_mlp *m, const char *path)
-{
-    if (!m || !path || !*path)
-        return NODE_EINVAL;
-    unsigned char *buf;
-    size_t len;
-    node_status st = node__mlp_save_mem(m, &buf, &len);
-    if (st != NODE_OK)
-        return st;
-    size_t plen = strlen(path);
-    char *name = plen < SIZE_MAX - 32 ? node__malloc(plen + 32) : NULL;
-    if (!name) {
-        node__free(buf);
-        return NODE_ENOMEM;
-    }
-    FILE *f = NULL;
-    for (unsigned attempt = 0; attempt < 64 && !f; attempt++) {
-        temp_name(name, path, plen, attempt);
-        FILE *probe = fopen(name, "rb");
-        if (probe) {               /* taken: try another name */
-            fclose(probe);
-            continue;
-        }
-        /* "x" (C11, and glibc in any mode) refuses an existing file; a C99 library
-           that rejects the mode gets the probe above and a plain "wb". */
-        f = fopen(name, "wbx");
-        if (!f)
-            f = fopen(name, "wb");
-        if (!f)
-            break;                 /* e.g. the folder does not exist */
-    }
-    st = NODE_EIO;
-    if (f) {
-        bool ok = fwrite(buf, 1, len, f) == len;
-        ok = fflush(f) == 0 && ok;
-        ok = !ferror(f) && ok;
-        ok = fclose(f) == 0 && ok;
-        if (ok && rename(name, path) == 0)
-            st = NODE_OK;
-        else
-            remove(name);
-    }
-    node__free(name);
-    node__free(buf);
-    return st;
+    if (!out || (!buf && len))
+        return node__msg(msg, NODE_EINVAL, "%s is NULL", out ? "buf" : "out");
+    static const unsigned char none[1] = { 0 };
+    node__mlp_src src = { mem_read, buf ? buf : none, len, NULL };
+    return node__mlp_parse(&src, out, msg);
 }

@@ -49,51 +49,63 @@ static bool add_ok(size_t a, size_t b, size_t *out)
     return true;
 }
 
-node_status node_mlp_create(node_mlp **out, size_t nlayers, const size_t *sizes,
-                            const node_activation *acts, int time_input)
+node_status node_mlp_create_ex(node_mlp **out, size_t nlayers, const size_t *sizes,
+                               const node_activation *acts, int time_input, node_error *err)
 {
-    if (!out || !sizes || !acts || nlayers == 0)
-        return NODE_EINVAL;
-    /* Bound the depth so that the index arrays below cannot overflow. */
-    if (nlayers > SIZE_MAX / (4 * sizeof(size_t)) - 2)
-        return NODE_EINVAL;
+    char *msg = node__err_begin(err);
+    if (!out)
+        return node__err_end(err, node__msg(msg, NODE_EINVAL, "out is NULL"));
+    if (nlayers == 0)
+        return node__err_end(err, node__msg(msg, NODE_EINVAL, "nlayers is 0"));
+    if (!sizes || !acts)
+        return node__err_end(err, node__msg(msg, NODE_EINVAL, "%s is NULL",
+                                            sizes ? "acts" : "sizes"));
+    /* Bound the depth so that the index block below cannot overflow. */
+    if (nlayers > SIZE_MAX / (8 * sizeof(size_t)) - 2)
+        return node__err_end(err, node__msg(msg, NODE_EINVAL,
+                                            "nlayers = %zu is too many layers", nlayers));
     size_t nparams = 0, maxw = 0;
     for (size_t k = 0; k <= nlayers; k++) {
         if (sizes[k] == 0)
-            return NODE_EINVAL;
-        if (k < nlayers && (unsigned)acts[k] > (unsigned)NODE_ACT_SILU)
-            return NODE_EINVAL;
+            return node__err_end(err, node__msg(msg, NODE_EINVAL, "sizes[%zu] is 0", k));
+        if (k < nlayers && node__act_index((int64_t)acts[k]) == NODE__NACT)
+            return node__err_end(err, node__msg(msg, NODE_EINVAL,
+                                                "acts[%zu] = %lld is not an activation", k,
+                                                (long long)acts[k]));
     }
     for (size_t k = 0; k < nlayers; k++) {
         size_t in = sizes[k], w;
-        if (k == 0 && time_input && !add_ok(in, 1, &in))
-            return NODE_ENOMEM;
+        if ((k == 0 && time_input && !add_ok(in, 1, &in)) || !add_ok(in, 1, &w)
+            || !mul_ok(w, sizes[k + 1], &w) || !add_ok(nparams, w, &nparams))
+            return node__err_end(err, node__msg(msg, NODE_ENOMEM,
+                                                "sizes describe more than SIZE_MAX parameters"));
         if (in > maxw)
             maxw = in;
         if (sizes[k + 1] > maxw)
             maxw = sizes[k + 1];
-        if (!add_ok(in, 1, &w) || !mul_ok(w, sizes[k + 1], &w) || !add_ok(nparams, w, &nparams))
-            return NODE_ENOMEM;
     }
     if (nparams > SIZE_MAX / sizeof(double))
-        return NODE_ENOMEM;
+        return node__err_end(err, node__msg(msg, NODE_ENOMEM,
+                                            "%zu parameters do not fit in memory", nparams));
 
     node_mlp *m = node__calloc(1, sizeof *m);
     if (!m)
-        return NODE_ENOMEM;
-    /* One block for the index arrays: sizes, fan_in, woff (size_t) then acts. */
-    size_t nidx = (nlayers + 1) + 2 * nlayers;
+        return node__err_end(err, NODE_ENOMEM);
+    /* One block for the index arrays: sizes, fan_in, woff, act_ix (size_t), then acts. */
+    size_t nidx = (nlayers + 1) + 3 * nlayers;
     m->sizes = node__malloc(nidx * sizeof(size_t) + nlayers * sizeof(node_activation));
     m->theta = node__calloc(nparams, sizeof(double));
     if (!m->sizes || !m->theta) {
         node__free(m->sizes);
         node__free(m->theta);
         node__free(m);
-        return NODE_ENOMEM;
+        return node__err_end(err, node__msg(msg, NODE_ENOMEM,
+                                            "no memory for %zu parameters", nparams));
     }
     m->fan_in = m->sizes + nlayers + 1;
     m->woff = m->fan_in + nlayers;
-    m->acts = (node_activation *)(void *)(m->woff + nlayers);
+    m->act_ix = m->woff + nlayers;
+    m->acts = (node_activation *)(void *)(m->act_ix + nlayers);
     m->kern = node__nn_kernels_for(node__isa_select());
     m->nlayers = nlayers;
     m->time_input = time_input ? 1 : 0;
@@ -104,12 +116,19 @@ node_status node_mlp_create(node_mlp **out, size_t nlayers, const size_t *sizes,
         m->sizes[k] = sizes[k];
     for (size_t k = 0; k < nlayers; k++) {
         m->acts[k] = acts[k];
+        m->act_ix[k] = node__act_index((int64_t)acts[k]);
         m->fan_in[k] = sizes[k] + (k == 0 ? (size_t)m->time_input : 0);
         m->woff[k] = off;
         off += (m->fan_in[k] + 1) * sizes[k + 1];
     }
     *out = m;
-    return NODE_OK;
+    return node__err_end(err, NODE_OK);
+}
+
+node_status node_mlp_create(node_mlp **out, size_t nlayers, const size_t *sizes,
+                            const node_activation *acts, int time_input)
+{
+    return node_mlp_create_ex(out, nlayers, sizes, acts, time_input, NULL);
 }
 
 void node_mlp_free(node_mlp *m)
@@ -119,10 +138,11 @@ void node_mlp_free(node_mlp *m)
     node__mlp_sys *s = m->systems;
     while (s) {
         node__mlp_sys *next = s->next;
+        node__free(s->ws.raw);
         node__free(s);
         s = next;
     }
-    node__free(m->ws);
+    node__free(m->ws.raw);
     node__free(m->theta);
     node__free(m->sizes);
     node__free(m);
@@ -173,7 +193,7 @@ void node_mlp_init(node_mlp *m, uint64_t seed)
     }
 }
 
-/* ---- workspace ----------------------------------------------------------------- */
+/* ---- workspaces ------------------------------------------------------------------- */
 
 /* Doubles needed for a padded batch ld: input (with the time row), every layer's
    output and activation derivative, two backward buffers, and the products'
@@ -202,9 +222,11 @@ static bool ws_need(const node_mlp *m, size_t ld, size_t *need)
     return add_ok(main, scratch, need);
 }
 
-node_status node_mlp_reserve(node_mlp *m, size_t batch)
+/* Compares needs (a few multiplications per layer), so a workspace reserved for
+   a batch serves every batch up to it for ever: it never shrinks. */
+node_status node__mlp_ws_reserve(const node_mlp *m, node_mlp_ws *w, size_t batch)
 {
-    if (!m || batch == 0)
+    if (batch == 0)
         return NODE_EINVAL;
     if (batch > SIZE_MAX / 16)   /* padding must not wrap around */
         return NODE_ENOMEM;
@@ -214,49 +236,108 @@ node_status node_mlp_reserve(node_mlp *m, size_t batch)
     if (!ws_need(m, node__lead_dim(batch), &need) || need > SIZE_MAX / sizeof(double)
         || !ws_need(m, node__lead_dim(batch < NODE__CHUNK ? batch : NODE__CHUNK), &need))
         return NODE_ENOMEM;
-    return node__grow(&m->ws, &m->ws_cap, need);
+    if (need <= w->cap)
+        return NODE_OK;
+    /* Scratch: nothing to keep.  Aligned to a cache line, so that the kernels' rows
+       start where they do whatever the allocator returned (64-byte vectors that
+       straddle two lines cost; measured: up to 10 % on small widths). */
+    if (need > (SIZE_MAX - NODE__WS_ALIGN) / sizeof(double))
+        return NODE_ENOMEM;
+    void *raw = node__malloc(need * sizeof(double) + NODE__WS_ALIGN);
+    if (!raw)
+        return NODE_ENOMEM;
+    node__free(w->raw);
+    w->raw = raw;
+    uintptr_t at = (uintptr_t)raw;
+    w->buf = (double *)(void *)((unsigned char *)raw
+                                + (NODE__WS_ALIGN - at % NODE__WS_ALIGN) % NODE__WS_ALIGN);
+    w->cap = need;
+    return NODE_OK;
 }
 
-/* Compares needs (a few multiplications per layer), so a workspace reserved for
-   a batch serves every batch up to it for ever: it never shrinks. */
-static node_status ensure_ws(node_mlp *m, size_t batch)
+node_status node_mlp_reserve(node_mlp *m, size_t batch)
 {
-    return node_mlp_reserve(m, batch);
+    if (!m)
+        return NODE_EINVAL;
+    return node__mlp_ws_reserve(m, &m->ws, batch);
+}
+
+node_status node_mlp_ws_create(const node_mlp *m, size_t batch, node_mlp_ws **out)
+{
+    if (!out || (batch > 0 && !m))
+        return NODE_EINVAL;
+    node_mlp_ws *w = node__calloc(1, sizeof *w);
+    if (!w)
+        return NODE_ENOMEM;
+    if (batch > 0) {
+        node_status st = node__mlp_ws_reserve(m, w, batch);
+        if (st != NODE_OK) {
+            node__free(w);
+            return st;
+        }
+    }
+    *out = w;
+    return NODE_OK;
+}
+
+void node_mlp_ws_free(node_mlp_ws *w)
+{
+    if (!w)
+        return;
+    node__free(w->raw);
+    node__free(w);
+}
+
+/* ---- evaluation ------------------------------------------------------------------- */
+
+node_status node_mlp_forward_ws(const node_mlp *m, node_mlp_ws *w, size_t batch, double t,
+                                const double *x, double *y)
+{
+    if (!m || !w || !x || !y || batch == 0)
+        return NODE_EINVAL;
+    node_status st = node__mlp_ws_reserve(m, w, batch);
+    if (st != NODE_OK)
+        return st;
+    m->kern->pass(m, w->buf, batch, t, x, NULL, y, NULL, NULL, NULL);
+    return NODE_OK;
+}
+
+node_status node_mlp_vjp_ws(const node_mlp *m, node_mlp_ws *w, size_t batch, double t,
+                            const double *x, const double *a, double *y, double *vjp_x,
+                            double *vjp_p, double *vjp_t)
+{
+    if (!m || !w || !x || batch == 0)
+        return NODE_EINVAL;
+    if (!a && (vjp_x || vjp_p || vjp_t))
+        return NODE_EINVAL;
+    node_status st = node__mlp_ws_reserve(m, w, batch);
+    if (st != NODE_OK)
+        return st;
+    m->kern->pass(m, w->buf, batch, t, x, a, y, vjp_x, vjp_p, vjp_t);
+    return NODE_OK;
 }
 
 node_status node_mlp_forward(node_mlp *m, size_t batch, double t, const double *x,
                              double *y)
 {
-    if (!m || !x || !y || batch == 0)
-        return NODE_EINVAL;
-    node_status st = ensure_ws(m, batch);
-    if (st != NODE_OK)
-        return st;
-    m->kern->pass(m, m->ws, batch, t, x, NULL, y, NULL, NULL, NULL);
-    return NODE_OK;
+    return node_mlp_forward_ws(m, m ? &m->ws : NULL, batch, t, x, y);
 }
 
 node_status node_mlp_vjp(node_mlp *m, size_t batch, double t, const double *x,
                          const double *a, double *y, double *vjp_x, double *vjp_p,
                          double *vjp_t)
 {
-    if (!m || !x || batch == 0)
-        return NODE_EINVAL;
-    if (!a && (vjp_x || vjp_p || vjp_t))
-        return NODE_EINVAL;
-    node_status st = ensure_ws(m, batch);
-    if (st != NODE_OK)
-        return st;
-    m->kern->pass(m, m->ws, batch, t, x, a, y, vjp_x, vjp_p, vjp_t);
-    return NODE_OK;
+    return node_mlp_vjp_ws(m, m ? &m->ws : NULL, batch, t, x, a, y, vjp_x, vjp_p, vjp_t);
 }
 
 /* ---- the MLP as a node_system ------------------------------------------------- */
 
+/* Each system evaluates into its own workspace, sized for its batch when it was
+   made: f and vjp only read the model, so systems may run in parallel threads. */
 static int sys_f(void *ctx, double t, const double *y, double *dydt)
 {
     node__mlp_sys *s = ctx;
-    s->m->kern->pass(s->m, s->m->ws, s->batch, t, y, NULL, dydt, NULL, NULL, NULL);
+    s->m->kern->pass(s->m, s->ws.buf, s->batch, t, y, NULL, dydt, NULL, NULL, NULL);
     return 0;
 }
 
@@ -264,7 +345,7 @@ static int sys_vjp(void *ctx, double t, const double *y, const double *a, double
                    double *vjp_y, double *vjp_p, double *vjp_t)
 {
     node__mlp_sys *s = ctx;
-    s->m->kern->pass(s->m, s->m->ws, s->batch, t, y, a, dydt, vjp_y, vjp_p, vjp_t);
+    s->m->kern->pass(s->m, s->ws.buf, s->batch, t, y, a, dydt, vjp_y, vjp_p, vjp_t);
     return 0;
 }
 
@@ -275,23 +356,18 @@ node_status node_mlp_system(node_mlp *m, size_t batch, node_system *out)
     size_t dim;
     if (!mul_ok(batch, m->sizes[0], &dim))
         return NODE_EINVAL;
-    node__mlp_sys *s = m->systems;
-    while (s && s->batch != batch)
-        s = s->next;
-    if (!s) {
-        s = node__malloc(sizeof *s);
-        if (!s)
-            return NODE_ENOMEM;
-        node_status st = ensure_ws(m, batch);
-        if (st != NODE_OK) {
-            node__free(s);
-            return st;
-        }
-        s->m = m;
-        s->batch = batch;
-        s->next = m->systems;
-        m->systems = s;
+    node__mlp_sys *s = node__calloc(1, sizeof *s);
+    if (!s)
+        return NODE_ENOMEM;
+    node_status st = node__mlp_ws_reserve(m, &s->ws, batch);
+    if (st != NODE_OK) {
+        node__free(s);
+        return st;
     }
+    s->m = m;
+    s->batch = batch;
+    s->next = m->systems;
+    m->systems = s;
     memset(out, 0, sizeof *out);
     out->dim = dim;
     out->nparams = m->nparams;
@@ -299,4 +375,20 @@ node_status node_mlp_system(node_mlp *m, size_t batch, node_system *out)
     out->f = sys_f;
     out->vjp = sys_vjp;
     return NODE_OK;
+}
+
+node_status node_mlp_system_release(node_mlp *m, node_system *sys)
+{
+    if (!m || !sys || sys->f != sys_f)
+        return NODE_EINVAL;
+    for (node__mlp_sys **p = &m->systems; *p; p = &(*p)->next)
+        if (*p == sys->ctx) {
+            node__mlp_sys *s = *p;
+            *p = s->next;
+            node__free(s->ws.raw);
+            node__free(s);
+            memset(sys, 0, sizeof *sys);
+            return NODE_OK;
+        }
+    return NODE_EINVAL;
 }

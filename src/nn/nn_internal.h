@@ -1,6 +1,8 @@
 /* nn_internal.h — the MLP's private structure and kernels, shared by the files of src/nn/
- * (mlp.c: create/forward/vjp/systems; act.c: activations; kernels.c: the batched
- * layer products; io.c: model files).  Never installed.
+ * (mlp.c: create, workspaces, forward/vjp, systems; pass.c: the fused pass;
+ * activations.c: the activation registry; act.c: the activations' kernels;
+ * kernels.c: the batched layer products; io.c: the model-file format;
+ * fileio.c: model files on disk).  Never installed.
  */
 #ifndef LIBNODE_NN_INTERNAL_H
 #define LIBNODE_NN_INTERNAL_H
@@ -18,11 +20,73 @@
 #  define NODE__FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
-/* The ODE-system context of one batch size: created by node_mlp_system, kept in
-   a list owned by the mlp, freed with it. */
+/* ---- activations: the registry ---------------------------------------------------
+   Every fact about an activation is its one line here; nothing depends on the
+   order of the lines or on the values of the enum (the lines are sorted by name,
+   so that the registry's order differs from the enum's and the tests would catch
+   any code that confused the two).
+     X(value, name, kernel, vectorized, unit_slope)
+   value       its node_activation constant (mlp.h), also its code in model files;
+   name        what node_activation_name writes and node_activation_parse reads;
+   kernel      act.c defines act_<kernel>(n, y, d) (see node__act_fn), compiled at
+               every instruction-set level;
+   vectorized  1 if that kernel is branch-free arithmetic the compiler vectorizes,
+               0 if it calls libm for every element (a cost, shown by bench_mlp);
+   unit_slope  1 if act'(z) = 1 everywhere: the reverse pass skips Δ ⊙ act'.
+   Adding an activation: its constant in mlp.h, its kernel in act.c, a line here
+   (and its reference formula in tests/test_mlp_act.c, which fails until it has one). */
+#define NODE__ACTIVATIONS(X)                                     \
+    X(NODE_ACT_ELU,      "elu",      elu,      1, 0)             \
+    X(NODE_ACT_IDENTITY, "identity", identity, 1, 1)             \
+    X(NODE_ACT_RELU,     "relu",     relu,     1, 0)             \
+    X(NODE_ACT_SIGMOID,  "sigmoid",  sigmoid,  1, 0)             \
+    X(NODE_ACT_SILU,     "silu",     silu,     1, 0)             \
+    X(NODE_ACT_SOFTPLUS, "softplus", softplus, 0, 0)             \
+    X(NODE_ACT_TANH,     "tanh",     tanh,     1, 0)
+
+#define NODE__ACT_ONE(value, name, kernel, vec, unit) + 1
+enum { NODE__NACT = 0 NODE__ACTIVATIONS(NODE__ACT_ONE) };   /* entries in the registry */
+
+typedef struct node__act_info {
+    node_activation value;
+    const char *name;
+    bool vectorized;
+    bool unit_slope;
+} node__act_info;
+
+/* The registry as data, in the order of NODE__ACTIVATIONS (activations.c). */
+extern NODE__HIDDEN const node__act_info node__act_registry[NODE__NACT];
+
+/* The registry index of an activation value (a node_activation, or a code read
+   from a file), or NODE__NACT if no entry has it.  A linear search: the registry
+   is short and the lookups happen when models are made, never in a pass. */
+NODE__HIDDEN size_t node__act_index(int64_t value);
+
+/* An activation over n entries in place: y[i] = act(y[i]); if d is not NULL also
+   d[i] = act'(z) at the pre-activation z that y held.  y and d never alias. */
+typedef void (*node__act_fn)(size_t n, double *y, double *d);
+
+/* ---- workspaces and systems ------------------------------------------------------ */
+
+/* Scratch memory of evaluations (mlp.h: node_mlp_ws): grows, never shrinks. */
+#define NODE__WS_ALIGN 64    /* bytes: buf starts on a cache line */
+struct node_mlp_ws {
+    double *buf;             /* inside raw, aligned to NODE__WS_ALIGN */
+    size_t cap;              /* doubles */
+    void *raw;               /* the allocation */
+};
+
+/* Make w hold the scratch of a pass of m over `batch` rows (no allocation when it
+   already does).  NODE_EINVAL for batch 0, NODE_ENOMEM (w unchanged). */
+NODE__HIDDEN node_status node__mlp_ws_reserve(const node_mlp *m, node_mlp_ws *w,
+                                              size_t batch);
+
+/* The context of one system made by node_mlp_system: the batch and a workspace of
+   its own, sized for that batch when made; kept in a list owned by the mlp. */
 typedef struct node__mlp_sys {
-    node_mlp *m;
+    const node_mlp *m;
     size_t batch;
+    node_mlp_ws ws;
     struct node__mlp_sys *next;
 } node__mlp_sys;
 
@@ -31,10 +95,10 @@ typedef struct node__mlp_sys {
 typedef struct node__nn_kernels {
     /* The fused pass of pass.c: y = MLP(t, x) and, with a, aᵀ∂y/∂(x, θ, t) (see
        node_mlp_vjp; vjp_p summed over the batch, overwritten) for `batch` rows, all
-       scratch in ws (at least the doubles node__mlp_ws_need(m, batch) gives). */
+       scratch in ws (a buffer that node__mlp_ws_reserve(m, ., batch) sized). */
     void (*pass)(const node_mlp *m, double *ws, size_t batch, double t, const double *x,
                  const double *a, double *y, double *vjp_x, double *vjp_p, double *vjp_t);
-    void (*act_apply)(node_activation a, size_t n, double *y, double *d);
+    const node__act_fn *act;        /* [NODE__NACT], in registry order */
     void (*tanh_array)(size_t n, const double *x, double *out);
     void (*sigmoid_array)(size_t n, const double *x, double *out);
     void (*expm1_array)(size_t n, const double *x, double *out);
@@ -58,15 +122,16 @@ struct node_mlp {
     size_t *sizes;           /* [nlayers+1] widths; sizes[0] the state width */
     size_t *fan_in;          /* [nlayers] input width of layer k (time column included) */
     size_t *woff;            /* [nlayers] offset of W_k in theta; b_k follows W_k */
+    size_t *act_ix;          /* [nlayers] registry index of act_k */
     node_activation *acts;   /* [nlayers] */
     int time_input;
     size_t nparams;
     size_t maxw;             /* widest layer input or output */
     double *theta;           /* [nparams] */
 
-    /* Feature-major workspace (width × padded batch), grown by node_mlp_reserve. */
-    double *ws;
-    size_t ws_cap;           /* doubles; never shrinks */
+    /* The workspace of node_mlp_forward / node_mlp_vjp (one thread at a time),
+       grown by them and by node_mlp_reserve; systems have their own. */
+    node_mlp_ws ws;
     node__mlp_sys *systems;
 };
 
@@ -84,6 +149,7 @@ static inline size_t node__lead_dim(size_t batch);
    plain names refer to the level of the file that uses them (generic outside the
    kernel files).  Other levels are reached through node__nn_kernels_for. */
 #define node__act_apply     NODE__KERNEL(node__act_apply)
+#define node__act_kernels   NODE__KERNEL(node__act_kernels)
 #define node__tanh_array    NODE__KERNEL(node__tanh_array)
 #define node__sigmoid_array NODE__KERNEL(node__sigmoid_array)
 #define node__expm1_array   NODE__KERNEL(node__expm1_array)
@@ -94,9 +160,12 @@ static inline size_t node__lead_dim(size_t batch);
 
 /* ---- activations (act.c) ------------------------------------------------- */
 
-/* y[i] = act(y[i]) in place for n entries; if d is not NULL also
-   d[i] = act'(z) at the pre-activation z that y held. */
-NODE__HIDDEN void node__act_apply(node_activation a, size_t n, double *y, double *d);
+/* This level's kernel of every activation, in registry order. */
+extern NODE__HIDDEN const node__act_fn node__act_kernels[NODE__NACT];
+
+/* The kernel of activation a over n entries (node__act_fn); NODE_EINVAL (nothing
+   written) if a is not in the registry.  For tests: passes index the table. */
+NODE__HIDDEN node_status node__act_apply(node_activation a, size_t n, double *y, double *d);
 
 /* Vectorizable elementary functions over arrays (exposed for the tests):
    out[i] = tanh(x[i]), accurate to ~1.5 ulp over the whole range. */
@@ -153,15 +222,47 @@ static inline size_t node__lead_dim(size_t batch)
 NODE__HIDDEN void node__transpose(size_t rows, size_t cols, const double *src, size_t lds,
                                   double *dst, size_t ldd);
 
-/* ---- model files (io.c) ------------------------------------------------------ */
+/* ---- model files (io.c: the format; fileio.c: files) -------------------------- */
 
-/* Parse a model file held in memory.  NODE_EFORMAT for anything malformed,
-   NODE_ENOMEM; *out written only on success.  The loader and the fuzzer share it. */
+/* Where the parser reads: size bytes in all; read copies exactly n bytes from
+   offset pos (pos + n <= size, always) or fails with a status and a message. */
+typedef struct node__mlp_src {
+    node_status (*read)(const void *ctx, uint64_t pos, unsigned char *buf, size_t n,
+                        char *msg);
+    const void *ctx;
+    uint64_t size;
+    const char *name;   /* prefixes messages ("model.bin: ..."); NULL for none */
+} node__mlp_src;
+
+/* Parse a model: the header first (twice: once to learn the exact length, with no
+   allocation, then to keep it), then the parameters straight into the new model,
+   then the CRC.  NODE_EFORMAT for anything malformed, NODE_ENOMEM, or the status
+   of a failed read; msg (may be NULL) says why; *out written only on success. */
+NODE__HIDDEN node_status node__mlp_parse(const node__mlp_src *src, node_mlp **out, char *msg);
+
+/* node__mlp_parse over len bytes in memory (the loader's tests and the fuzzer). */
 NODE__HIDDEN node_status node__mlp_load_mem(const unsigned char *buf, size_t len,
-                                            node_mlp **out);
+                                            node_mlp **out, char *msg);
+
+/* Serialize m in pieces: write(ctx, p, n) is called with consecutive pieces of the
+   file until it returns something other than NODE_OK, which is then returned. */
+typedef node_status (*node__mlp_write_fn)(void *ctx, const unsigned char *p, size_t n);
+NODE__HIDDEN node_status node__mlp_serialize(const node_mlp *m, node__mlp_write_fn write,
+                                             void *ctx);
+/* The length of m's file (saturated at UINT64_MAX). */
+NODE__HIDDEN uint64_t node__mlp_file_size(const node_mlp *m);
 /* Serialize m into a new buffer (node__malloc'd) of *len bytes. */
 NODE__HIDDEN node_status node__mlp_save_mem(const node_mlp *m, unsigned char **buf,
                                             size_t *len);
+
+/* Format the reason and write "path: reason" into msg (NULL: nothing; path NULL:
+   the reason alone), the path shortened from the left ("...") if the line would
+   not hold both; returns st. */
+NODE__HIDDEN node_status node__io_say(char *msg, node_status st, const char *path,
+                                      const char *fmt, ...) NODE__PRINTF(4, 5);
+
+/* Were the files built with POSIX (O_NOFOLLOW, locks, fsync) or plain C?  (Tests.) */
+extern NODE__HIDDEN const int node__mlp_files_posix;
 
 /* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) of n bytes, continuing crc
    (start with 0). */

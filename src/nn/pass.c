@@ -49,8 +49,9 @@ static void run(const node_mlp *m, double *ws, size_t B, size_t ld, double t, co
         size_t O = m->sizes[k + 1], I = m->fan_in[k];
         const double *W = m->theta + m->woff[k];
         double *D = Y + O * ld;
+        size_t ix = m->act_ix[k];
         node__layer_fwd(O, I, ld, W, W + O * I, in, Y, scratch);
-        node__act_apply(m->acts[k], O * ld, Y, grad ? D : NULL);
+        node__act_kernels[ix](O * ld, Y, grad && !node__act_registry[ix].unit_slope ? D : NULL);
         in = Y;
         Y = D + O * ld;
     }
@@ -72,7 +73,7 @@ static void run(const node_mlp *m, double *ws, size_t B, size_t ld, double t, co
             Yk += 2 * m->sizes[j + 1] * ld;
         const double *D = Yk + O * ld;
         const double *Xk = k == 0 ? X0 : Yk - 2 * I * ld;   /* Y_{k-1} */
-        if (m->acts[k] != NODE_ACT_IDENTITY) {
+        if (!node__act_registry[m->act_ix[k]].unit_slope) {
             double *restrict dl = Dl;   /* Δ and D are distinct workspace rows */
             for (size_t j = 0; j < O * ld; j++)
                 dl[j] *= D[j];
@@ -148,7 +149,7 @@ static void pass(const node_mlp *m, double *ws, size_t batch, double t, const do
 
 const node__nn_kernels NODE__KERNEL(node__nn_kernels) = {
     pass,
-    node__act_apply,
+    node__act_kernels,
     node__tanh_array,
     node__sigmoid_array,
     node__expm1_array,

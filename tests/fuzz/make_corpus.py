@@ -11,7 +11,8 @@ import struct
 import zlib
 
 MAGIC = b"LIBNODE\x1a"
-ACTS = ["identity", "tanh", "relu", "softplus", "sigmoid", "elu", "silu"]
+ACTS = ["identity", "tanh", "relu", "softplus", "sigmoid", "elu", "silu"]   # codes 0..6
+NOT_AN_ACTIVATION = 0xBAD0   # far from any code an activation will ever get
 
 
 def model(sizes, acts, time_input, params=None, version=1, flags=None, crc_ok=True):
@@ -45,13 +46,16 @@ def main():
     files["valid_time_3layers_special_values.mlp"] = model([3, 4, 3, 3], [2, 6, 0], 1, p)
     files["valid_1layer_identity.mlp"] = model([1, 1], [0], 0, [2.0, -1.0])
     files["valid_every_activation.mlp"] = model([2, 2, 2, 2, 2, 2, 2, 2], list(range(7)), 1)
+    # deeper than the parser's pieces (32 sizes, 64 activations at a time) and its
+    # stack arrays (8 layers)
+    files["valid_deep_70_layers.mlp"] = model([2] * 71, [k % 7 for k in range(70)], 1)
 
     good = model([2, 3, 2], [1, 0], 0)
     files["invalid_empty.mlp"] = b""
     files["invalid_magic.mlp"] = b"LIBNODF\x1a" + good[8:]
     files["invalid_version_2.mlp"] = model([2, 3, 2], [1, 0], 0, version=2)
     files["invalid_flags.mlp"] = model([2, 3, 2], [1, 0], 0, flags=2)
-    files["invalid_activation_7.mlp"] = model([2, 3, 2], [1, 7], 0)
+    files["invalid_activation_0xbad0.mlp"] = model([2, 3, 2], [1, NOT_AN_ACTIVATION], 0)
     files["invalid_checksum.mlp"] = model([2, 3, 2], [1, 0], 0, crc_ok=False)
     files["invalid_truncated.mlp"] = good[:len(good) // 2]
     files["invalid_trailing_byte.mlp"] = with_crc(good[:-4] + b"\0")
@@ -60,6 +64,7 @@ def main():
     huge = MAGIC + struct.pack("<III", 1, 0, 1) + struct.pack("<QQ", 1 << 30, 1 << 31)
     files["invalid_absurd_sizes.mlp"] = with_crc(huge + struct.pack("<I", 1) + b"\0" * 64)
     files["invalid_zero_size.mlp"] = model([2, 0, 2], [1, 0], 0)
+    files["invalid_activation_in_layer_66.mlp"] = model([2] * 71, [k % 7 if k != 66 else NOT_AN_ACTIVATION for k in range(70)], 1)
     for name, data in files.items():
         with open(os.path.join(out, name), "wb") as f:
             f.write(data)
