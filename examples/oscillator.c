@@ -2,6 +2,7 @@
  * x'' = -ω² x with node_odeint and compare y(t) with the exact cos/sin.
  * Run: ./oscillator [--method NAME] [--rtol X] [--omega W] [--t-end T] [--n N]
  * (methods: euler midpoint rk4 bosh3 dopri5 dop853; fixed ones use --step).
+ * Prints a table of t, x, v and their errors; the last line is a JSON object.
  */
 #include <libnode.h>
 
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 
 #include "args.h"
+#include "json.h"
 
 /* The dynamics: state y = (x, v), dy/dt = (v, -ω² x).  ctx carries ω. */
 static int oscillator(void *ctx, double t, const double *y, double *dydt)
@@ -75,10 +77,12 @@ int main(int argc, char **argv)
     node_stats stats;
     st = node_odeint(&sys, y0, ts, (size_t)n, ys, &opt, &stats);
     if (st != NODE_OK) {
-        fprintf(stderr, "node_odeint: %s\n", node_strerror(st));
+        /* stats says why, and how far the solve got (rows_done rows of ys are valid). */
+        fprintf(stderr, "oscillator: node_odeint: %s (stopped at t = %g, %lld of %d rows "
+                "valid)\n", stats.message, stats.t_reached, (long long)stats.rows_done, n);
         free(ts);
         free(ys);
-        return 1;
+        return st == NODE_EINVAL ? 2 : 1;
     }
 
     /* 5. Compare with the exact solution x = cos ωt, v = -ω sin ωt. */
@@ -92,8 +96,19 @@ int main(int argc, char **argv)
         printf("%10.4f %14.10f %14.10f %14.10f %14.10f %10.2e\n", ts[i], ys[2 * i], x,
                ys[2 * i + 1], v, err);
     }
-    printf("max error %.2e; %ld evaluations of f, %ld steps (%ld accepted, %ld rejected)\n",
-           worst, stats.nfe, stats.nsteps, stats.naccept, stats.nreject);
+    printf("max error %.2e; %lld evaluations of f, %lld steps (%lld accepted, %lld rejected)\n",
+           worst, (long long)stats.nfe, (long long)stats.nsteps, (long long)stats.naccept,
+           (long long)stats.nreject);
+    ex_json j;
+    ex_json_begin(&j, stdout);
+    ex_json_str(&j, "example", "oscillator");
+    ex_json_str(&j, "method", node_method_name(opt.method));
+    ex_json_num(&j, "rtol", rtol);
+    ex_json_num(&j, "max_error", worst);
+    ex_json_int(&j, "nfe", stats.nfe);
+    ex_json_int(&j, "steps", stats.nsteps);
+    ex_json_int(&j, "rejected", stats.nreject);
+    ex_json_end(&j);
 
     free(ts);
     free(ys);

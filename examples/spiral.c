@@ -1,10 +1,12 @@
 /* spiral.c — learn the dynamics of a 2-D spiral from data with the adjoint method:
  * torchdiffeq's examples/ode_demo.py (Chen et al. 2018), re-done in C.
  * Run: ./spiral [--iters N] [--opt adam] [--backprop] [--out DIR]   (--help for all)
- * Writes DIR/spiral.svg (figure), DIR/spiral.csv (learned trajectory), DIR/spiral.model.
+ * Writes DIR/spiral.svg (figure), DIR/spiral.csv (learned trajectory), DIR/spiral.model;
+ * the last line of standard output is a JSON object with the results.
  */
 #include <libnode.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 #include "args.h"
 #include "files.h"
+#include "json.h"
 #include "progress.h"
 #include "rng.h"
 #include "spiral_model.h"
@@ -100,21 +103,35 @@ static int write_csv(const char *path, size_t n, const double *t, const double *
 
 /* ---- main: data → model → solver options → training loop → results → free ------------- */
 
-#define CHECK(call)                                                                     \
+/* A libnode call that must succeed: on failure, say what was being done and the
+   library's message (from the call's node_stats or node_error, else node_strerror),
+   then leave through `done`. */
+#define CHECK(what, msg, call)                                                          \
     do {                                                                                \
         node_status st_ = (call);                                                       \
         if (st_ != NODE_OK) {                                                           \
-            fprintf(stderr, "spiral: %s failed: %s\n", #call, node_strerror(st_));      \
+            const char *m_ = (msg);                                                     \
+            fprintf(stderr, "spiral: %s: %s\n", (what),                                 \
+                    m_ && m_[0] ? m_ : node_strerror(st_));                              \
             goto done;                                                                  \
         }                                                                               \
     } while (0)
+
+/* Fill the B rows of by0 (B × 2) with the point y. */
+static void fill_rows(size_t B, const double *y, double *by0)
+{
+    for (size_t i = 0; i < B; i++) {
+        by0[2 * i] = y[0];
+        by0[2 * i + 1] = y[1];
+    }
+}
 
 int main(int argc, char **argv)
 {
     /* Flags, with the demo's settings as defaults. */
     long iters = 2000, seed = 1, test_freq = 20, plot_freq = 500;
     long data_size = 1000, batch_size = 20, batch_time = 10;
-    double rtol = 1e-7, atol = 1e-9, lr = 1e-3;
+    double rtol = 1e-7, atol = 1e-9, lr = 1e-3, step = 0;
     const char *method_name = "dopri5", *opt_name = "rmsprop", *out_dir = "spiral_out";
     const char *load = NULL, *save = NULL;
     int backprop = 0;
@@ -123,7 +140,8 @@ int main(int argc, char **argv)
         { "--seed", EX_LONG, &seed, "S", "seed of the initial weights and the batches" },
         { "--method", EX_STRING, &method_name, "M", "euler|midpoint|rk4|bosh3|dopri5|dop853" },
         { "--rtol", EX_DOUBLE, &rtol, "R", "relative tolerance (adaptive methods)" },
-        { "--atol", EX_DOUBLE, &atol, "A", "absolute tolerance" },
+        { "--atol", EX_DOUBLE, &atol, "A", "absolute tolerance (adaptive methods)" },
+        { "--step", EX_DOUBLE, &step, "H", "step of the fixed methods (0: a quarter of the sample spacing); first step of the adaptive ones (0: automatic)" },
         { "--opt", EX_STRING, &opt_name, "O", "optimizer: sgd|rmsprop|adam|adamw" },
         { "--lr", EX_DOUBLE, &lr, "LR", "learning rate" },
         { "--batch-size", EX_LONG, &batch_size, "B", "sub-trajectories per batch" },
@@ -152,12 +170,15 @@ int main(int argc, char **argv)
         return ex_args_fail(argv[0], "need 2 <= --batch-time < --data-size");
     if (batch_size < 1 || batch_size > data_size - batch_time)
         return ex_args_fail(argv[0], "--batch-size must be in 1..%ld", data_size - batch_time);
-    if (!(rtol > 0) || !(atol > 0) || !(lr >= 0))
-        return ex_args_fail(argv[0], "--rtol and --atol must be > 0, --lr >= 0");
+    if (!(rtol > 0) || !(atol > 0) || !(lr >= 0) || !(step >= 0))
+        return ex_args_fail(argv[0], "--rtol and --atol must be > 0, --lr and --step >= 0");
     opt.rtol = rtol;
     opt.atol = atol;
-    if (opt.method <= NODE_RK4)
-        opt.step = 25.0 / (double)(data_size - 1) / 4;   /* fixed-step methods: 4 steps per sample */
+    const int fixed = opt.method == NODE_EULER || opt.method == NODE_MIDPOINT ||
+                      opt.method == NODE_RK4;
+    opt.step = step;
+    if (fixed && step == 0)
+        opt.step = 25.0 / (double)(data_size - 1) / 4;   /* 4 steps per sample spacing */
 
     int status = 1;
     const size_t N = (size_t)data_size, B = (size_t)batch_size, T = (size_t)batch_time;
@@ -170,18 +191,12 @@ int main(int argc, char **argv)
     node_optim *optim = NULL;
     ex_cubic_model mb = { 0 }, m1 = { 0 };
     char svg_path[4096], csv_path[4096], model_path[4096];
-    if (ex_mkdir_p(out_dir) != 0) {
-        perror(out_dir);
-        return 1;
-    }
     if (ex_path_join(svg_path, sizeof svg_path, out_dir, "spiral.svg") ||
         ex_path_join(csv_path, sizeof csv_path, out_dir, "spiral.csv") ||
-        ex_path_join(model_path, sizeof model_path, out_dir, "spiral.model")) {
-        fprintf(stderr, "spiral: --out path too long\n");
-        return 1;
-    }
-    if (save)
-        snprintf(model_path, sizeof model_path, "%s", save);
+        ex_path_join(model_path, sizeof model_path, out_dir, "spiral.model") ||
+        (save && (size_t)snprintf(model_path, sizeof model_path, "%s", save) >= sizeof model_path))
+        return ex_args_fail(argv[0], "--out or --save path too long");
+    node_error err;
 
     /* Data: the true trajectory from y0 = (2, 0) at N times on [0, 25], solved tightly. */
     t = malloc(N * sizeof *t);
@@ -197,24 +212,38 @@ int main(int argc, char **argv)
         node_options ref = node_options_default();
         ref.method = NODE_DOP853;
         ref.rtol = ref.atol = 1e-12;
-        CHECK(node_odeint(&truth, y0, t, N, ytrue, &ref, NULL));
+        node_stats rs;
+        CHECK("solving the true trajectory", rs.message,
+              node_odeint(&truth, y0, t, N, ytrue, &ref, &rs));
     }
 
     /* Model: MLP 2 → 50 (tanh) → 2, W ~ N(0, 0.1²) and b = 0 as the demo, or a file. */
     ex_rng rng;
     ex_rng_seed(&rng, (uint64_t)seed);
     if (load) {
-        CHECK(node_mlp_load(&m, load));
+        /* A bad model file is bad input: say which file and why, exit 2, write nothing. */
+        if (node_mlp_load_ex(&m, load, &err) != NODE_OK) {
+            fprintf(stderr, "spiral: --load: %s\n", err.message);
+            status = 2;
+            goto done;
+        }
         size_t L = node_mlp_nlayers(m);
         if (node_mlp_size(m, 0) != 2 || node_mlp_size(m, L) != 2 || node_mlp_time_input(m)) {
-            fprintf(stderr, "spiral: %s is not an MLP 2 -> ... -> 2 without time input\n", load);
+            fprintf(stderr, "spiral: --load: %s is not an MLP 2 -> ... -> 2 without time "
+                    "input\n", load);
+            status = 2;
             goto done;
         }
     } else {
         const size_t sizes[3] = { 2, 50, 2 };
         const node_activation acts[2] = { NODE_ACT_TANH, NODE_ACT_IDENTITY };
-        CHECK(node_mlp_create(&m, 2, sizes, acts, 0));
+        CHECK("creating the MLP", err.message, node_mlp_create_ex(&m, 2, sizes, acts, 0, &err));
         ex_mlp_init_normal(m, &rng, 0.1);
+    }
+    if (ex_mkdir_p(out_dir) != 0) {
+        fprintf(stderr, "spiral: cannot create the output folder %s: %s\n", out_dir,
+                strerror(errno));
+        goto done;
     }
     const size_t P = node_mlp_nparams(m);
     double *theta = node_mlp_params(m);
@@ -224,7 +253,8 @@ int main(int argc, char **argv)
     node_system sys_batch, sys_one;
     if (ex_cubic_init(&mb, m, B, &sys_batch) || ex_cubic_init(&m1, m, 1, &sys_one))
         goto nomem;
-    CHECK(node_mlp_reserve(m, B > GRID * GRID ? B : GRID * GRID));
+    CHECK("reserving the MLP's workspace", NULL,
+          node_mlp_reserve(m, B > GRID * GRID ? B : GRID * GRID));
     by0 = malloc(2 * B * sizeof *by0);
     bt = malloc(T * sizeof *bt);
     by = malloc(T * 2 * B * sizeof *by);        /* T × B × 2, the layout of ys */
@@ -244,19 +274,26 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < T; k++)
         bt[k] = t[k] - t[0];   /* every sub-trajectory is re-timed to start at 0 */
 
-    CHECK(node_solver_create(&solver));
+    CHECK("creating the solver", NULL, node_solver_create(&solver));
     node_optim_config oc;
-    CHECK(node_optim_defaults(opt_kind, &oc));
+    CHECK("optimizer defaults", NULL, node_optim_defaults(opt_kind, &oc));
     oc.lr = lr;
-    CHECK(node_optim_create(&optim, P, &oc));
+    CHECK("creating the optimizer", err.message, node_optim_create_ex(&optim, P, &oc, &err));
 
     char shape[128] = "";
     for (size_t l = 0, w = 0; l <= node_mlp_nlayers(m) && w < sizeof shape; l++)
         w += (size_t)snprintf(shape + w, sizeof shape - w, l ? "-%zu" : "%zu", node_mlp_size(m, l));
-    printf("spiral: MLP %s on y^3 (%zu parameters), %s rtol %g atol %g, %s gradients, "
-           "%s lr %g, batch %zu x %zu points, %ld iterations\n", shape, P,
-           node_method_name(opt.method), rtol, atol, backprop ? "backprop" : "adjoint",
-           opt_name, lr, B, T, iters);
+    char solver_desc[96];
+    if (fixed)
+        snprintf(solver_desc, sizeof solver_desc, "%s step %g", node_method_name(opt.method),
+                 opt.step);
+    else
+        snprintf(solver_desc, sizeof solver_desc, "%s rtol %g atol %g",
+                 node_method_name(opt.method), rtol, atol);
+    printf("spiral: MLP %s on y^3 (%zu parameters), %s, %s gradients, "
+           "%s lr %g, batch %zu x %zu points, %ld iterations (kernels: %s)\n", shape, P,
+           solver_desc, backprop ? "backprop" : "adjoint", opt_name, lr, B, T, iters,
+           node_isa_name());
     fflush(stdout);
 
     /* Training loop: sample a batch, solve it as ONE ODE of B rows, MAE loss, gradient
@@ -278,16 +315,20 @@ int main(int argc, char **argv)
                     by[(k * B + i) * 2 + 1] = ytrue[2 * (pick[i] + k) + 1];
                 }
             memcpy(by0, by, 2 * B * sizeof *by0);
-            node_stats fs = { 0 }, bs = { 0 };
-            CHECK(node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &opt, &fs));
-            CHECK(node_loss_mae(T * 2 * B, pred, by, NULL, &loss, dLdp));
+            node_stats fs, bs;
+            CHECK("forward solve", fs.message,
+                  node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &opt, &fs));
+            CHECK("loss", err.message,
+                  node_loss(NODE_LOSS_MAE, T * 2 * B, pred, by, NULL, 0, &loss, dLdp, &err));
             if (backprop)
-                CHECK(node_solver_backprop(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
+                CHECK("backprop", bs.message,
+                      node_solver_backprop(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
                                            NULL, &opt, &bs));
             else
-                CHECK(node_solver_adjoint(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
+                CHECK("adjoint", bs.message,
+                      node_solver_adjoint(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
                                           NULL, &opt, &bs));
-            CHECK(node_optim_step(optim, theta, grad));
+            CHECK("optimizer step", NULL, node_optim_step(optim, theta, grad));
             t_train += ex_clock() - t0;
             nfe_f = fs.nfe;
             nfe_b = bs.nfe;
@@ -295,8 +336,11 @@ int main(int argc, char **argv)
         int test = it % test_freq == 0 || it == iters;
         if (test) {
             const double y0[2] = { ytrue[0], ytrue[1] };
-            CHECK(node_solver_odeint(solver, &sys_one, y0, t, N, ypred, &opt, NULL));
-            CHECK(node_loss_mae(2 * N, ypred, ytrue, NULL, &traj_loss, NULL));
+            node_stats ts_;
+            CHECK("full-trajectory solve", ts_.message,
+                  node_solver_odeint(solver, &sys_one, y0, t, N, ypred, &opt, &ts_));
+            CHECK("full-trajectory loss", err.message,
+                  node_loss(NODE_LOSS_MAE, 2 * N, ypred, ytrue, NULL, 0, &traj_loss, NULL, &err));
             if (it > 0 && 4 * it > 3 * iters) {
                 late_sum += traj_loss;
                 late_n++;
@@ -308,22 +352,28 @@ int main(int argc, char **argv)
                              "NFE fwd %ld bwd %ld | %.2f ms/it", (int)snprintf(NULL, 0, "%ld", iters),
                              it, iters, loss, traj_loss, nfe_f, nfe_b, 1e3 * t_train / (double)it);
         if ((plot_freq > 0 && it > 0 && it % plot_freq == 0) || it == iters) {
-            CHECK(field_on_grid(m, gxy, gu, gf));
+            CHECK("evaluating the learned field", NULL, field_on_grid(m, gxy, gu, gf));
             if (write_figure(svg_path, N, t, ytrue, ypred, gxy, gf, it) != 0)
-                ex_progress_print(&prog, "spiral: cannot write %s\n", svg_path);
+                ex_progress_print(&prog, "spiral: cannot write %s: %s\n", svg_path,
+                                  strerror(errno));
         }
         if (it == 0 && iters > 0) {
-            /* Pay for the solver's workspaces before the first timed iteration. */
-            memcpy(by0, ytrue, 2 * sizeof *by0);
-            CHECK(node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &opt, NULL));
+            /* Pay for the solver's workspaces before the first timed iteration: every row
+               of the batch starts at the first point of the data. */
+            node_stats ws_;
+            fill_rows(B, ytrue, by0);
+            CHECK("warm-up solve", ws_.message,
+                  node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &opt, &ws_));
             for (size_t k = 0; k < T * 2 * B; k++)
                 dLdp[k] = 0.0;
             if (backprop)
-                CHECK(node_solver_backprop(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
-                                           NULL, &opt, NULL));
+                CHECK("warm-up backprop", ws_.message,
+                      node_solver_backprop(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
+                                           NULL, &opt, &ws_));
             else
-                CHECK(node_solver_adjoint(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
-                                          NULL, &opt, NULL));
+                CHECK("warm-up adjoint", ws_.message,
+                      node_solver_adjoint(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
+                                          NULL, &opt, &ws_));
         }
     }
     double elapsed = ex_progress_end(&prog);
@@ -338,13 +388,31 @@ int main(int argc, char **argv)
         printf(" (mean %.6f over the %ld checks of the last quarter)", late_sum / (double)late_n,
                late_n);
     printf("\n");
-    if (write_csv(csv_path, N, t, ytrue, ypred) != 0)
-        fprintf(stderr, "spiral: cannot write %s\n", csv_path);
-    else
-        printf("wrote %s (t, x_true, y_true, x_pred, y_pred)\n", csv_path);
+    if (write_csv(csv_path, N, t, ytrue, ypred) != 0) {
+        fprintf(stderr, "spiral: cannot write %s: %s\n", csv_path, strerror(errno));
+        goto done;
+    }
+    printf("wrote %s (t, x_true, y_true, x_pred, y_pred)\n", csv_path);
     printf("wrote %s (trajectories, phase portrait, learned vector field)\n", svg_path);
-    CHECK(node_mlp_save(m, model_path));
+    CHECK("saving the model", err.message, node_mlp_save_ex(m, model_path, &err));
     printf("wrote %s (reload with --load %s)\n", model_path, model_path);
+    /* The results as one JSON object, the last line of standard output. */
+    ex_json j;
+    ex_json_begin(&j, stdout);
+    ex_json_str(&j, "example", "spiral");
+    ex_json_int(&j, "iterations", iters);
+    ex_json_str(&j, "method", node_method_name(opt.method));
+    ex_json_str(&j, "gradient", backprop ? "backprop" : "adjoint");
+    ex_json_num(&j, "ms_per_iteration", iters ? 1e3 * t_train / (double)iters : 0.0);
+    ex_json_num(&j, "trajectory_mae", traj_loss);
+    ex_json_num(&j, "late_mean_mae", late_n > 1 ? late_sum / (double)late_n : traj_loss);
+    ex_json_int(&j, "nfe_forward", nfe_f);
+    ex_json_int(&j, "nfe_backward", nfe_b);
+    ex_json_str(&j, "kernels", node_isa_name());
+    ex_json_str(&j, "svg", svg_path);
+    ex_json_str(&j, "csv", csv_path);
+    ex_json_str(&j, "model", model_path);
+    ex_json_end(&j);
     status = 0;
     goto done;
 
