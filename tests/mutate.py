@@ -27,7 +27,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# (name, file, snippet, replacement, the advertised behaviour it breaks)
+# (name, file, snippet, replacement, the advertised behaviour it breaks); snippet and
+# replacement may be tuples of the same length for a mutant made of several edits.
 MUTANTS = [
     # ---- the five breaks of issue #9 ----
     ("seminorm-ignored", "src/grad/adjoint.c",
@@ -98,6 +99,36 @@ MUTANTS = [
      "    if (!isfinite(sum))\n        return node__err_end(err, refuse(",
      "    if (0)\n        return node__err_end(err, refuse(",
      "a NaN target at an observed entry is refused"),
+    # ---- the MLP and its files ----
+    ("systems-share-a-workspace", "src/nn/mlp.c",
+     "    s->m->kern->pass(s->m, s->ws.buf, s->batch, t, y, a, dydt, vjp_y, vjp_p, vjp_t);",
+     "    s->m->kern->pass(s->m, s->m->ws.buf, s->batch, t, y, a, dydt, vjp_y, vjp_p, vjp_t);",
+     "every system of one model has its own workspace (threads)"),
+    ("init-bound", "src/nn/mlp.c",
+     "        double bound = 1.0 / sqrt((double)m->fan_in[k]);",
+     "        double bound = 1.0 / (double)m->fan_in[k];",
+     "node_mlp_init draws PyTorch's U(±1/√fan_in)"),
+    ("crc-unchecked", "src/nn/io.c",
+     "    if (get_u32(c) != crc)",
+     "    if (0)",
+     "model files are checked against their CRC-32"),
+    ("load-accepts-any-file", "src/nn/fileio.c",
+     ("    if (!S_ISREG(sb.st_mode))\n        return not_regular(msg, path, sb.st_mode);",
+      "    else if (!S_ISREG(sb.st_mode))\n        st = not_regular(msg, path, sb.st_mode);"),
+     ("", "    else if (0)\n        st = not_regular(msg, path, sb.st_mode);"),
+     "node_mlp_load accepts only a regular file (no FIFO or device)"),
+    ("save-unlocked", "src/nn/fileio.c",
+     "    memset(&fl, 0, sizeof fl);   /* whole file; l_pid 0, as OFD locks require */",
+     "    return 0;\n    memset(&fl, 0, sizeof fl);",
+     "concurrent saves never write the same temporary file"),
+    ("save-drops-permissions", "src/nn/fileio.c",
+     "        if (fchmod(fd, ps.st_mode & 0777) != 0)",
+     "        if (0)",
+     "a save keeps the permissions of the file it replaces"),
+    ("save-not-flushed", "src/nn/fileio.c",
+     "    if (st == NODE_OK && fsync(fd) != 0)",
+     "    if (0)",
+     "a save flushes the new file to disk before the rename"),
     ("mask-ignored", "src/train/loss.c",
      "    return (!mask || mask[i]) && !(nan_missing && isnan(target[i]));",
      "    return !(nan_missing && isnan(target[i]));",
@@ -143,9 +174,11 @@ def main():
     stale = []
     for name, path, old, _, _ in mutants:
         with open(os.path.join(ROOT, path)) as fh:
-            n = fh.read().count(old)
-        if n != 1:
-            stale.append("%s: its snippet occurs %d times in %s" % (name, n, path))
+            text = fh.read()
+        for o in (old if isinstance(old, tuple) else (old,)):
+            n = text.count(o)
+            if n != 1:
+                stale.append("%s: its snippet occurs %d times in %s" % (name, n, path))
     if stale:
         print("mutate.py: mutants that no longer apply:\n  " + "\n  ".join(stale),
               file=sys.stderr)
@@ -178,8 +211,11 @@ def main():
         target = os.path.join(src, path)
         with open(target) as fh:
             orig = fh.read()
+        mutated = orig
+        for o, n in zip(*((old, new) if isinstance(old, tuple) else ((old,), (new,)))):
+            mutated = mutated.replace(o, n, 1)
         with open(target, "w") as fh:
-            fh.write(orig.replace(old, new, 1))
+            fh.write(mutated)
         try:
             b = sh(["cmake", "--build", build, "-j", str(a.jobs)], cwd=work)
             if b.returncode != 0:
