@@ -174,6 +174,23 @@ static void test_reserved_fields_must_be_zero(void **state)
     o = node_options_default();
     o.reserved0_ = 1;
     assert_status(node_odeint(&sys, &y0, ts, 2, ys, &o, &st), NODE_EINVAL);
+
+    /* the training structs too */
+    node_optim_config cfg;
+    node_optim *opt;
+    node_error err;
+    assert_status(node_optim_defaults(NODE_OPTIM_ADAM, &cfg), NODE_OK);
+    cfg.reserved_[0] = 1;
+    assert_status(node_optim_create_ex(&opt, 4, &cfg, &err), NODE_EINVAL);
+    assert_non_null(strstr(err.message, "reserved"));
+    node_sched sc = node_sched_constant(0.1);
+    double lr;
+    assert_status(node_sched_lr(&sc, 3, &lr), NODE_OK);
+    sc.reserved_[9] = 1;
+    assert_status(node_sched_lr(&sc, 3, &lr), NODE_EINVAL);
+    sc.reserved_[9] = 0;
+    sc.reserved0_ = 1;
+    assert_status(node_sched_lr(&sc, 3, &lr), NODE_EINVAL);
 }
 
 int main(void)

@@ -20,6 +20,9 @@ node_status node_sched_lr(const node_sched *s, int64_t it, double *lr)
 {
     if (!s || !lr || !nonneg(s->lr0))
         return NODE_EINVAL;
+    /* Fields of a newer header (or a struct never zeroed): refused (docs/ABI.md). */
+    if (s->reserved0_ || !node__zero_words(s->reserved_, sizeof s->reserved_ / sizeof s->reserved_[0]))
+        return NODE_EINVAL;
     if (it < 0)
         it = 0;
     switch (s->kind) {
