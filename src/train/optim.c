@@ -23,22 +23,31 @@ struct node_optim {
     size_t nvec;      /* how many n-vectors mem holds */
 };
 
-static const char *const names[] = { "sgd", "rmsprop", "adam", "adamw" };
+/* The optimizers' names, looked up by value (nothing depends on the enum's order). */
+static const struct {
+    node_optim_kind kind;
+    const char *name;
+} names[] = {
+    { NODE_OPTIM_SGD, "sgd" },   { NODE_OPTIM_RMSPROP, "rmsprop" },
+    { NODE_OPTIM_ADAM, "adam" }, { NODE_OPTIM_ADAMW, "adamw" },
+};
+#define NNAMES (sizeof names / sizeof names[0])
 
 const char *node_optim_name(node_optim_kind kind)
 {
-    if ((unsigned)kind >= sizeof names / sizeof names[0])
-        return NULL;
-    return names[kind];
+    for (size_t i = 0; i < NNAMES; i++)
+        if (names[i].kind == kind)
+            return names[i].name;
+    return NULL;
 }
 
 node_status node_optim_parse(const char *name, node_optim_kind *out)
 {
     if (!name || !out)
         return NODE_EINVAL;
-    for (unsigned k = 0; k < sizeof names / sizeof names[0]; k++)
-        if (strcmp(name, names[k]) == 0) {
-            *out = (node_optim_kind)k;
+    for (size_t i = 0; i < NNAMES; i++)
+        if (strcmp(name, names[i].name) == 0) {
+            *out = names[i].kind;
             return NODE_OK;
         }
     return NODE_EINVAL;
