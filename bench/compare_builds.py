@@ -3,12 +3,14 @@
 -march=native build of the same tree, benchmark by benchmark, in one run.
 
 Builds build-ab-default (default options) and build-ab-native (-DLIBNODE_NATIVE=ON)
-next to the sources, then runs bench_mlp, bench_ode --quick and bench_train --quick
+next to the sources, then runs bench_mlp, bench_ode and bench_train
 of both builds alternately for --rounds rounds and keeps the best (smallest) time of
 each figure per build, which is the figure least disturbed by other load.  Prints a
 markdown table: figure, native, default, default / native.
 
 Usage: /usr/bin/python3 bench/compare_builds.py [--rounds 5] [--no-build] [--csv FILE]
+       [--dirs native=DIR,default=DIR]   (any two existing build folders instead, e.g.
+                                          an older commit's build as "native")
 """
 import argparse
 import os
@@ -19,7 +21,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILDS = {
     "native": ["-DLIBNODE_NATIVE=ON"],
-    "default": [],
+    "default": ["-DLIBNODE_NATIVE=OFF"],
 }
 COMMON = ["-DCMAKE_BUILD_TYPE=Release", "-DLIBNODE_BUILD_TESTS=OFF",
           "-DLIBNODE_BUILD_EXAMPLES=OFF", "-DLIBNODE_BUILD_BENCH=ON"]
@@ -76,8 +78,8 @@ def parse_train(text):
 
 BENCHES = [
     ("bench_mlp", [], parse_mlp),
-    ("bench_ode", ["--quick"], parse_ode),
-    ("bench_train", ["--quick"], parse_train),
+    ("bench_ode", [], parse_ode),
+    ("bench_train", [], parse_train),
 ]
 
 
@@ -86,11 +88,17 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--csv")
+    ap.add_argument("--dirs", help="native=DIR,default=DIR: compare these builds as they are")
     a = ap.parse_args()
     dirs = {}
-    for name, flags in BUILDS.items():
-        dirs[name] = (os.path.join(ROOT, "build-ab-" + name) if a.no_build
-                      else build(name, flags))
+    if a.dirs:
+        for kv in a.dirs.split(","):
+            k, v = kv.split("=", 1)
+            dirs[k] = os.path.abspath(v)
+    else:
+        for name, flags in BUILDS.items():
+            dirs[name] = (os.path.join(ROOT, "build-ab-" + name) if a.no_build
+                          else build(name, flags))
     best = {name: {} for name in BUILDS}
     for r in range(a.rounds):
         for prog, args, parse in BENCHES:
