@@ -11,5 +11,6 @@
 #include "libnode/grad.h"   /* adjoint and exact backprop gradients */
 #include "libnode/mlp.h"    /* the MLP dynamics module */
 #include "libnode/train.h"  /* losses, optimizers, schedules */
+#include "libnode/seq.h"    /* time series: RNG, likelihoods, recurrent cells, data sets, latent ODE */
 
 #endif /* LIBNODE_H */
