@@ -44,6 +44,17 @@ static const abi_entry abi[] = {
     T(node_sched),
     F(node_sched, kind), F(node_sched, lr0), F(node_sched, step_size), F(node_sched, gamma),
     F(node_sched, T), F(node_sched, lr_min), F(node_sched, reserved_),
+
+    T(node_latent_config),
+    F(node_latent_config, obs_dim), F(node_latent_config, latent_dim),
+    F(node_latent_config, rnn_hidden), F(node_latent_config, dyn_hidden),
+    F(node_latent_config, dec_hidden), F(node_latent_config, obs_std),
+    F(node_latent_config, reserved_),
+
+    T(node_latent_terms),
+    F(node_latent_terms, loss), F(node_latent_terms, nll), F(node_latent_terms, kl),
+    F(node_latent_terms, nfe_forward), F(node_latent_terms, nfe_backward),
+    F(node_latent_terms, reserved_),
 };
 
 #undef T
