@@ -129,6 +129,8 @@ static void check_union(node_grad_method how)
     double xs[LNT * LB * LD], gu[LP], mean[LP] = { 0 }, gb[LP], lmean = 0, lb;
     batch_values(xs);
     double lu = loss_of(m, s, xs, LEPS, &o, gu, how);
+    /* then each series alone, in workspaces the larger call sized and the smaller
+       ones reuse at other offsets: nothing one call leaves may leak into the next */
     for (size_t b = 0; b < LB; b++) {
         series_alone(m, s, b, how, &o, &lb, gb);
         lmean += lb / LB;

@@ -115,6 +115,7 @@ void node_latent_free(node_latent *m)
     node_mlp_free(m->f);
     node_mlp_free(m->g);
     node_mlp_ws_free(m->fws);
+    node__free(m->dhs);
     node__free(m->theta);
     node__free(m->arena);
     node__free(m);
@@ -233,7 +234,7 @@ typedef struct scratch {
     double *tnext;    /* B: the series' next encoder time while the inputs are built */
     double *ys;       /* nt × B × L */
     double *xpred;    /* nt × B × D */
-    double *dhs, *dmulv, *dz0, *dkl, *dys, *dxpred;   /* gradients (NULL without) */
+    double *dmulv, *dz0, *dkl, *dys, *dxpred;   /* gradients (NULL without) */
     unsigned char *rmask;   /* nt × B: enc_mask in reversed time */
     unsigned char *omask;   /* nt × B × D: obs_mask per entry */
 } scratch;
@@ -266,6 +267,7 @@ static void layout(const node_latent *m, size_t B, size_t nt, bool grad, carver 
     size_t D = m->D, L = m->L, H = m->H, nt1 = nt + 1;
     if (nt1 == 0)
         c->ok = false;
+    /* (m->dhs, kept apart: see reserve) */
     s->enc_in = carve(c, nt, B, D + 1, sizeof(double), true);
     s->hs = carve(c, nt1, B, H, sizeof(double), true);
     s->mulv = carve(c, B, 2, L, sizeof(double), true);
@@ -273,7 +275,6 @@ static void layout(const node_latent *m, size_t B, size_t nt, bool grad, carver 
     s->tnext = carve(c, B, 1, 1, sizeof(double), true);
     s->ys = carve(c, nt, B, L, sizeof(double), true);
     s->xpred = carve(c, nt, B, D, sizeof(double), true);
-    s->dhs = carve(c, nt1, B, H, sizeof(double), grad);
     s->dmulv = carve(c, B, 2, L, sizeof(double), grad);
     s->dz0 = carve(c, B, 1, L, sizeof(double), grad);
     s->dkl = carve(c, B, 2, L, sizeof(double), grad);
@@ -321,6 +322,25 @@ static node_status reserve(node_latent *m, size_t B, size_t nt, bool grad, scrat
     if (st != NODE_OK)
         return node__msg(msg, st, "no memory for the encoder's or decoder's workspace "
                          "(%zu rows)", rows);
+    /* ∂L/∂hs for backprop through time is zero but in its last block (the final
+       state feeds the output layer): a buffer of its own, calloc'd and zero between
+       calls (the last block is cleared after use), so that no call clears it all —
+       and untouched pages of a large calloc are not even resident. */
+    size_t ndhs;
+    if (grad && (!mul_ok(rows + B, m->H, &ndhs) || ndhs > SIZE_MAX / sizeof(double)))
+        return node__msg(msg, NODE_ENOMEM,
+                         "B = %zu series on nt = %zu times need more memory than can be "
+                         "addressed", B, nt);
+    if (grad && ndhs > m->dhs_cap) {
+        double *p = node__calloc(ndhs, sizeof(double));
+        if (!p)
+            return node__msg(msg, NODE_ENOMEM,
+                             "no memory for the recurrent gradient of B = %zu series on "
+                             "nt = %zu times", B, nt);
+        node__free(m->dhs);
+        m->dhs = p;
+        m->dhs_cap = ndhs;
+    }
     carver at = { m->arena, 0, true };
     layout(m, B, nt, grad, &at, s);
     return NODE_OK;
@@ -590,18 +610,19 @@ static node_status loss_run(node_latent *m, node_solver *s, size_t B, size_t nt,
             }
         }
         /* → (output layer) dL/dh_T → (backprop through time) dL/dθ_cell. */
-        double *dhT = sc.dhs + nt * B * H;
-        memset(sc.dhs, 0, nt * B * H * sizeof(double));
-        st = node_mlp_vjp(m->enc, B, 0.0, sc.hs + nt * B * H, sc.dmulv, NULL, dhT,
-                          grad + m->off_enc, NULL);
-        if (st != NODE_OK)
-            return node__msg(msg, st, "the encoder layer's gradient failed: %s",
-                             node_strerror(st));
-        st = node_rnn_backward(m->rnn, nt, B, sc.enc_in, sc.rmask, sc.hs, sc.dhs, NULL, NULL,
-                               grad);
-        if (st != NODE_OK)
-            return node__msg(msg, st, "the recognition RNN's gradient failed: %s",
-                             node_strerror(st));
+        double *dhT = m->dhs + nt * B * H;
+        node_status se = node_mlp_vjp(m->enc, B, 0.0, sc.hs + nt * B * H, sc.dmulv, NULL, dhT,
+                                      grad + m->off_enc, NULL);
+        node_status sr = se != NODE_OK ? NODE_OK
+                       : node_rnn_backward(m->rnn, nt, B, sc.enc_in, sc.rmask, sc.hs, m->dhs,
+                                           NULL, NULL, grad);
+        memset(dhT, 0, B * H * sizeof(double));   /* m->dhs is zero again */
+        if (se != NODE_OK)
+            return node__msg(msg, se, "the encoder layer's gradient failed: %s",
+                             node_strerror(se));
+        if (sr != NODE_OK)
+            return node__msg(msg, sr, "the recognition RNN's gradient failed: %s",
+                             node_strerror(sr));
         for (size_t k = 0; k < m->np; k++)
             if (!isfinite(grad[k]))
                 return node__msg(msg, NODE_ENONFINITE, "dL/dtheta[%zu] = %g (the %s block)", k,

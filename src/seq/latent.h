@@ -25,6 +25,9 @@ struct node_latent {
     size_t fws_batch;
     size_t batch;
     node_status cb_status;
+    /* ∂L/∂hs of backprop through time, (nt+1) × B × rnn_hidden: zero between calls. */
+    double *dhs;
+    size_t dhs_cap;
     /* Scratch of a call (latent.c: layout), grown to the largest (B, nt) seen. */
     unsigned char *arena;
     size_t arena_cap;
