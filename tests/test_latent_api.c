@@ -9,6 +9,7 @@
 #include "latent_fixtures.h"
 #include "seq/latent.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -376,17 +377,34 @@ static void test_first_loss_survives_every_failed_allocation(void **state)
 
 static char dir[64], path[128];
 
-static void make_dir(void)
+/* Each file test works in a folder of its own, removed with whatever is in it even
+   when the test fails. */
+static int make_dir(void **state)
 {
+    (void)state;
     strcpy(dir, "test_latent_XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    if (!mkdtemp(dir))
+        return -1;
     snprintf(path, sizeof path, "%s/model.lat", dir);
+    return 0;
 }
 
-static void remove_dir(void)
+static int remove_dir(void **state)
 {
-    unlink(path);
-    rmdir(dir);
+    (void)state;
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char f[sizeof dir + 260];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(f, sizeof f, "%s/%s", dir, e->d_name);
+            unlink(f);
+        }
+        closedir(d);
+    }
+    return rmdir(dir);
 }
 
 static unsigned char *read_all(const char *p, size_t *len)
@@ -424,7 +442,6 @@ static void load_refused(const unsigned char *buf, size_t len, const char *what)
 static void test_files_round_trip_bit_exact(void **state)
 {
     (void)state;
-    make_dir();
     node_latent *m = small_model(8);
     node_error err;
     assert_status(node_latent_save(m, path, &err), NODE_OK);
@@ -469,7 +486,6 @@ static void test_files_round_trip_bit_exact(void **state)
     node_solver_free(s);
     node_latent_free(q);
     node_latent_free(m);
-    remove_dir();
 }
 
 static void put64(unsigned char *p, uint64_t v)
@@ -481,7 +497,6 @@ static void put64(unsigned char *p, uint64_t v)
 static void test_malformed_files_are_refused(void **state)
 {
     (void)state;
-    make_dir();
     node_latent *m = small_model(8);
     assert_status(node_latent_save(m, path, NULL), NODE_OK);
     size_t len;
@@ -543,13 +558,11 @@ static void test_malformed_files_are_refused(void **state)
     free(good);
     free(bad);
     node_latent_free(m);
-    remove_dir();
 }
 
 static void test_load_survives_every_failed_allocation(void **state)
 {
     (void)state;
-    make_dir();
     node_latent *m = small_model(8);
     assert_status(node_latent_save(m, path, NULL), NODE_OK);
     bool done = false;
@@ -572,7 +585,6 @@ static void test_load_survives_every_failed_allocation(void **state)
     }
     assert_true(done);
     node_latent_free(m);
-    remove_dir();
 }
 
 int main(void)
@@ -585,9 +597,11 @@ int main(void)
         cmocka_unit_test(test_calls_allocate_nothing_once_sized),
         cmocka_unit_test(test_create_survives_every_failed_allocation),
         cmocka_unit_test(test_first_loss_survives_every_failed_allocation),
-        cmocka_unit_test(test_files_round_trip_bit_exact),
-        cmocka_unit_test(test_malformed_files_are_refused),
-        cmocka_unit_test(test_load_survives_every_failed_allocation),
+        cmocka_unit_test_setup_teardown(test_files_round_trip_bit_exact, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(test_malformed_files_are_refused, make_dir,
+                                        remove_dir),
+        cmocka_unit_test_setup_teardown(test_load_survives_every_failed_allocation, make_dir,
+                                        remove_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
