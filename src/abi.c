@@ -44,6 +44,9 @@ static const abi_entry abi[] = {
     T(node_sched),
     F(node_sched, kind), F(node_sched, lr0), F(node_sched, step_size), F(node_sched, gamma),
     F(node_sched, T), F(node_sched, lr_min), F(node_sched, reserved_),
+
+    T(node_rng),
+    F(node_rng, s), F(node_rng, spare), F(node_rng, has_spare), F(node_rng, reserved_),
 };
 
 #undef T
