@@ -34,6 +34,12 @@ NODE__HIDDEN char *node__err_begin(node_error *err);
 /* Record s in err (may be NULL); returns s. */
 NODE__HIDDEN node_status node__err_end(node_error *err, node_status s);
 
+/* Format the reason and write "path: reason" into msg (NULL: nothing; path NULL: the
+   reason alone), the path shortened from the left ("...") if the line would not hold
+   both; returns st.  (Defined in nn/io.c; also declared in nn/nn_internal.h.) */
+NODE__HIDDEN node_status node__io_say(char *msg, node_status st, const char *path,
+                                      const char *fmt, ...) NODE__PRINTF(4, 5);
+
 /* Are the n 64-bit words at p all zero?  (The reserved_ tails of input structs.) */
 NODE__HIDDEN bool node__zero_words(const uint64_t *p, size_t n);
 
