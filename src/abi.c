@@ -55,6 +55,9 @@ static const abi_entry abi[] = {
     F(node_latent_terms, loss), F(node_latent_terms, nll), F(node_latent_terms, kl),
     F(node_latent_terms, nfe_forward), F(node_latent_terms, nfe_backward),
     F(node_latent_terms, reserved_),
+
+    T(node_rng),
+    F(node_rng, s), F(node_rng, spare), F(node_rng, has_spare), F(node_rng, reserved_),
 };
 
 #undef T

@@ -41,7 +41,8 @@ typedef struct node_rng {
 LIBNODE_API node_status node_rng_seed(node_rng *r, uint64_t seed);
 /* n draws of U[0, 1) (53-bit), of N(0, 1), and a uniformly random permutation of
    0 .. n-1 (Fisher–Yates; idx[0 .. k-1] is then a sample of k without replacement).
-   NODE_EINVAL for NULL pointers with n > 0. */
+   NODE_EINVAL for a NULL r, a NULL out/idx with n > 0, or non-zero reserved fields
+   in r (node_rng_seed zeroes them); a refused call draws nothing. */
 LIBNODE_API node_status node_rng_uniform(node_rng *r, size_t n, double *out);
 LIBNODE_API node_status node_rng_normal(node_rng *r, size_t n, double *out);
 LIBNODE_API node_status node_rng_permutation(node_rng *r, size_t n, size_t *idx);
