@@ -300,6 +300,43 @@ static void test_predict_is_what_the_likelihood_sees(void **state)
     node_latent_free(m);
 }
 
+/* One time: z0 is decoded where it is, f takes no part (its gradient is exactly 0) and
+   both methods give the gradient of the composition, checked by differences. */
+static void test_a_single_time_needs_no_solve(void **state)
+{
+    (void)state;
+    node_latent *m = small_model(13);
+    node_solver *s;
+    assert_status(node_solver_create(&s), NODE_OK);
+    const double ts[1] = { 0.5 }, xs[2 * LD] = { 0.1, 0.2, -0.3, 0.4 };
+    const unsigned char mk[2] = { 1, 1 };
+    double g[LP], *th = node_latent_params(m);
+    node_latent_terms t;
+    for (int how = 0; how < 2; how++) {
+        assert_status(node_latent_loss(m, s, 2, 1, ts, xs, mk, mk, LEPS, NULL,
+                                       (node_grad_method)how, &t, g, NULL, NULL), NODE_OK);
+        assert_int_equal(t.nfe_forward, 0);
+        for (size_t k = LP_CELL + LP_ENC; k < LP_CELL + LP_ENC + LP_F; k++)
+            assert_true(g[k] == 0);
+        const size_t ks[3] = { 1, LP_CELL + 4, LP - 3 };   /* cell (x_1), encoder, decoder */
+        for (size_t i = 0; i < 3; i++) {
+            double x = th[ks[i]], l[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                th[ks[i]] = x + (sgn ? -1e-5 : 1e-5);
+                assert_status(node_latent_loss(m, s, 2, 1, ts, xs, mk, mk, LEPS, NULL,
+                                               (node_grad_method)how, &t, NULL, NULL, NULL),
+                              NODE_OK);
+                l[sgn] = t.loss;
+            }
+            th[ks[i]] = x;
+            assert_true(fabs(g[ks[i]]) > 1e-4);
+            assert_close(g[ks[i]], (l[0] - l[1]) / 2e-5, 1e-7, 1e-9);
+        }
+    }
+    node_solver_free(s);
+    node_latent_free(m);
+}
+
 /* ---- initialisation ------------------------------------------------------------------- */
 
 /* PyTorch's defaults: the cell U(±1/√H); each layer U(±1/√fan_in); the same values for
@@ -425,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_union_batch_equals_each_series_alone_backprop),
         cmocka_unit_test(test_loss_and_predict_match_an_independent_composition),
         cmocka_unit_test(test_predict_is_what_the_likelihood_sees),
+        cmocka_unit_test(test_a_single_time_needs_no_solve),
         cmocka_unit_test(test_init_draws_pytorch_bounds),
         cmocka_unit_test(test_training_lowers_the_negative_elbo),
     };
