@@ -376,15 +376,15 @@ static void test_init_draws_pytorch_bounds(void **state)
 
 /* 16 two-dimensional spirals (decaying rotations, either direction, random phase and
    radius, noise 0.05), each seen at 12 random times of a 30-point grid; the paper's
-   sizes; Adam, 1e-2, full batch, a fresh ε each step.  The −ELBO at ε = 0, less its
+   sizes; Adam, 3e-2, full batch, a fresh ε each step, 100 steps.  The −ELBO at ε = 0, less its
    constant part (the Gaussian normaliser of the observed entries, TOBS·2·(log σ +
    ½ log 2π) per series, which no parameter moves; what is left, Σ (x − x̂)²/2σ² + KL,
    is positive), falls by more than TRAIN_FACTOR. */
 #define TB 16
 #define TNT 30
 #define TOBS 12
-#define TITERS 300
-#define TRAIN_FACTOR 4.0
+#define TITERS 100
+#define TRAIN_FACTOR 3.0   /* measured: 7.1 (55.8 -> 7.9) */
 
 static void test_training_lowers_the_negative_elbo(void **state)
 {
@@ -423,7 +423,7 @@ static void test_training_lowers_the_negative_elbo(void **state)
     assert_status(node_solver_create(&s), NODE_OK);
     node_optim_config oc;
     assert_status(node_optim_defaults(NODE_OPTIM_ADAM, &oc), NODE_OK);
-    oc.lr = 1e-2;
+    oc.lr = 3e-2;
     node_optim *opt;
     assert_status(node_optim_create(&opt, P, &oc), NODE_OK);
     node_options o = node_options_default();
