@@ -67,6 +67,29 @@ NODE__HIDDEN const char *node__isa_name(node__isa isa);
 #define NODE__KCAT(a, b) NODE__KCAT2(a, b)
 #define NODE__KCAT2(a, b) a##_##b
 
+/* Set by CMakeLists.txt when the kernel files were compiled for the level. */
+#ifndef NODE__HAVE_AVX2
+#  define NODE__HAVE_AVX2 0
+#endif
+#ifndef NODE__HAVE_AVX512
+#  define NODE__HAVE_AVX512 0
+#endif
+
+/* The address of the kernel table table##_<level> for level isa, among the levels
+   compiled in (table##_generic otherwise): NODE__KERNEL_TABLE(isa, node__nn_kernels). */
+#if NODE__HAVE_AVX512
+#  define NODE__PICK_AVX512(isa, table) (isa) == NODE__ISA_AVX512 ? &table##_avx512 :
+#else
+#  define NODE__PICK_AVX512(isa, table)
+#endif
+#if NODE__HAVE_AVX2
+#  define NODE__PICK_AVX2(isa, table) (isa) == NODE__ISA_AVX2 ? &table##_avx2 :
+#else
+#  define NODE__PICK_AVX2(isa, table)
+#endif
+#define NODE__KERNEL_TABLE(isa, table) \
+    (NODE__PICK_AVX512(isa, table) NODE__PICK_AVX2(isa, table) &table##_generic)
+
 /* ---- allocation ------------------------------------------------------------ */
 
 /* Every allocation of the library goes through these (tests wrap malloc to

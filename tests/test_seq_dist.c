@@ -75,6 +75,18 @@ static void test_rng_matches_the_reference_algorithm(void **state)
     assert_status(node_rng_seed(&r, 42), NODE_OK);
     assert_memory_equal(r.s, ref_seed42_state, sizeof r.s);
     assert_uniforms_are(&r, ref_seed42, 8);
+
+    /* permutations: the second output of {1, 2, 3, 4} is 0, drawn for the bound 7
+       (2^64 mod 7 = 2): rejected, so the exact order pins the unbiased method */
+    static const size_t perm8[8] = { 6, 2, 3, 4, 5, 7, 1, 0 };
+    static const size_t perm10[10] = { 7, 3, 8, 9, 5, 6, 4, 1, 0, 2 };
+    size_t idx[10];
+    node_rng q = { .s = { 1, 2, 3, 4 } };
+    assert_status(node_rng_permutation(&q, 8, idx), NODE_OK);
+    assert_memory_equal(idx, perm8, sizeof perm8);
+    assert_status(node_rng_seed(&q, 42), NODE_OK);
+    assert_status(node_rng_permutation(&q, 10, idx), NODE_OK);
+    assert_memory_equal(idx, perm10, sizeof perm10);
 }
 
 static void test_rng_same_seed_same_stream(void **state)

@@ -5,8 +5,9 @@ prng.di.unimi.it) and of SplitMix64 (the seeding the authors recommend), written
 those reference sources without libnode.  It prints the values pinned in
 tests/test_seq_dist.c: the first outputs from the state {1, 2, 3, 4} (the first three,
 11520, 0, 1509978240, are easy to check by hand: rotl(5 s[1], 7) * 9 with s[1] = 2
-gives 11520), the state SplitMix64 makes from seeds 0 and 42, and the first outputs
-after seeding.
+gives 11520), the state SplitMix64 makes from seeds 0 and 42, the first outputs
+after seeding, and two permutations (Fisher-Yates with rejection of the 2^64 mod i
+lowest outputs, one of them exercising a rejection).
 
     /usr/bin/python3 tests/ref/xoshiro_ref.py
 """
@@ -40,6 +41,21 @@ def splitmix_state(seed):
     return out
 
 
+def permutation(n, s):
+    """Fisher-Yates (Durstenfeld): for i = n .. 2, swap idx[i-1] with idx[j], j
+    uniform on 0 .. i-1 from one 64-bit output x as x mod i, outputs below 2^64 mod i
+    rejected (so that no residue is favoured)."""
+    idx = list(range(n))
+    for i in range(n, 1, -1):
+        while True:
+            x = xoshiro_next(s)
+            if x >= (1 << 64) % i:
+                break
+        j = x % i
+        idx[i - 1], idx[j] = idx[j], idx[i - 1]
+    return idx
+
+
 def main():
     s = [1, 2, 3, 4]
     print("/* state {1, 2, 3, 4}: first 8 outputs */")
@@ -50,6 +66,12 @@ def main():
         print(", ".join("%#018xu" % w for w in st))
         print("/* seed %d: first 8 outputs */" % seed)
         print(", ".join("%#018xu" % xoshiro_next(st) for _ in range(8)))
+    # The state {1, 2, 3, 4} yields 0 as its second output: for n = 8 that draw is for
+    # the bound 7 (2^64 mod 7 = 2) and must be rejected.
+    print("/* state {1, 2, 3, 4}: permutation of 8 */")
+    print(", ".join(str(i) for i in permutation(8, [1, 2, 3, 4])))
+    print("/* seed 42: permutation of 10 */")
+    print(", ".join(str(i) for i in permutation(10, splitmix_state(42))))
 
 
 if __name__ == "__main__":
