@@ -12,27 +12,28 @@
 
 /* ---- the cell registry ------------------------------------------------------------- */
 
+/* A step works on a block of `na` rows that all step at time k, gathered feature-major
+   (the MLP's layout, src/nn/nn_internal.h): X is (nin + nh) × ld with rows 0 .. nin-1
+   the inputs x and rows nin .. the states h, one column per stepping row, ld = 1 when
+   na == 1, else node__padw(na) with the padding columns zero.  So the products are the
+   MLP's dispatched layer kernels over the block, not one matrix-vector product per row. */
 typedef struct cell_kind {
     node_cell_kind kind;
     const char *name;
     /* Parameters of a cell with nin inputs and nh hidden units; 0 when the count
        does not fit in a size_t. */
     size_t (*nparams)(size_t nin, size_t nh);
-    /* Doubles of per-call data made from θ before a forward run (prep), and of scratch
-       for one row's step or backward (sc). */
-    size_t (*prep_size)(size_t nin, size_t nh);
-    size_t (*scratch)(size_t nin, size_t nh);
-    void (*prepare)(const double *theta, size_t nin, size_t nh, double *prep);
-    /* hn = cell(x, h) for one row; hn does not alias x, h or sc. */
-    void (*step)(const node__nn_kernels *kern, const double *theta, const double *prep,
-                 size_t nin, size_t nh, const double *x, const double *h, double *hn,
-                 double *sc);
-    /* The step's backward for one row: g = ∂L/∂hn; writes dx = ∂L/∂x (nin) and dh =
-       ∂L/∂h (nh), adds ∂L/∂θ into dtheta.  hn is the step's output (so cells may skip
-       recomputing it); sc has scratch(nin, nh) doubles. */
-    void (*step_back)(const double *theta, size_t nin, size_t nh, const double *x,
-                      const double *h, const double *hn, const double *g, double *dx,
-                      double *dh, double *dtheta, double *sc);
+    /* Doubles of scratch for a step or its backward over ld columns. */
+    size_t (*scratch)(size_t nin, size_t nh, size_t ld);
+    /* Hn (nh × ld) = cell(X); Hn does not alias X or sc. */
+    void (*step)(const node__nn_kernels *kern, const double *theta, size_t nin, size_t nh,
+                 size_t na, size_t ld, const double *X, double *Hn, double *sc);
+    /* The step's backward: G (nh × ld) = ∂L/∂Hn; writes dX ((nin + nh) × ld) = ∂L/∂X and
+       adds ∂L/∂θ over the na columns into dtheta.  Hn is the step's output (cells may
+       skip recomputing it). */
+    void (*step_back)(const node__nn_kernels *kern, const double *theta, size_t nin,
+                      size_t nh, size_t na, size_t ld, const double *X, const double *Hn,
+                      const double *G, double *dX, double *dtheta, double *sc);
 } cell_kind;
 
 /* Elman tanh cell.  θ = [W (nh × (nin + nh), row-major, input columns first), b (nh)]. */
@@ -43,75 +44,44 @@ static size_t tanh_nparams(size_t nin, size_t nh)
     return nh * (nin + nh + 1);
 }
 
-static size_t tanh_prep_size(size_t nin, size_t nh) { return (nin + nh) * nh; }
-
-static size_t tanh_scratch(size_t nin, size_t nh)
-{
-    (void)nin;
-    return nh;   /* the pre-activation a, or ∂L/∂a */
-}
-
-/* Wᵀ ((nin + nh) × nh): the step's products become axpys over contiguous columns. */
-static void tanh_prepare(const double *theta, size_t nin, size_t nh, double *WT)
+/* The pre-activation (or ∂L/∂a), the products' pack and the weight gradient's scratch
+   (nn_internal.h: the larger of its two forms). */
+static size_t tanh_scratch(size_t nin, size_t nh, size_t ld)
 {
     size_t w = nin + nh;
-    for (size_t j = 0; j < nh; j++)
-        for (size_t i = 0; i < w; i++)
-            WT[i * nh + j] = theta[j * w + i];
+    size_t t1 = (ld + w) * node__padw(nh) + NODE__PACK, t2 = 8 * nh * (w + 1);
+    return nh * ld + NODE__PACK + (t1 > t2 ? t1 : t2);
 }
 
-static void tanh_step(const node__nn_kernels *kern, const double *theta, const double *WT,
-                      size_t nin, size_t nh, const double *x, const double *h, double *hn,
-                      double *a)
+static void tanh_step(const node__nn_kernels *kern, const double *theta, size_t nin,
+                      size_t nh, size_t na, size_t ld, const double *X, double *Hn,
+                      double *sc)
 {
-    memcpy(a, theta + nh * (nin + nh), nh * sizeof(double));   /* b */
-    for (size_t i = 0; i < nin; i++) {
-        const double *col = WT + i * nh;
-        double xi = x[i];
-        for (size_t j = 0; j < nh; j++)
-            a[j] += xi * col[j];
-    }
-    for (size_t i = 0; i < nh; i++) {
-        const double *col = WT + (nin + i) * nh;
-        double hi = h[i];
-        for (size_t j = 0; j < nh; j++)
-            a[j] += hi * col[j];
-    }
-    kern->tanh_array(nh, a, hn);
+    (void)na;
+    size_t w = nin + nh;
+    double *A = sc, *pack = A + nh * ld;
+    kern->layer_fwd(nh, w, ld, theta, theta + nh * w, X, A, pack);
+    kern->tanh_array(nh * ld, A, Hn);
 }
 
-static void tanh_step_back(const double *theta, size_t nin, size_t nh, const double *x,
-                           const double *h, const double *hn, const double *g, double *dx,
-                           double *dh, double *dtheta, double *sc)
+static void tanh_step_back(const node__nn_kernels *kern, const double *theta, size_t nin,
+                           size_t nh, size_t na, size_t ld, const double *X,
+                           const double *Hn, const double *G, double *dX, double *dtheta,
+                           double *sc)
 {
     size_t w = nin + nh;
-    double *da = sc;
+    double *dA = sc, *pack = dA + nh * ld, *wsc = pack + NODE__PACK;
     for (size_t j = 0; j < nh; j++)
-        da[j] = g[j] * (1.0 - hn[j] * hn[j]);   /* tanh' = 1 − tanh² */
-    memset(dx, 0, nin * sizeof(double));
-    memset(dh, 0, nh * sizeof(double));
-    double *db = dtheta + nh * w;
-    for (size_t j = 0; j < nh; j++) {
-        double d = da[j];
-        if (d == 0)
-            continue;
-        const double *row = theta + j * w, *rh = row + nin;
-        double *dW = dtheta + j * w, *dWh = dW + nin;
-        for (size_t i = 0; i < nin; i++) {
-            dW[i] += d * x[i];
-            dx[i] += d * row[i];
+        for (size_t c = 0; c < ld; c++) {   /* tanh' = 1 − tanh²; padding stays 0 */
+            double hn = Hn[j * ld + c];
+            dA[j * ld + c] = c < na ? G[j * ld + c] * (1.0 - hn * hn) : 0.0;
         }
-        for (size_t i = 0; i < nh; i++) {
-            dWh[i] += d * h[i];
-            dh[i] += d * rh[i];
-        }
-        db[j] += d;
-    }
+    kern->layer_bwd_w(nh, w, na, ld, dA, X, dtheta, dtheta + nh * w, wsc, 1);
+    kern->layer_bwd_x(nh, w, ld, theta, dA, dX, pack);
 }
 
 static const cell_kind cell_kinds[] = {
-    { NODE_CELL_TANH, "tanh", tanh_nparams, tanh_prep_size, tanh_scratch, tanh_prepare,
-      tanh_step, tanh_step_back },
+    { NODE_CELL_TANH, "tanh", tanh_nparams, tanh_scratch, tanh_step, tanh_step_back },
 };
 
 static const cell_kind *cell_lookup(node_cell_kind kind)
@@ -210,34 +180,92 @@ static bool fits(size_t nsteps, size_t batch, size_t width)
     return batch <= lim / width && nsteps <= lim / (batch * width) - 1;
 }
 
+/* Gather the rows of step k that step (mask 1, or all with no mask) into the block X
+   (feature-major, see cell_kind): x_k's rows and h's; padding columns zeroed.  Returns
+   the number of rows na, and sets *ld. */
+static size_t gather(size_t k, size_t batch, size_t nin, size_t nh, const unsigned char *mask,
+                     const double *xs, const double *h, double *X, size_t *ld)
+{
+    size_t na = 0;
+    for (size_t b = 0; b < batch; b++)
+        na += !mask || mask[k * batch + b];
+    size_t l = na == 1 ? 1 : node__padw(na), w = nin + nh;
+    for (size_t b = 0, c = 0; b < batch && na; b++) {
+        if (mask && !mask[k * batch + b])
+            continue;
+        const double *x = xs + (k * batch + b) * nin, *hb = h + b * nh;
+        for (size_t i = 0; i < nin; i++)
+            X[i * l + c] = x[i];
+        for (size_t j = 0; j < nh; j++)
+            X[(nin + j) * l + c] = hb[j];
+        c++;
+    }
+    for (size_t i = 0; i < w && l > na; i++)
+        memset(X + i * l + na, 0, (l - na) * sizeof(double));
+    *ld = l;
+    return na;
+}
+
+/* Rows of a block (nrows × ld, columns in gather's order) into the batch rows of dst
+   (batch × ldd, starting at column col0) that step at time k. */
+static void scatter(size_t k, size_t batch, const unsigned char *mask, size_t nrows,
+                    size_t ld, const double *B, double *dst, size_t ldd)
+{
+    for (size_t b = 0, c = 0; b < batch; b++) {
+        if (mask && !mask[k * batch + b])
+            continue;
+        double *d = dst + b * ldd;
+        for (size_t j = 0; j < nrows; j++)
+            d[j] = B[j * ld + c];
+        c++;
+    }
+}
+
+/* The same rows of the batch (batch × ldd) gathered into a block (nrows × ld). */
+static void gather_rows(size_t k, size_t batch, const unsigned char *mask, size_t nrows,
+                        size_t ld, const double *src, size_t lds, double *B)
+{
+    for (size_t b = 0, c = 0; b < batch; b++) {
+        if (mask && !mask[k * batch + b])
+            continue;
+        const double *s = src + b * lds;
+        for (size_t j = 0; j < nrows; j++)
+            B[j * ld + c] = s[j];
+        c++;
+    }
+}
+
 node_status node_rnn_forward(node_rnn *r, size_t nsteps, size_t batch, const double *xs,
                              const unsigned char *mask, const double *h0, double *hs)
 {
     if (!r || !xs || !hs || nsteps == 0 || batch == 0)
         return NODE_EINVAL;
-    size_t nin = r->nin, nh = r->nh;
-    if (!fits(nsteps, batch, nin) || !fits(nsteps, batch, nh))
+    size_t nin = r->nin, nh = r->nh, w = nin + nh;
+    if (!fits(nsteps, batch, nin) || !fits(nsteps, batch, nh) || batch > SIZE_MAX / 16 / w)
         return NODE_EINVAL;
     const cell_kind *cell = r->cell;
-    size_t nprep = cell->prep_size(nin, nh), nsc = cell->scratch(nin, nh);
-    if (node__grow(&r->work, &r->work_cap, nprep + nsc))
+    size_t ldm = batch == 1 ? 1 : node__padw(batch);
+    size_t nsc = cell->scratch(nin, nh, ldm);
+    if (node__grow(&r->work, &r->work_cap, (w + nh) * ldm + nsc))
         return NODE_ENOMEM;
-    double *prep = r->work, *sc = prep + nprep;
+    double *X = r->work, *Hn = X + w * ldm, *sc = Hn + nh * ldm;
     if (h0)
         memcpy(hs, h0, batch * nh * sizeof(double));
     else
         memset(hs, 0, batch * nh * sizeof(double));
-    cell->prepare(r->theta, nin, nh, prep);
     for (size_t k = 0; k < nsteps; k++) {
         const double *hk = hs + k * batch * nh;
         double *hk1 = hs + (k + 1) * batch * nh;
-        for (size_t b = 0; b < batch; b++) {
-            if (mask && !mask[k * batch + b])
-                memcpy(hk1 + b * nh, hk + b * nh, nh * sizeof(double));
-            else
-                cell->step(r->kern, r->theta, prep, nin, nh, xs + (k * batch + b) * nin,
-                           hk + b * nh, hk1 + b * nh, sc);
-        }
+        if (mask)   /* rows that do not step keep their state */
+            for (size_t b = 0; b < batch; b++)
+                if (!mask[k * batch + b])
+                    memcpy(hk1 + b * nh, hk + b * nh, nh * sizeof(double));
+        size_t ld;
+        size_t na = gather(k, batch, nin, nh, mask, xs, hk, X, &ld);
+        if (na == 0)
+            continue;
+        cell->step(r->kern, r->theta, nin, nh, na, ld, X, Hn, sc);
+        scatter(k, batch, mask, nh, ld, Hn, hk1, nh);
     }
     /* a NaN or Inf in h0, a read x or the parameters shows in the states */
     return node__nonfinite(hs, (nsteps + 1) * batch * nh) ? NODE_ENONFINITE : NODE_OK;
@@ -249,39 +277,43 @@ node_status node_rnn_backward(node_rnn *r, size_t nsteps, size_t batch, const do
 {
     if (!r || !xs || !hs || !dhs || nsteps == 0 || batch == 0)
         return NODE_EINVAL;
-    size_t nin = r->nin, nh = r->nh, np = r->np;
-    if (!fits(nsteps, batch, nin) || !fits(nsteps, batch, nh) || batch > SIZE_MAX / 16 / nh)
+    size_t nin = r->nin, nh = r->nh, np = r->np, w = nin + nh;
+    if (!fits(nsteps, batch, nin) || !fits(nsteps, batch, nh) || batch > SIZE_MAX / 16 / w)
         return NODE_EINVAL;
     const cell_kind *cell = r->cell;
-    size_t nsc = cell->scratch(nin, nh);
-    size_t need = 2 * batch * nh + np + nin + nsc;
+    size_t ldm = batch == 1 ? 1 : node__padw(batch);
+    size_t nsc = cell->scratch(nin, nh, ldm);
+    size_t need = 2 * batch * nh + np + (2 * w + 2 * nh) * ldm + nsc;
     if (node__grow(&r->work, &r->work_cap, need))
         return NODE_ENOMEM;
     double *g = r->work, *gn = g + batch * nh, *dtheta = gn + batch * nh;
-    double *dxrow = dtheta + np, *sc = dxrow + nin;
+    double *X = dtheta + np, *dX = X + w * ldm, *Hn = dX + w * ldm, *G = Hn + nh * ldm;
+    double *sc = G + nh * ldm;
 
     memset(dtheta, 0, np * sizeof(double));
     memcpy(g, dhs + nsteps * batch * nh, batch * nh * sizeof(double));
     for (size_t k = nsteps; k-- > 0;) {
         const double *hk = hs + k * batch * nh, *hk1 = hk + batch * nh;
         const double *dhk = dhs + k * batch * nh;
-        for (size_t b = 0; b < batch; b++) {
-            double *dx = dxs ? dxs + (k * batch + b) * nin : dxrow;
-            const double *gb = g + b * nh;
-            double *gnb = gn + b * nh;
-            if (mask && !mask[k * batch + b]) {
-                /* h_{k+1} = h_k: the gradient passes through; x_k was not read */
-                memcpy(gnb, gb, nh * sizeof(double));
-                if (dxs)
-                    memset(dx, 0, nin * sizeof(double));
-            } else {
-                cell->step_back(r->theta, nin, nh, xs + (k * batch + b) * nin, hk + b * nh,
-                                hk1 + b * nh, gb, dx, gnb, dtheta, sc);
-            }
-            const double *db = dhk + b * nh;
-            for (size_t j = 0; j < nh; j++)
-                gnb[j] += db[j];
+        if (mask)   /* h_{k+1} = h_k: the gradient passes through; x_k was not read */
+            for (size_t b = 0; b < batch; b++)
+                if (!mask[k * batch + b]) {
+                    memcpy(gn + b * nh, g + b * nh, nh * sizeof(double));
+                    if (dxs)
+                        memset(dxs + (k * batch + b) * nin, 0, nin * sizeof(double));
+                }
+        size_t ld;
+        size_t na = gather(k, batch, nin, nh, mask, xs, hk, X, &ld);
+        if (na > 0) {
+            gather_rows(k, batch, mask, nh, ld, hk1, nh, Hn);
+            gather_rows(k, batch, mask, nh, ld, g, nh, G);
+            cell->step_back(r->kern, r->theta, nin, nh, na, ld, X, Hn, G, dX, dtheta, sc);
+            if (dxs)
+                scatter(k, batch, mask, nin, ld, dX, dxs + k * batch * nin, nin);
+            scatter(k, batch, mask, nh, ld, dX + nin * ld, gn, nh);
         }
+        for (size_t i = 0; i < batch * nh; i++)
+            gn[i] += dhk[i];
         double *t = g;
         g = gn;
         gn = t;
