@@ -47,6 +47,17 @@ static const abi_entry abi[] = {
 
     T(node_rng),
     F(node_rng, s), F(node_rng, spare), F(node_rng, has_spare), F(node_rng, reserved_),
+
+    T(node_latent_config),
+    F(node_latent_config, obs_dim), F(node_latent_config, latent_dim),
+    F(node_latent_config, rnn_hidden), F(node_latent_config, dyn_hidden),
+    F(node_latent_config, dec_hidden), F(node_latent_config, obs_std),
+    F(node_latent_config, reserved_),
+
+    T(node_latent_terms),
+    F(node_latent_terms, loss), F(node_latent_terms, nll), F(node_latent_terms, kl),
+    F(node_latent_terms, nfe_forward), F(node_latent_terms, nfe_backward),
+    F(node_latent_terms, reserved_),
 };
 
 #undef T

@@ -247,4 +247,49 @@ NODE__HIDDEN void node__rk_combine(const node__ode_kernels *kern, size_t dim, co
 /* Does any of the n entries of v hold a NaN or an Inf? */
 NODE__HIDDEN bool node__nonfinite(const double *v, size_t n);
 
+/* ---- model files (nn/fileio.c: files on disk; nn/io.c: CRC-32, messages) ---------
+   The crash-safe save and the careful load of node_mlp_save / node_mlp_load (mlp.h
+   states the guarantees), for any format: a serializer writes an object in pieces,
+   a parser reads one from a source of known size. */
+
+/* Where a parser reads: size bytes in all; read copies exactly n bytes from offset
+   pos (pos + n <= size, always) or fails with a status and a message. */
+typedef struct node__src {
+    node_status (*read)(const void *ctx, uint64_t pos, unsigned char *buf, size_t n,
+                        char *msg);
+    const void *ctx;
+    uint64_t size;
+    const char *name;   /* prefixes messages ("model.bin: ..."); NULL for none */
+} node__src;
+
+/* A sink: takes the next n bytes of the file, or fails with a status (its message
+   already written by the sink). */
+typedef node_status (*node__write_fn)(void *ctx, const unsigned char *p, size_t n);
+/* Serialize obj in pieces through write(wctx, ...), returning the first status other
+   than NODE_OK that write returned (or its own failure). */
+typedef node_status (*node__serialize_fn)(const void *obj, node__write_fn write, void *wctx);
+/* Parse an object from src into *out (written only on success); NODE_EFORMAT with
+   "name: reason" in msg (may be NULL) for anything malformed, NODE_ENOMEM, or the
+   status of a failed read. */
+typedef node_status (*node__parse_fn)(const node__src *src, void **out, char *msg);
+
+/* Save obj to path with the guarantees of node_mlp_save (temporary file, locks,
+   fsync, rename); load an object from path with those of node_mlp_load (regular
+   files only; the parser sees the file's exact size).  path is non-NULL and
+   non-empty; msg (may be NULL) gets "path: reason" on failure. */
+NODE__HIDDEN node_status node__file_save(const void *obj, node__serialize_fn ser,
+                                         const char *path, char *msg);
+NODE__HIDDEN node_status node__file_load(void **out, node__parse_fn parse, const char *path,
+                                         char *msg);
+
+/* Format the reason and write "path: reason" into msg (NULL: nothing; path NULL:
+   the reason alone), the path shortened from the left ("...") if the line would
+   not hold both; returns st. */
+NODE__HIDDEN node_status node__io_say(char *msg, node_status st, const char *path,
+                                      const char *fmt, ...) NODE__PRINTF(4, 5);
+
+/* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) of n bytes, continuing crc
+   (start with 0). */
+NODE__HIDDEN uint32_t node__crc32(uint32_t crc, const unsigned char *p, size_t n);
+
 #endif /* LIBNODE_INTERNAL_H */

@@ -133,6 +133,27 @@ MUTANTS = [
      "    return (!mask || mask[i]) && !(nan_missing && isnan(target[i]));",
      "    return !(nan_missing && isnan(target[i]));",
      "losses average over the observed (mask != 0) entries only"),
+    # ---- the latent ODE ----
+    ("latent-gap-ignored", "src/seq/latent.c",
+     "            row[D] = isnan(s->tnext[b]) ? 0.0 : s->tnext[b] - ts[i];",
+     "            row[D] = 0.0;",
+     "the encoder reads [x_i, t_next - t_i]"),
+    ("latent-obs-mask-ignored", "src/seq/latent.c",
+     "        memset(sc.omask + r * D, obs_mask[r] != 0, D);",
+     "        memset(sc.omask + r * D, 1, D);",
+     "the likelihood counts only obs_mask entries (union batches)"),
+    ("latent-sigma-gradient", "src/seq/latent.c",
+     "                    glv[j] += dz[j] * eps[b * L + j] * 0.5 * exp(0.5 * lv[j]);",
+     "                    glv[j] += dz[j] * eps[b * L + j] * 0.5 * exp(lv[j]);",
+     "the gradient goes through z0 = mu + exp(logvar/2) eps"),
+    ("latent-dhs-left-dirty", "src/seq/latent.c",
+     "        memset(dhT, 0, B * H * sizeof(double));   /* m->dhs is zero again */",
+     "",
+     "a call leaves nothing in the workspaces that a later call would read"),
+    ("latent-crc-unchecked", "src/seq/latent_io.c",
+     "        if (st == NODE_OK && get_u32(c) != want)",
+     "        if (st == NODE_OK && get_u32(c) != want && 0)",
+     "latent ODE files are checked against their CRC-32"),
 ]
 
 

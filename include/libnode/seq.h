@@ -164,13 +164,13 @@ LIBNODE_API node_status node_tseries_union(const node_tseries *d, size_t nsel,
      −ELBO = Σ_{observed i} −log N(x_i | g(z(t_i)), σ_obs² I) + KL(q(z0) ‖ N(0, I)),
    and the loss of a batch is the mean over its series. */
 typedef struct node_latent_config {
-    uint64_t obs_dim;       /* D, >= 1 */
-    uint64_t latent_dim;    /* 4 (the paper's) */
-    uint64_t rnn_hidden;    /* 25 */
-    uint64_t dyn_hidden;    /* 20 */
-    uint64_t dec_hidden;    /* 20 */
-    double   obs_std;       /* σ_obs of the likelihood, 0.3; > 0 */
-    uint64_t reserved_[10];
+    uint64_t obs_dim;       /* D, >= 1 (required) */
+    uint64_t latent_dim;    /* 4 (the paper's); 0 = 4 */
+    uint64_t rnn_hidden;    /* 25; 0 = 25 */
+    uint64_t dyn_hidden;    /* 20; 0 = 20 */
+    uint64_t dec_hidden;    /* 20; 0 = 20 */
+    double   obs_std;       /* σ_obs of the likelihood, 0.3; > 0, or 0 = 0.3 */
+    uint64_t reserved_[10]; /* leave zero */
 } node_latent_config;
 
 /* The paper's sizes for obs_dim D.  NODE_EINVAL for a NULL cfg or D == 0. */
@@ -178,11 +178,18 @@ LIBNODE_API node_status node_latent_defaults(size_t obs_dim, node_latent_config 
 
 typedef struct node_latent node_latent;
 
+/* A model of cfg's sizes (zero fields: the defaults above), parameters zero
+   (node_latent_init).  *out is written only on success.  NODE_EINVAL (err says
+   which): NULL out or cfg, obs_dim 0, obs_std negative or not finite, non-zero
+   reserved fields; NODE_ENOMEM. */
 LIBNODE_API node_status node_latent_create(node_latent **out, const node_latent_config *cfg,
                                            node_error *err);
 LIBNODE_API void        node_latent_free(node_latent *m);           /* NULL is fine */
 LIBNODE_API size_t      node_latent_nparams(const node_latent *m);
-/* All parameters, one flat vector owned by m: [cell, encoder output layer, f, g]. */
+/* All parameters, one flat vector owned by m: [cell, encoder output layer, f, g], each
+   in its own layout (node_rnn_params; node_mlp_params of an MLP of one identity layer
+   rnn_hidden → 2·latent_dim, whose outputs are [μ, log σ²]; of f; of g).  The live
+   vector: an optimizer updates it in place, and every call reads it. */
 LIBNODE_API double     *node_latent_params(node_latent *m);
 LIBNODE_API node_status node_latent_config_get(const node_latent *m, node_latent_config *cfg);
 /* PyTorch's default initialisation of every part. */
@@ -211,7 +218,11 @@ typedef struct node_latent_terms {
    z0 = μ).  grad (nparams, may be NULL for the loss alone) is overwritten.  s is the
    solver (reused across calls: allocation-free after the first), opt its options
    (NULL: defaults).  stats (may be NULL) reports the forward solve, or the failure.
-   NODE_EINVAL (err says which), ENOMEM, and every status of the solve. */
+   terms (required) is written only on success.  Workspaces are sized by B and nt and
+   kept in m: a training loop allocates nothing after its first call at its largest
+   (B, nt) (exact backprop's tape, kept in s, grows if a later solve takes more steps).
+   NODE_EINVAL (err says which), ENOMEM, ENONFINITE (the encoder, decoder, loss or
+   gradient overflows), and every status of the solve. */
 LIBNODE_API node_status node_latent_loss(node_latent *m, node_solver *s, size_t B, size_t nt,
                                          const double *ts, const double *xs,
                                          const unsigned char *enc_mask,

@@ -1,5 +1,6 @@
-/* fileio.c — model files on disk (the format and its parser are io.c).
- * Load: only a regular file, of exactly the length its header implies, is read; a
+/* fileio.c — model files on disk, for any format (internal.h: node__file_save and
+ * node__file_load take a serializer and a parser; the MLP's format is io.c, the
+ * latent ODE's seq/latent_io.c).  Load: only a regular file, of exactly the length its header implies, is read; a
  * FIFO, a device or a directory is refused without waiting on it.  Save: the model
  * is written to path + ".tmp" (never through a symbolic link, never into a file
  * that is not ours), flushed, given the permissions of the file it replaces and
@@ -116,7 +117,7 @@ static node_status not_regular(char *msg, const char *path, mode_t mode)
     return say(msg, NODE_EIO, path, "not a regular file%s", what);
 }
 
-static node_status load_file(node_mlp **out, const char *path, char *msg)
+static node_status load_file(void **out, node__parse_fn parse, const char *path, char *msg)
 {
     /* Look before opening, so that a device or a FIFO is not even opened (opening
        some devices acts: a tape rewinds); then check what was opened, since the
@@ -137,8 +138,8 @@ static node_status load_file(node_mlp **out, const char *path, char *msg)
         st = not_regular(msg, path, sb.st_mode);
     else {
         fd_src c = { fd, path };
-        node__mlp_src src = { fd_read, &c, (uint64_t)sb.st_size, path };
-        st = node__mlp_parse(&src, out, msg);
+        node__src src = { fd_read, &c, (uint64_t)sb.st_size, path };
+        st = parse(&src, out, msg);
     }
     close(fd);
     return st;
@@ -325,7 +326,8 @@ static node_status sync_folder(char *name, const char *path, char *msg)
     return NODE_OK;
 }
 
-static node_status save_file(const node_mlp *m, const char *path, char *msg)
+static node_status save_file(const void *obj, node__serialize_fn ser, const char *path,
+                             char *msg)
 {
     size_t plen = strlen(path);
     char *tmp = join(path, ".tmp", 24);   /* room for the unique suffix */
@@ -344,7 +346,7 @@ static node_status save_file(const node_mlp *m, const char *path, char *msg)
     /* From here the temporary is ours (locked, or made with O_EXCL): on failure
        it is removed, unless its name was taken over meanwhile. */
     fd_sink o = { fd, tmp, msg };
-    node_status st = node__mlp_serialize(m, fd_write, &o);
+    node_status st = ser(obj, fd_write, &o);
     bool named = true;
     if (st == NODE_OK && keep_mode) {
         if (ps.st_gid != getegid() && fchown(fd, (uid_t)-1, ps.st_gid) != 0) {
@@ -390,7 +392,7 @@ static node_status file_read(const void *ctx, uint64_t pos, unsigned char *buf, 
     return NODE_OK;
 }
 
-static node_status load_file(node_mlp **out, const char *path, char *msg)
+static node_status load_file(void **out, node__parse_fn parse, const char *path, char *msg)
 {
     errno = 0;
     FILE *f = fopen(path, "rb");
@@ -405,8 +407,8 @@ static node_status load_file(node_mlp **out, const char *path, char *msg)
         st = say(msg, NODE_EIO, path, "cannot tell its length (not a regular file?)");
     else {
         file_src c = { f, path };
-        node__mlp_src src = { file_read, &c, (uint64_t)n, path };
-        st = node__mlp_parse(&src, out, msg);
+        node__src src = { file_read, &c, (uint64_t)n, path };
+        st = parse(&src, out, msg);
     }
     fclose(f);
     return st;
@@ -426,7 +428,8 @@ static node_status file_write(void *ctx, const unsigned char *p, size_t n)
     return NODE_OK;
 }
 
-static node_status save_file(const node_mlp *m, const char *path, char *msg)
+static node_status save_file(const void *obj, node__serialize_fn ser, const char *path,
+                             char *msg)
 {
     size_t plen = strlen(path);
     char *name = join(path, ".tmp", 24);
@@ -451,7 +454,7 @@ static node_status save_file(const node_mlp *m, const char *path, char *msg)
         st = say(msg, NODE_EIO, name, "cannot create it");
     else {
         file_sink o = { f, name, msg };
-        st = node__mlp_serialize(m, file_write, &o);
+        st = ser(obj, file_write, &o);
         if (fflush(f) != 0 && st == NODE_OK)
             st = say(msg, NODE_EIO, name, "write error");
         if (fclose(f) != 0 && st == NODE_OK)
@@ -466,6 +469,33 @@ static node_status save_file(const node_mlp *m, const char *path, char *msg)
 }
 #endif
 
+/* ---- the entry points ---------------------------------------------------------- */
+
+node_status node__file_save(const void *obj, node__serialize_fn ser, const char *path,
+                            char *msg)
+{
+    return save_file(obj, ser, path, msg);
+}
+
+node_status node__file_load(void **out, node__parse_fn parse, const char *path, char *msg)
+{
+    return load_file(out, parse, path, msg);
+}
+
+static node_status mlp_serialize(const void *obj, node__write_fn write, void *wctx)
+{
+    return node__mlp_serialize(obj, write, wctx);
+}
+
+static node_status mlp_parse(const node__src *src, void **out, char *msg)
+{
+    node_mlp *m = NULL;
+    node_status st = node__mlp_parse(src, &m, msg);
+    if (st == NODE_OK)
+        *out = m;
+    return st;
+}
+
 /* ---- the public calls ----------------------------------------------------------- */
 
 node_status node_mlp_load_ex(node_mlp **out, const char *path, node_error *err)
@@ -476,7 +506,11 @@ node_status node_mlp_load_ex(node_mlp **out, const char *path, node_error *err)
                                             out ? "path" : "out"));
     if (!*path)
         return node__err_end(err, node__msg(msg, NODE_EINVAL, "path is empty"));
-    return node__err_end(err, load_file(out, path, msg));
+    void *m = NULL;
+    node_status st = load_file(&m, mlp_parse, path, msg);
+    if (st == NODE_OK)
+        *out = m;
+    return node__err_end(err, st);
 }
 
 node_status node_mlp_load(node_mlp **out, const char *path)
@@ -491,7 +525,7 @@ node_status node_mlp_save_ex(const node_mlp *m, const char *path, node_error *er
         return node__err_end(err, node__msg(msg, NODE_EINVAL, "%s is NULL", m ? "path" : "m"));
     if (!*path)
         return node__err_end(err, node__msg(msg, NODE_EINVAL, "path is empty"));
-    return node__err_end(err, save_file(m, path, msg));
+    return node__err_end(err, save_file(m, mlp_serialize, path, msg));
 }
 
 node_status node_mlp_save(const node_mlp *m, const char *path)

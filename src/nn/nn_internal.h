@@ -224,15 +224,8 @@ NODE__HIDDEN void node__transpose(size_t rows, size_t cols, const double *src, s
 
 /* ---- model files (io.c: the format; fileio.c: files) -------------------------- */
 
-/* Where the parser reads: size bytes in all; read copies exactly n bytes from
-   offset pos (pos + n <= size, always) or fails with a status and a message. */
-typedef struct node__mlp_src {
-    node_status (*read)(const void *ctx, uint64_t pos, unsigned char *buf, size_t n,
-                        char *msg);
-    const void *ctx;
-    uint64_t size;
-    const char *name;   /* prefixes messages ("model.bin: ..."); NULL for none */
-} node__mlp_src;
+/* Where the parser reads (internal.h: node__src). */
+typedef node__src node__mlp_src;
 
 /* Parse a model: the header first (twice: once to learn the exact length, with no
    allocation, then to keep it), then the parameters straight into the new model,
@@ -246,7 +239,7 @@ NODE__HIDDEN node_status node__mlp_load_mem(const unsigned char *buf, size_t len
 
 /* Serialize m in pieces: write(ctx, p, n) is called with consecutive pieces of the
    file until it returns something other than NODE_OK, which is then returned. */
-typedef node_status (*node__mlp_write_fn)(void *ctx, const unsigned char *p, size_t n);
+typedef node__write_fn node__mlp_write_fn;
 NODE__HIDDEN node_status node__mlp_serialize(const node_mlp *m, node__mlp_write_fn write,
                                              void *ctx);
 /* The length of m's file (saturated at UINT64_MAX). */
@@ -255,17 +248,7 @@ NODE__HIDDEN uint64_t node__mlp_file_size(const node_mlp *m);
 NODE__HIDDEN node_status node__mlp_save_mem(const node_mlp *m, unsigned char **buf,
                                             size_t *len);
 
-/* Format the reason and write "path: reason" into msg (NULL: nothing; path NULL:
-   the reason alone), the path shortened from the left ("...") if the line would
-   not hold both; returns st. */
-NODE__HIDDEN node_status node__io_say(char *msg, node_status st, const char *path,
-                                      const char *fmt, ...) NODE__PRINTF(4, 5);
-
 /* Were the files built with POSIX (O_NOFOLLOW, locks, fsync) or plain C?  (Tests.) */
 extern NODE__HIDDEN const int node__mlp_files_posix;
-
-/* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) of n bytes, continuing crc
-   (start with 0). */
-NODE__HIDDEN uint32_t node__crc32(uint32_t crc, const unsigned char *p, size_t n);
 
 #endif /* LIBNODE_NN_INTERNAL_H */
