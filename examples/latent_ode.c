@@ -277,8 +277,8 @@ int main(int argc, char **argv)
     const double t_begin = ex_clock();
     ex_settings S;
     memset(&S, 0, sizeof S);
-    S.iters = 300;
-    S.rnn_iters = 1000;
+    S.iters = 3000;
+    S.rnn_iters = 3000;
     S.batch = 50;
     S.seed = 1;
     S.union_cap = 0;
