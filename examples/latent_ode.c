@@ -62,7 +62,8 @@ static void print_result(const ex_experiment *E, int k)
                R->rmse_pred_truth);
     printf("; %ld iterations, %.2f ms each", R->iters, R->ms_per_iter);
     if (k == LAT)
-        printf(", NFE %.0f fwd / %.0f bwd per iteration", R->nfe_f, R->nfe_b);
+        printf(", NFE %.0f fwd / %.0f bwd per iteration, %.2f sub-batches", R->nfe_f, R->nfe_b,
+               R->groups);
     if (R->skipped)
         printf(", %ld skipped", R->skipped);
     printf("\n");
@@ -289,6 +290,7 @@ int main(int argc, char **argv)
     S.dyn_hidden = 20;
     S.dec_hidden = 20;
     S.lr = 0.01;
+    S.union_density = 0.25;
     S.obs_std = 0.3;
     S.out = "latent_out";
     double rtol = 1e-5, atol = 1e-7, noise = 0.1;
@@ -315,7 +317,8 @@ int main(int argc, char **argv)
         { "--atol", EX_DOUBLE, &atol, "A", "absolute tolerance" },
         { "--max-steps", EX_LONG, &S.max_steps, "N", "solver steps per solve before a batch is skipped" },
         { "--backprop", EX_FLAG, &S.backprop, NULL, "exact backprop through the solver instead of the adjoint" },
-        { "--union-cap", EX_LONG, &S.union_cap, "N", "split a batch whose union of times exceeds N times into sub-batches (0: never)" },
+        { "--union-cap", EX_LONG, &S.union_cap, "N", "sub-batches: a union of at most N times (0: no limit)" },
+        { "--union-density", EX_DOUBLE, &S.union_density, "F", "sub-batches: series observed at >= F of the union's times on average (0: no limit)" },
         { "--union-cost", EX_LONG, &S.union_cost, "K", "after training, time K batches on the union of times against one series at a time" },
         { "--noise", EX_DOUBLE, &noise, "S", "spirals: observation noise std" },
         { "--nspiral", EX_LONG, &nspiral, "N", "spirals: how many (half each direction)" },
@@ -361,6 +364,8 @@ int main(int argc, char **argv)
     if (S.latent_dim < 1 || S.rnn_hidden < 1 || S.rnn_hidden > 512 || S.dyn_hidden < 1 ||
         S.dec_hidden < 1)
         return ex_args_fail(argv[0], "sizes must be >= 1 (--rnn-hidden at most 512)");
+    if (!(S.union_density >= 0 && S.union_density <= 1))
+        return ex_args_fail(argv[0], "--union-density must be in [0, 1]");
     if (!(S.lr >= 0) || !(S.obs_std > 0) || !(noise >= 0))
         return ex_args_fail(argv[0], "--lr and --noise must be >= 0, --obs-std > 0");
     const int user = train_path || test_path;
@@ -535,7 +540,7 @@ int main(int argc, char **argv)
     int first = 0;
     while (!S.use[first])
         first++;
-    size_t cap = 256 + nexp * NMODEL * 400, w = 0;
+    size_t cap = 256 + nexp * NMODEL * 600, w = 0;
     char *arr = malloc(cap), *ucj = malloc(512);
     if (!arr || !ucj) {
         free(arr);
@@ -548,17 +553,21 @@ int main(int argc, char **argv)
             if (!S.use[k])
                 continue;
             const ex_result *R = &res[e][k];
-            char f[6][64];
+            char f[9][64];
             json_num(f[0], 64, "rmse_observed", R->rmse_obs, 1);
             json_num(f[1], 64, "rmse_predicted", R->rmse_pred, 1);
             json_num(f[2], 64, "rmse_observed_truth", R->rmse_obs_truth, 1);
             json_num(f[3], 64, "rmse_predicted_truth", R->rmse_pred_truth, 1);
             json_num(f[4], 64, "ms_per_iter", R->ms_per_iter, 1);
+            json_num(f[6], 64, "nfe_fwd", R->nfe_f, 1);
+            json_num(f[7], 64, "nfe_bwd", R->nfe_b, 1);
+            json_num(f[8], 64, "sub_batches", R->groups, 1);
             json_num(f[5], 64, "final_loss", R->loss, 0);
             w += (size_t)snprintf(arr + w, cap - w, "%s{\"model\": \"%s\", \"n_obs\": %ld, "
-                                  "\"iters\": %ld, \"skipped\": %ld, %s%s%s%s%s%s}",
+                                  "\"iters\": %ld, \"skipped\": %ld, %s%s%s%s%s%s%s%s%s}",
                                   w > 1 ? ", " : "", model_name[k], user ? 0L : nobs[e],
-                                  R->iters, R->skipped, f[0], f[1], f[2], f[3], f[4], f[5]);
+                                  R->iters, R->skipped, f[0], f[1], f[2], f[3], f[4], f[6],
+                                  f[7], f[8], f[5]);
         }
     snprintf(arr + w, cap - w, "]");
     ucj[0] = '\0';

@@ -71,7 +71,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     const node_grad_method how = S->backprop ? NODE_GRAD_BACKPROP : NODE_GRAD_ADJOINT;
 
     ex_progress prog;
-    double t_train = 0, loss_ema = NAN, kl_ema = NAN, sum_f = 0, sum_b = 0;
+    double t_train = 0, loss_ema = NAN, kl_ema = NAN, sum_f = 0, sum_b = 0, sum_g = 0;
     long fails_in_row = 0, counted = 0;
     const long every = S->iters >= 10 ? S->iters / 10 : 1;
     ex_progress_start(&prog, stderr, S->iters);
@@ -81,7 +81,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
            cut into sub-batches whose unions stay under the cap, gradients summed with
            the weights that make the total the mean over the B series. */
         node_rng_permutation(&rng, ntr, perm);
-        const size_t ng = ex_union_groups(d, B, perm, (size_t)S->union_cap, start);
+        const size_t ng = ex_union_groups(d, B, perm, (size_t)S->union_cap, S->union_density, start);
         for (size_t k = 0; k < P; k++)
             gsum[k] = 0.0;
         double loss = 0, kl = 0;
@@ -129,6 +129,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         kl_ema = isnan(kl_ema) ? kl : 0.9 * kl_ema + 0.1 * kl;
         sum_f += (double)nf;
         sum_b += (double)nb;
+        sum_g += (double)ng;
         counted++;
         ex_progress_draw(&prog, it, it % every == 0 || it == S->iters,
                          "latent-ode%s | iter %ld/%ld | -ELBO %.3f | KL %.3f | NFE fwd %lld "
@@ -142,6 +143,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     R->kl = kl_ema;
     R->nfe_f = counted ? sum_f / (double)counted : 0;
     R->nfe_b = counted ? sum_b / (double)counted : 0;
+    R->groups = counted ? sum_g / (double)counted : 0;
     rc = 0;
 fail:
     free(grad);
@@ -180,7 +182,7 @@ int ex_eval_latent(ex_experiment *E, node_latent *m, node_solver *solver,
         sel[i] = i;
     for (size_t c = 0; c < N; c += Bmax) {
         const size_t nc = zmin(Bmax, N - c);
-        const size_t ng = ex_union_groups(d, nc, sel + c, EVAL_CAP, start);
+        const size_t ng = ex_union_groups(d, nc, sel + c, EVAL_CAP, 0.0, start);
         for (size_t g = 0; g < ng; g++) {
             const size_t Bg = start[g + 1] - start[g], *sg = sel + c + start[g];
             for (size_t b = 0; b < Bg; b++)

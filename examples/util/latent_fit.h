@@ -18,7 +18,7 @@ enum { EX_LAT = 0, EX_RNN = 1, EX_RNNDT = 2 };   /* models, the EX_NMODELS of la
 typedef struct ex_settings {
     long iters, rnn_iters, batch, seed, union_cap, union_cost, max_steps;
     long latent_dim, rnn_hidden, dyn_hidden, dec_hidden;
-    double lr, obs_std;
+    double lr, obs_std, union_density;
     int backprop;
     node_options opt;
     int use[EX_NMODELS];
@@ -28,7 +28,7 @@ typedef struct ex_settings {
 typedef struct ex_result {
     int done;
     double rmse_obs, rmse_pred, rmse_obs_truth, rmse_pred_truth;
-    double ms_per_iter, loss, kl, nfe_f, nfe_b;
+    double ms_per_iter, loss, kl, nfe_f, nfe_b, groups;   /* groups: sub-batches per iteration */
     long iters, skipped;
 } ex_result;
 

@@ -236,17 +236,25 @@ size_t ex_union_size(const node_tseries *d, size_t nsel, const size_t *sel)
 }
 
 size_t ex_union_groups(const node_tseries *d, size_t nsel, const size_t *sel, size_t cap,
-                       size_t *start)
+                       double density, size_t *start)
 {
-    size_t g = 0;
+    size_t g = 0, points = 0;
     start[0] = 0;
-    if (cap == 0 || nsel == 0) {
-        start[1] = nsel;
-        return 1;
+    for (size_t j = 0; j < nsel; j++) {
+        int64_t id;
+        size_t n;
+        const double *t, *x;
+        node_tseries_get(d, sel[j], &id, &n, &t, &x);
+        if (j > start[g] && (cap > 0 || density > 0)) {
+            const size_t k = j + 1 - start[g], u = ex_union_size(d, k, sel + start[g]);
+            if ((cap > 0 && u > cap) ||
+                (double)(points + n) < density * (double)u * (double)k) {
+                start[++g] = j;
+                points = 0;
+            }
+        }
+        points += n;
     }
-    for (size_t j = 1; j < nsel; j++)
-        if (ex_union_size(d, j + 1 - start[g], sel + start[g]) > cap)
-            start[++g] = j;
     start[++g] = nsel;
     return g;
 }

@@ -85,11 +85,16 @@ node_status ex_batch_fill(ex_batch *b, const node_tseries *d, size_t nsel, const
 /* The size of the union of the times of sel[0 .. nsel-1] (without t0). */
 size_t ex_union_size(const node_tseries *d, size_t nsel, const size_t *sel);
 
-/* Cut sel[0 .. nsel-1] into consecutive groups whose unions hold at most cap times
-   (a series longer than cap alone in its group): start[g] .. start[g+1]-1 is group g,
-   start has room for nsel + 1 entries.  Returns the number of groups.  cap 0: one. */
+/* Cut sel[0 .. nsel-1] into consecutive groups, each solved on the union of its times:
+   a group grows while its union holds at most cap times (cap 0: no limit) and its
+   series fill at least a fraction `density` of its times × series grid (points /
+   (union · series); 0: no limit).  Every per-time cost of a batch (the solver's stops,
+   the encoder's steps, decoder and likelihood rows) scales with union · series, so the
+   density bounds the work wasted on times a series is not observed at.  A series
+   alone always makes a group.  start[g] .. start[g+1]-1 is group g (start has room
+   for nsel + 1 entries).  Returns the number of groups. */
 size_t ex_union_groups(const node_tseries *d, size_t nsel, const size_t *sel, size_t cap,
-                       size_t *start);
+                       double density, size_t *start);
 
 /* The smallest first time and the largest number of points of any series of d. */
 void ex_tseries_extent(const node_tseries *d, double *tmin, double *tmax, size_t *maxlen);
