@@ -52,16 +52,20 @@ int ex_spirals_generate(ex_spirals *s, const ex_spiral_config *cfg, uint64_t see
     for (size_t i = 0; i < N; i++)
         s->cw[perm[i]] = i < N / 2;
     free(perm);
-    const size_t nstart = cfg->ntotal - L + 1;   /* t0 in [0, ntotal − L] */
     for (size_t i = 0; i < N; i++) {
+        /* Training spirals observe a window anywhere on the curve; test spirals leave
+           room for the points after theirs.  So every point a test asks for lies on a
+           part of the curve that training windows cover. */
+        const int test = i >= N - cfg->ntest;
+        const size_t nstart = cfg->ntotal - (test ? L : cfg->window) + 1;
         double u;
         node_rng_uniform(&rng, 1, &u);
         size_t t0 = (size_t)(u * (double)nstart);
         if (t0 >= nstart)
             t0 = nstart - 1;
         double *tr = s->truth + i * L * 2, *no = s->noisy + i * L * 2;
-        for (size_t k = 0; k < L; k++)
-            curve(cfg, s->cw[i], t0 + k, tr + 2 * k);
+        for (size_t k = 0; k < L; k++)   /* (past the curve's end: unused, kept finite) */
+            curve(cfg, s->cw[i], t0 + k < cfg->ntotal ? t0 + k : cfg->ntotal - 1, tr + 2 * k);
         node_rng_normal(&rng, 2 * L, no);
         for (size_t k = 0; k < 2 * L; k++)
             no[k] = tr[k] + cfg->noise * no[k];

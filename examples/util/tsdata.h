@@ -15,9 +15,12 @@
    sampled at ntotal times t_k = stop·k/(ntotal-1) (start 0):
      clockwise          z = stop + 1 − t, r = a + 50 b / z, (r cos z − 5, r sin z)
      counter-clockwise  z = t,            r = a + b z,      (r cos z + 5, r sin z)
-   Each spiral takes one curve (half each, in random order) from a random index t0 in
-   [0, ntotal − window − extra]: `window` points to observe, then `extra` points beyond
-   them (the predictive test).  Times count from the spiral's start: t_k − t_{t0}.
+   Each spiral takes one curve (half each, in random order) from a random index t0:
+   `window` points to observe, then (test spirals) `extra` points beyond them for the
+   predictive test; t0 is uniform in [0, ntotal − window] for training spirals and in
+   [0, ntotal − window − extra] for test spirals, so that training windows cover every
+   part of the curves a test extrapolates into (as latent_ode.py's windows cover
+   [100, 500)).  Times count from the spiral's start: t_k − t_{t0}.
    Observations are the curve plus N(0, noise²) noise. */
 typedef struct ex_spiral_config {
     size_t nspiral;   /* 1000 */
