@@ -54,11 +54,12 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     double *grad = malloc(P * sizeof *grad), *gsum = malloc(P * sizeof *gsum);
     double *eps = malloc(B * L * sizeof *eps);
     size_t *perm = malloc(ntr * sizeof *perm), *start = malloc((B + 1) * sizeof *start);
+    double *work = malloc(2 * B * maxlen * sizeof *work);   /* ex_union_groups */
     ex_batch bt = { 0 };
     node_optim *optim = NULL;
     node_error err;
     err.message[0] = '\0';
-    if (!grad || !gsum || !eps || !perm || !start || ex_batch_init(&bt, B, cap, D) != 0) {
+    if (!grad || !gsum || !eps || !perm || !start || !work || ex_batch_init(&bt, B, cap, D) != 0) {
         fprintf(stderr, "latent_ode: out of memory\n");
         goto fail;
     }
@@ -81,7 +82,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
            cut into sub-batches whose unions stay under the cap, gradients summed with
            the weights that make the total the mean over the B series. */
         node_rng_permutation(&rng, ntr, perm);
-        const size_t ng = ex_union_groups(d, B, perm, (size_t)S->union_cap, S->union_density, start);
+        const size_t ng = ex_union_groups(d, B, perm, (size_t)S->union_cap, S->union_density, work,
+                                          start);
         for (size_t k = 0; k < P; k++)
             gsum[k] = 0.0;
         double loss = 0, kl = 0;
@@ -151,6 +153,7 @@ fail:
     free(eps);
     free(perm);
     free(start);
+    free(work);
     ex_batch_free(&bt);
     node_optim_free(optim);
     return rc;
@@ -171,10 +174,12 @@ int ex_eval_latent(ex_experiment *E, node_latent *m, node_solver *solver,
     size_t *sel = malloc(N * sizeof *sel), *start = malloc((N + 1) * sizeof *start);
     double *xp = malloc((cap + 1) * Bmax * D * sizeof *xp);
     double *z = malloc((cap + 1) * Bmax * L * sizeof *z), *spl = malloc(Bmax * sizeof *spl);
+    double *work = malloc(2 * Bmax * maxlen * sizeof *work);   /* ex_union_groups */
     ex_batch bt = { 0 };
     node_error err;
     err.message[0] = '\0';
-    if (!sel || !start || !xp || !z || !spl || ex_batch_init(&bt, Bmax, cap, D) != 0) {
+    if (!sel || !start || !xp || !z || !spl || !work ||
+        ex_batch_init(&bt, Bmax, cap, D) != 0) {
         fprintf(stderr, "latent_ode: out of memory\n");
         goto fail;
     }
@@ -182,7 +187,7 @@ int ex_eval_latent(ex_experiment *E, node_latent *m, node_solver *solver,
         sel[i] = i;
     for (size_t c = 0; c < N; c += Bmax) {
         const size_t nc = zmin(Bmax, N - c);
-        const size_t ng = ex_union_groups(d, nc, sel + c, EVAL_CAP, 0.0, start);
+        const size_t ng = ex_union_groups(d, nc, sel + c, EVAL_CAP, 0.0, work, start);
         for (size_t g = 0; g < ng; g++) {
             const size_t Bg = start[g + 1] - start[g], *sg = sel + c + start[g];
             for (size_t b = 0; b < Bg; b++)
@@ -213,6 +218,7 @@ fail:
     free(xp);
     free(z);
     free(spl);
+    free(work);
     ex_batch_free(&bt);
     return rc;
 }

@@ -230,34 +230,66 @@ node_status ex_batch_fill(ex_batch *b, const node_tseries *d, size_t nsel, const
     return NODE_OK;
 }
 
-size_t ex_union_size(const node_tseries *d, size_t nsel, const size_t *sel)
+/* a (na sorted distinct times) merged with t (n increasing) into out; returns the count. */
+static size_t merge_times(const double *a, size_t na, const double *t, size_t n, double *out)
 {
-    size_t nt = 0;
-    node_error e;
-    /* cap 0: the call only measures (NODE_EINVAL with *nt = the size needed). */
-    (void)node_tseries_union(d, nsel, sel, 0, NULL, &nt, NULL, NULL, &e);
-    return nt;
+    size_t i = 0, j = 0, k = 0;
+    while (i < na || j < n) {
+        if (j == n || (i < na && a[i] < t[j]))
+            out[k++] = a[i++];
+        else if (i == na || t[j] < a[i])
+            out[k++] = t[j++];
+        else {
+            out[k++] = a[i++];
+            j++;
+        }
+    }
+    return k;
 }
 
 size_t ex_union_groups(const node_tseries *d, size_t nsel, const size_t *sel, size_t cap,
-                       double density, size_t *start)
+                       double density, double *work, size_t *start)
 {
-    size_t g = 0, points = 0;
+    size_t g = 0, points = 0, u = 0;
     start[0] = 0;
+    if (cap == 0 && !(density > 0)) {
+        start[1] = nsel;
+        return nsel ? 1 : 0;
+    }
+    /* The union of the current group so far, kept sorted in one half of work (a),
+       merged with each new series into the other half (b): O(union) per series. */
+    size_t M = 0;
     for (size_t j = 0; j < nsel; j++) {
         int64_t id;
         size_t n;
         const double *t, *x;
         node_tseries_get(d, sel[j], &id, &n, &t, &x);
-        if (j > start[g] && (cap > 0 || density > 0)) {
-            const size_t k = j + 1 - start[g], u = ex_union_size(d, k, sel + start[g]);
-            if ((cap > 0 && u > cap) ||
-                (double)(points + n) < density * (double)u * (double)k) {
-                start[++g] = j;
-                points = 0;
+        M += n;
+    }
+    double *a = work;
+    for (size_t j = 0; j < nsel; j++) {
+        int64_t id;
+        size_t n;
+        const double *t, *x;
+        node_tseries_get(d, sel[j], &id, &n, &t, &x);
+        if (j > start[g]) {
+            double *b = a == work ? work + M : work;
+            const size_t nu = merge_times(a, u, t, n, b);
+            const size_t k = j + 1 - start[g];
+            if (!((cap > 0 && nu > cap) ||
+                  (double)(points + n) < density * (double)nu * (double)k)) {
+                a = b;
+                u = nu;
+                points += n;
+                continue;
             }
+            start[++g] = j;
         }
-        points += n;
+        /* j starts a group: its union is its own times. */
+        a = work;
+        memcpy(a, t, n * sizeof *t);
+        u = n;
+        points = n;
     }
     start[++g] = nsel;
     return g;

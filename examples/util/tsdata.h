@@ -85,9 +85,6 @@ void ex_batch_free(ex_batch *b);
 node_status ex_batch_fill(ex_batch *b, const node_tseries *d, size_t nsel, const size_t *sel,
                           double t0, const double *split, node_error *err);
 
-/* The size of the union of the times of sel[0 .. nsel-1] (without t0). */
-size_t ex_union_size(const node_tseries *d, size_t nsel, const size_t *sel);
-
 /* Cut sel[0 .. nsel-1] into consecutive groups, each solved on the union of its times:
    a group grows while its union holds at most cap times (cap 0: no limit) and its
    series fill at least a fraction `density` of its times × series grid (points /
@@ -95,9 +92,10 @@ size_t ex_union_size(const node_tseries *d, size_t nsel, const size_t *sel);
    the encoder's steps, decoder and likelihood rows) scales with union · series, so the
    density bounds the work wasted on times a series is not observed at.  A series
    alone always makes a group.  start[g] .. start[g+1]-1 is group g (start has room
-   for nsel + 1 entries).  Returns the number of groups. */
+   for nsel + 1 entries); work is scratch for 2 × the points of the selected series.
+   O(nsel × union).  Returns the number of groups. */
 size_t ex_union_groups(const node_tseries *d, size_t nsel, const size_t *sel, size_t cap,
-                       double density, size_t *start);
+                       double density, double *work, size_t *start);
 
 /* The smallest first time and the largest number of points of any series of d. */
 void ex_tseries_extent(const node_tseries *d, double *tmin, double *tmax, size_t *maxlen);
