@@ -272,7 +272,11 @@ int ex_measure_union(const ex_settings *S, ex_experiment *E, node_latent *m, nod
         for (size_t b = 0; b < B; b++) {
             CHECK("one-series batch", err.message,
                   ex_batch_fill(&bt, d, 1, perm + b, E->t0, NULL, &err));
-            U->mean_len += (double)bt.nt;
+            int64_t id;
+            size_t n;
+            const double *t, *x;
+            node_tseries_get(d, perm[b], &id, &n, &t, &x);
+            U->mean_len += (double)n;
             CHECK("one-series loss", err.message[0] ? err.message : stats.message,
                   node_latent_loss(m, solver, 1, bt.nt, bt.ts, bt.xs, bt.mask, bt.mask, NULL,
                                    &S->opt, how, &t1, g2, &stats, &err));
