@@ -72,7 +72,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     const node_grad_method how = S->backprop ? NODE_GRAD_BACKPROP : NODE_GRAD_ADJOINT;
 
     ex_progress prog;
-    double t_train = 0, loss_ema = NAN, kl_ema = NAN, sum_f = 0, sum_b = 0, sum_g = 0;
+    double t_train = 0, t_first = 0, loss_ema = NAN, kl_ema = NAN, sum_f = 0, sum_b = 0,
+           sum_g = 0;
     long fails_in_row = 0, counted = 0;
     const long every = S->iters >= 10 ? S->iters / 10 : 1;
     ex_progress_start(&prog, stderr, S->iters);
@@ -127,6 +128,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         }
         fails_in_row = 0;
         t_train += ex_clock() - c0;
+        if (counted == 0)
+            t_first = t_train;   /* the first iteration pays for the workspaces */
         loss_ema = isnan(loss_ema) ? loss : 0.9 * loss_ema + 0.1 * loss;
         kl_ema = isnan(kl_ema) ? kl : 0.9 * kl_ema + 0.1 * kl;
         sum_f += (double)nf;
@@ -140,7 +143,9 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     }
     ex_progress_end(&prog);
     R->iters = S->iters;
-    R->ms_per_iter = counted ? 1e3 * t_train / (double)counted : 0;
+    /* After the first iteration, which allocates the workspaces (unless it is the only). */
+    R->ms_per_iter = counted > 1 ? 1e3 * (t_train - t_first) / (double)(counted - 1)
+                                 : 1e3 * t_train;
     R->loss = loss_ema;
     R->kl = kl_ema;
     R->nfe_f = counted ? sum_f / (double)counted : 0;
@@ -344,7 +349,7 @@ int ex_train_rnn(const ex_settings *S, ex_experiment *E, ex_rnn_model *rm, ex_re
     node_rng rng;
     node_rng_seed(&rng, (uint64_t)S->seed * 104729u + (uint64_t)E->n_obs + (rm->with_dt ? 7u : 0u));
     ex_progress prog;
-    double t_train = 0, loss_ema = NAN;
+    double t_train = 0, t_first = 0, loss_ema = NAN;
     long counted = 0, fails_in_row = 0;
     const long every = S->rnn_iters >= 10 ? S->rnn_iters / 10 : 1;
     ex_progress_start(&prog, stderr, S->rnn_iters);
@@ -369,6 +374,8 @@ int ex_train_rnn(const ex_settings *S, ex_experiment *E, ex_rnn_model *rm, ex_re
         }
         fails_in_row = 0;
         t_train += ex_clock() - c0;
+        if (counted == 0)
+            t_first = t_train;   /* the first iteration pays for the workspaces */
         counted++;
         loss_ema = isnan(loss_ema) ? loss : 0.9 * loss_ema + 0.1 * loss;
         ex_progress_draw(&prog, it, it % every == 0 || it == S->rnn_iters,
@@ -377,7 +384,9 @@ int ex_train_rnn(const ex_settings *S, ex_experiment *E, ex_rnn_model *rm, ex_re
     }
     ex_progress_end(&prog);
     R->iters = S->rnn_iters;
-    R->ms_per_iter = counted ? 1e3 * t_train / (double)counted : 0;
+    /* After the first iteration, which allocates the workspaces (unless it is the only). */
+    R->ms_per_iter = counted > 1 ? 1e3 * (t_train - t_first) / (double)(counted - 1)
+                                 : 1e3 * t_train;
     R->loss = loss_ema;
     R->kl = NAN;
     rc = 0;
