@@ -45,9 +45,6 @@ static const abi_entry abi[] = {
     F(node_sched, kind), F(node_sched, lr0), F(node_sched, step_size), F(node_sched, gamma),
     F(node_sched, T), F(node_sched, lr_min), F(node_sched, reserved_),
 
-    T(node_rng),
-    F(node_rng, s), F(node_rng, spare), F(node_rng, has_spare), F(node_rng, reserved_),
-
     T(node_latent_config),
     F(node_latent_config, obs_dim), F(node_latent_config, latent_dim),
     F(node_latent_config, rnn_hidden), F(node_latent_config, dyn_hidden),
@@ -58,6 +55,9 @@ static const abi_entry abi[] = {
     F(node_latent_terms, loss), F(node_latent_terms, nll), F(node_latent_terms, kl),
     F(node_latent_terms, nfe_forward), F(node_latent_terms, nfe_backward),
     F(node_latent_terms, reserved_),
+
+    T(node_rng),
+    F(node_rng, s), F(node_rng, spare), F(node_rng, has_spare), F(node_rng, reserved_),
 };
 
 #undef T

@@ -34,12 +34,6 @@ NODE__HIDDEN char *node__err_begin(node_error *err);
 /* Record s in err (may be NULL); returns s. */
 NODE__HIDDEN node_status node__err_end(node_error *err, node_status s);
 
-/* Format the reason and write "path: reason" into msg (NULL: nothing; path NULL: the
-   reason alone), the path shortened from the left ("...") if the line would not hold
-   both; returns st.  (Defined in nn/io.c; also declared in nn/nn_internal.h.) */
-NODE__HIDDEN node_status node__io_say(char *msg, node_status st, const char *path,
-                                      const char *fmt, ...) NODE__PRINTF(4, 5);
-
 /* Are the n 64-bit words at p all zero?  (The reserved_ tails of input structs.) */
 NODE__HIDDEN bool node__zero_words(const uint64_t *p, size_t n);
 
@@ -72,6 +66,29 @@ NODE__HIDDEN const char *node__isa_name(node__isa isa);
 #define NODE__KERNEL(name) NODE__KCAT(name, NODE__ISA_SUFFIX)
 #define NODE__KCAT(a, b) NODE__KCAT2(a, b)
 #define NODE__KCAT2(a, b) a##_##b
+
+/* Set by CMakeLists.txt when the kernel files were compiled for the level. */
+#ifndef NODE__HAVE_AVX2
+#  define NODE__HAVE_AVX2 0
+#endif
+#ifndef NODE__HAVE_AVX512
+#  define NODE__HAVE_AVX512 0
+#endif
+
+/* The address of the kernel table table##_<level> for level isa, among the levels
+   compiled in (table##_generic otherwise): NODE__KERNEL_TABLE(isa, node__nn_kernels). */
+#if NODE__HAVE_AVX512
+#  define NODE__PICK_AVX512(isa, table) (isa) == NODE__ISA_AVX512 ? &table##_avx512 :
+#else
+#  define NODE__PICK_AVX512(isa, table)
+#endif
+#if NODE__HAVE_AVX2
+#  define NODE__PICK_AVX2(isa, table) (isa) == NODE__ISA_AVX2 ? &table##_avx2 :
+#else
+#  define NODE__PICK_AVX2(isa, table)
+#endif
+#define NODE__KERNEL_TABLE(isa, table) \
+    (NODE__PICK_AVX512(isa, table) NODE__PICK_AVX2(isa, table) &table##_generic)
 
 /* ---- allocation ------------------------------------------------------------ */
 

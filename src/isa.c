@@ -7,14 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Set by CMakeLists.txt when the kernel files were compiled for the level. */
-#ifndef NODE__HAVE_AVX2
-#  define NODE__HAVE_AVX2 0
-#endif
-#ifndef NODE__HAVE_AVX512
-#  define NODE__HAVE_AVX512 0
-#endif
-
 static const char *const isa_names[NODE__NISA] = { "generic", "avx2", "avx512" };
 
 const char *node__isa_name(node__isa isa)

@@ -64,10 +64,6 @@ static const layout lp64[] = {
         { "node_sched", "T", 32 },
         { "node_sched", "lr_min", 40 },
         { "node_sched", "reserved_", 48 },
-        { "node_rng", "s", 0 },
-        { "node_rng", "spare", 32 },
-        { "node_rng", "has_spare", 40 },
-        { "node_rng", "reserved_", 48 },
         { "node_latent_config", "obs_dim", 0 },
         { "node_latent_config", "latent_dim", 8 },
         { "node_latent_config", "rnn_hidden", 16 },
@@ -81,6 +77,10 @@ static const layout lp64[] = {
         { "node_latent_terms", "nfe_forward", 24 },
         { "node_latent_terms", "nfe_backward", 32 },
         { "node_latent_terms", "reserved_", 40 },
+        { "node_rng", "s", 0 },
+        { "node_rng", "spare", 32 },
+        { "node_rng", "has_spare", 40 },
+        { "node_rng", "reserved_", 48 },
 };
 
 static const struct {
@@ -89,8 +89,7 @@ static const struct {
 } lp64_sizes[] = {
     { "node_error", 232 },  { "node_system", 128 },       { "node_options", 192 },
     { "node_stats", 320 },  { "node_optim_config", 192 }, { "node_sched", 128 },
-    { "node_rng", 64 },
-    { "node_latent_config", 128 }, { "node_latent_terms", 72 },
+    { "node_latent_config", 128 }, { "node_latent_terms", 72 }, { "node_rng", 64 },
 };
 
 static int is_lp64(void) { return sizeof(void *) == 8 && sizeof(long) == 8; }
@@ -121,10 +120,10 @@ static void test_introspection_matches_the_header(void **state)
     assert_int_equal(node_abi_sizeof("node_error"), sizeof(node_error));
     assert_int_equal(node_abi_sizeof("node_optim_config"), sizeof(node_optim_config));
     assert_int_equal(node_abi_sizeof("node_sched"), sizeof(node_sched));
-    assert_int_equal(node_abi_sizeof("node_rng"), sizeof(node_rng));
-    assert_int_equal(node_abi_offsetof("node_rng", "has_spare"), offsetof(node_rng, has_spare));
     assert_int_equal(node_abi_sizeof("node_latent_config"), sizeof(node_latent_config));
     assert_int_equal(node_abi_sizeof("node_latent_terms"), sizeof(node_latent_terms));
+    assert_int_equal(node_abi_sizeof("node_rng"), sizeof(node_rng));
+    assert_int_equal(node_abi_offsetof("node_rng", "has_spare"), offsetof(node_rng, has_spare));
     assert_int_equal(node_abi_offsetof("node_options", "max_steps"),
                      offsetof(node_options, max_steps));
     assert_int_equal(node_abi_offsetof("node_stats", "message"), offsetof(node_stats, message));
@@ -137,8 +136,8 @@ static void test_introspection_matches_the_header(void **state)
     assert_true(node_abi_offsetof("node_system", NULL) == (size_t)-1);
     /* every struct ends with its reserved tail */
     const char *types[] = { "node_error", "node_system", "node_options", "node_stats",
-                            "node_optim_config", "node_sched", "node_rng",
-                            "node_latent_config", "node_latent_terms" };
+                            "node_optim_config", "node_sched", "node_latent_config",
+                            "node_latent_terms", "node_rng" };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         assert_true(node_abi_offsetof(types[i], "reserved_") < node_abi_sizeof(types[i]));
 }
@@ -215,6 +214,15 @@ static void test_reserved_fields_must_be_zero(void **state)
     sc.reserved_[9] = 0;
     sc.reserved0_ = 1;
     assert_status(node_sched_lr(&sc, 3, &lr), NODE_EINVAL);
+
+    /* and the latent ODE's config */
+    node_latent_config lc;
+    node_latent *lm = NULL;
+    assert_status(node_latent_defaults(2, &lc), NODE_OK);
+    lc.reserved_[9] = 1;
+    assert_status(node_latent_create(&lm, &lc, &err), NODE_EINVAL);
+    assert_non_null(strstr(err.message, "reserved"));
+    assert_null(lm);
     node_rng r;
     double u;
     size_t idx[2];
@@ -229,15 +237,6 @@ static void test_reserved_fields_must_be_zero(void **state)
     assert_status(node_rng_normal(&r, 1, &u), NODE_EINVAL);
     assert_status(node_rng_seed(&r, 1), NODE_OK);   /* seeding zeroes them */
     assert_status(node_rng_normal(&r, 1, &u), NODE_OK);
-
-    /* and the latent ODE's config */
-    node_latent_config lc;
-    node_latent *lm = NULL;
-    assert_status(node_latent_defaults(2, &lc), NODE_OK);
-    lc.reserved_[9] = 1;
-    assert_status(node_latent_create(&lm, &lc, &err), NODE_EINVAL);
-    assert_non_null(strstr(err.message, "reserved"));
-    assert_null(lm);
 }
 
 int main(void)

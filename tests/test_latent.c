@@ -300,6 +300,43 @@ static void test_predict_is_what_the_likelihood_sees(void **state)
     node_latent_free(m);
 }
 
+/* One time: z0 is decoded where it is, f takes no part (its gradient is exactly 0) and
+   both methods give the gradient of the composition, checked by differences. */
+static void test_a_single_time_needs_no_solve(void **state)
+{
+    (void)state;
+    node_latent *m = small_model(13);
+    node_solver *s;
+    assert_status(node_solver_create(&s), NODE_OK);
+    const double ts[1] = { 0.5 }, xs[2 * LD] = { 0.1, 0.2, -0.3, 0.4 };
+    const unsigned char mk[2] = { 1, 1 };
+    double g[LP], *th = node_latent_params(m);
+    node_latent_terms t;
+    for (int how = 0; how < 2; how++) {
+        assert_status(node_latent_loss(m, s, 2, 1, ts, xs, mk, mk, LEPS, NULL,
+                                       (node_grad_method)how, &t, g, NULL, NULL), NODE_OK);
+        assert_int_equal(t.nfe_forward, 0);
+        for (size_t k = LP_CELL + LP_ENC; k < LP_CELL + LP_ENC + LP_F; k++)
+            assert_true(g[k] == 0);
+        const size_t ks[3] = { 1, LP_CELL + 4, LP - 3 };   /* cell (x_1), encoder, decoder */
+        for (size_t i = 0; i < 3; i++) {
+            double x = th[ks[i]], l[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                th[ks[i]] = x + (sgn ? -1e-5 : 1e-5);
+                assert_status(node_latent_loss(m, s, 2, 1, ts, xs, mk, mk, LEPS, NULL,
+                                               (node_grad_method)how, &t, NULL, NULL, NULL),
+                              NODE_OK);
+                l[sgn] = t.loss;
+            }
+            th[ks[i]] = x;
+            assert_true(fabs(g[ks[i]]) > 1e-4);
+            assert_close(g[ks[i]], (l[0] - l[1]) / 2e-5, 1e-7, 1e-9);
+        }
+    }
+    node_solver_free(s);
+    node_latent_free(m);
+}
+
 /* ---- initialisation ------------------------------------------------------------------- */
 
 /* PyTorch's defaults: the cell U(±1/√H); each layer U(±1/√fan_in); the same values for
@@ -339,15 +376,15 @@ static void test_init_draws_pytorch_bounds(void **state)
 
 /* 16 two-dimensional spirals (decaying rotations, either direction, random phase and
    radius, noise 0.05), each seen at 12 random times of a 30-point grid; the paper's
-   sizes; Adam, 1e-2, full batch, a fresh ε each step.  The −ELBO at ε = 0, less its
+   sizes; Adam, 3e-2, full batch, a fresh ε each step, 100 steps.  The −ELBO at ε = 0, less its
    constant part (the Gaussian normaliser of the observed entries, TOBS·2·(log σ +
    ½ log 2π) per series, which no parameter moves; what is left, Σ (x − x̂)²/2σ² + KL,
    is positive), falls by more than TRAIN_FACTOR. */
 #define TB 16
 #define TNT 30
 #define TOBS 12
-#define TITERS 300
-#define TRAIN_FACTOR 4.0
+#define TITERS 100
+#define TRAIN_FACTOR 3.0   /* measured: 7.1 (55.8 -> 7.9) */
 
 static void test_training_lowers_the_negative_elbo(void **state)
 {
@@ -386,7 +423,7 @@ static void test_training_lowers_the_negative_elbo(void **state)
     assert_status(node_solver_create(&s), NODE_OK);
     node_optim_config oc;
     assert_status(node_optim_defaults(NODE_OPTIM_ADAM, &oc), NODE_OK);
-    oc.lr = 1e-2;
+    oc.lr = 3e-2;
     node_optim *opt;
     assert_status(node_optim_create(&opt, P, &oc), NODE_OK);
     node_options o = node_options_default();
@@ -425,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_union_batch_equals_each_series_alone_backprop),
         cmocka_unit_test(test_loss_and_predict_match_an_independent_composition),
         cmocka_unit_test(test_predict_is_what_the_likelihood_sees),
+        cmocka_unit_test(test_a_single_time_needs_no_solve),
         cmocka_unit_test(test_init_draws_pytorch_bounds),
         cmocka_unit_test(test_training_lowers_the_negative_elbo),
     };

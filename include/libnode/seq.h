@@ -54,9 +54,10 @@ LIBNODE_API node_status node_rng_permutation(node_rng *r, size_t n, size_t *idx)
    v_i = logvar[i], or the constant logvar_const when logvar is NULL.  mask (n
    entries, NULL = all observed) leaves entries with m_i = 0 out (gradient 0).
    Gradients (each may be NULL): dmu = ∂nll/∂μ, dlogvar = ∂nll/∂v (needs logvar).
-   NODE_EINVAL (err says which): NULL x, mu or nll; a NaN/Inf x, μ or v at an
-   observed entry; dlogvar without logvar; non-finite logvar_const.  NODE_ENONFINITE:
-   the sum overflows.  Nothing is written on failure. */
+   NODE_EINVAL (err says which): NULL x, mu or nll (even with n = 0); a NaN/Inf x, μ
+   or v at an observed entry; dlogvar without logvar; non-finite logvar_const (when
+   logvar is NULL).  NODE_ENONFINITE: the sum, or a gradient asked for, overflows.
+   Nothing is written on failure. */
 LIBNODE_API node_status node_gaussian_nll(size_t n, const double *x, const double *mu,
                                           const double *logvar, double logvar_const,
                                           const unsigned char *mask, double *nll,
@@ -64,7 +65,8 @@ LIBNODE_API node_status node_gaussian_nll(size_t n, const double *x, const doubl
 
 /* KL(N(μ, diag exp(v)) ‖ N(0, I)) = ½ Σ_i (exp(v_i) + μ_i² − 1 − v_i), with
    dmu = μ, dlogvar = ½ (exp(v) − 1) (each may be NULL).  NODE_EINVAL for NULL
-   mu/logvar/kl or non-finite inputs; NODE_ENONFINITE when it overflows. */
+   mu/logvar/kl or non-finite inputs; NODE_ENONFINITE when it overflows; nothing
+   written on failure.  Accurate as σ² → 1 (e^v − 1 − v by its series for |v| < ½). */
 LIBNODE_API node_status node_kl_normal(size_t n, const double *mu, const double *logvar,
                                        double *kl, double *dmu, double *dlogvar,
                                        node_error *err);
@@ -99,8 +101,10 @@ LIBNODE_API void        node_rnn_init(node_rnn *r, uint64_t seed);
 /* Run nsteps steps over a batch: xs is nsteps × batch × nin, hs is written
    (nsteps + 1) × batch × nhidden with hs[0] = h0 (h0 NULL: zeros).  mask
    (nsteps × batch, NULL = all 1): where mask[k·batch + b] = 0, row b does not step
-   (h_{k+1} = h_k) and its x_k is not read.  Allocation-free once the batch has
-   been seen.  NODE_EINVAL for NULL pointers or zero sizes; NODE_ENOMEM. */
+   (h_{k+1} = h_k) and its x_k is not read.  Allocation-free once the cell has run
+   (scratch kept by r).  NODE_EINVAL for NULL pointers or zero sizes; NODE_ENOMEM
+   (nothing written); NODE_ENONFINITE when a NaN or Inf in h0, a read x or the
+   parameters reached hs. */
 LIBNODE_API node_status node_rnn_forward(node_rnn *r, size_t nsteps, size_t batch,
                                          const double *xs, const unsigned char *mask,
                                          const double *h0, double *hs);
@@ -108,7 +112,9 @@ LIBNODE_API node_status node_rnn_forward(node_rnn *r, size_t nsteps, size_t batc
    parameters: dhs ((nsteps + 1) × batch × nhidden) is ∂L/∂hs; writes ∂L/∂h0 (dh0,
    batch × nhidden), ∂L/∂xs (dxs, nsteps × batch × nin, 0 where masked) and
    ∂L/∂θ summed over the batch (dparams, nparams); each may be NULL; outputs are
-   overwritten.  NODE_EINVAL, NODE_ENOMEM, NODE_ENONFINITE (a NaN/Inf gradient). */
+   overwritten.  Allocation-free once a batch this large has been seen.  NODE_EINVAL,
+   NODE_ENOMEM (nothing written), NODE_ENONFINITE (a NaN/Inf gradient: dh0 and dparams
+   are left as they were, dxs may have been written). */
 LIBNODE_API node_status node_rnn_backward(node_rnn *r, size_t nsteps, size_t batch,
                                           const double *xs, const unsigned char *mask,
                                           const double *hs, const double *dhs,
@@ -128,18 +134,23 @@ LIBNODE_API node_status node_tseries_add(node_tseries *d, int64_t id, size_t n,
                                          const double *t, const double *x, node_error *err);
 LIBNODE_API size_t      node_tseries_count(const node_tseries *d);
 LIBNODE_API size_t      node_tseries_dim(const node_tseries *d);
-/* Series i (0-based): its id, length and arrays (owned by d).  NODE_EINVAL if i is
-   out of range. */
+/* Series i (0-based): its id, length and arrays (owned by d; t n entries, x n × dim);
+   each output may be NULL.  NODE_EINVAL if d is NULL or i is out of range. */
 LIBNODE_API node_status node_tseries_get(const node_tseries *d, size_t i, int64_t *id,
                                          size_t *n, const double **t, const double **x);
 
-/* Read a long-format CSV: a header line "series,t,x1,...,xD" (D >= 1; names after
-   the second column are free), then one row per observation: an integer series id,
-   the time, D values.  Rows of one series are contiguous or not; times increase
-   within each series (in file order); every series has >= 2 observations; values are
-   finite.  Any malformed file is NODE_EFORMAT with "path:line: what" in err
-   (missing columns, a non-number, NaN/Inf, non-increasing time, a one-point series,
-   an empty file); an unreadable path NODE_EIO with the system's reason. */
+/* Read a long-format CSV: a header line "series,t,x1,...,xD" (D >= 1; the first two
+   names exactly "series" and "t", the others free), then one row per observation: an
+   integer series id (decimal, 64-bit), the time, D values (strtod's syntax: the C
+   locale's decimal point).  Fields may have blanks around them; blank lines, CRLF
+   endings and a UTF-8 byte-order mark are accepted.  Rows of one series are
+   contiguous or not; times increase within each series (in file order); every series
+   has >= 2 observations; values are finite.  Series are numbered in the order of
+   their first row.  Any malformed file is NODE_EFORMAT with "path:line: what" in err
+   (a bad header, a wrong number of columns, a non-number, NaN/Inf, a non-integer
+   series id, non-increasing time, a one-point series, an empty file; the earliest
+   line at fault is named); an unreadable path NODE_EIO with the system's reason.
+   *out is written only on success. */
 LIBNODE_API node_status node_tseries_read_csv(node_tseries **out, const char *path,
                                               node_error *err);
 
@@ -147,7 +158,10 @@ LIBNODE_API node_status node_tseries_read_csv(node_tseries **out, const char *pa
    distinct times into ts (ascending), values into xs (nt × nsel × dim, 0 where not
    observed) and mask (nt × nsel).  cap is the room in ts (and nt·nsel·dim in xs,
    nt·nsel in mask); if the union needs more, NODE_EINVAL with *nt = the size needed
-   and nothing else written (call with cap 0 to ask).  Allocation-free. */
+   and nothing else written (call with cap 0 to ask; ts, xs and mask may be NULL
+   when cap is 0).  A series may be selected more than once.  Allocation-free; d is
+   only read, so threads may build batches of one set at once.  NODE_EINVAL also for
+   NULL d, sel or nt, nsel = 0, sel[i] out of range (nothing written). */
 LIBNODE_API node_status node_tseries_union(const node_tseries *d, size_t nsel,
                                            const size_t *sel, size_t cap, double *ts,
                                            size_t *nt, double *xs, unsigned char *mask,

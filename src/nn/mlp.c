@@ -10,25 +10,10 @@
 
 /* ---- kernel tables ---------------------------------------------------------------- */
 
-#ifndef NODE__HAVE_AVX2
-#  define NODE__HAVE_AVX2 0
-#endif
-#ifndef NODE__HAVE_AVX512
-#  define NODE__HAVE_AVX512 0
-#endif
-
 const node__nn_kernels *node__nn_kernels_for(node__isa isa)
 {
-#if NODE__HAVE_AVX512
-    if (isa == NODE__ISA_AVX512)
-        return &node__nn_kernels_avx512;
-#endif
-#if NODE__HAVE_AVX2
-    if (isa == NODE__ISA_AVX2)
-        return &node__nn_kernels_avx2;
-#endif
-    (void)isa;
-    return &node__nn_kernels_generic;
+    (void)isa;   /* unused when only the generic level is built */
+    return NODE__KERNEL_TABLE(isa, node__nn_kernels);
 }
 
 /* ---- creation ------------------------------------------------------------------ */

@@ -1,6 +1,6 @@
-/* latent.h — the latent ODE's private structure, shared by src/seq/latent.c (the model:
- * create, loss, gradient, predict) and src/seq/latent_io.c (its files).  Never
- * installed.
+/* latent.h — the latent ODE's private structure, shared by src/seq/latent.c (the
+ * model: config, create, parameters), latent_loss.c (−ELBO, gradient, predict) and
+ * latent_io.c (its files).  Never installed.
  */
 #ifndef LIBNODE_SEQ_LATENT_H
 #define LIBNODE_SEQ_LATENT_H
@@ -44,6 +44,10 @@ NODE__HIDDEN node_status node__latent_resolve(const node_latent_config *cfg,
 /* The parameter count of a resolved config, in 64 bits (saturated at UINT64_MAX):
    what a file's header implies, before anything is allocated. */
 NODE__HIDDEN uint64_t node__latent_count(const node_latent_config *cfg);
+
+/* Copy θ into the parts (θ is the truth: an optimizer writes it between calls; every
+   call that evaluates the parts starts with this). */
+NODE__HIDDEN void node__latent_params_in(node_latent *m);
 
 /* Parse a latent ODE file held in memory (len bytes): the loader's tests. */
 NODE__HIDDEN node_status node__latent_load_mem(const unsigned char *buf, size_t len,

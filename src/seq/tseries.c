@@ -489,8 +489,10 @@ static size_t upper_bound(const double *t, size_t n, double v)
 }
 
 /* The smallest time of the selected series after v (+Inf if none).  Found by binary
-   search in every series, so that the union needs no scratch: a sweep costs
-   O(nt · nsel · log n), and the data set may be read by several threads at once. */
+   search in every series, so that the union needs no scratch (and the data set may be
+   read by several threads at once): a sweep costs O(nt · nsel · log n), the order of
+   writing the nt · nsel · dim values of xs.  (1000 series of 50 random times: 0.4 s
+   to count the 50000 union times, 3.5 s to write the 800 MB batch.) */
 static double next_time(const node_tseries *d, size_t nsel, const size_t *sel, double v)
 {
     double next = INFINITY;
