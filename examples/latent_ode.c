@@ -566,9 +566,9 @@ int main(int argc, char **argv)
             json_num(f[2], 64, "rmse_observed_truth", R->rmse_obs_truth, 1);
             json_num(f[3], 64, "rmse_predicted_truth", R->rmse_pred_truth, 1);
             json_num(f[4], 64, "ms_per_iter", R->ms_per_iter, 1);
-            json_num(f[6], 64, "nfe_fwd", R->nfe_f, 1);
-            json_num(f[7], 64, "nfe_bwd", R->nfe_b, 1);
-            json_num(f[8], 64, "sub_batches", R->groups, 1);
+            json_num(f[6], 64, "nfe_fwd", k == LAT ? R->nfe_f : NAN, 1);   /* null: no solve */
+            json_num(f[7], 64, "nfe_bwd", k == LAT ? R->nfe_b : NAN, 1);
+            json_num(f[8], 64, "sub_batches", k == LAT ? R->groups : NAN, 1);
             json_num(f[5], 64, "final_loss", R->loss, 0);
             w += (size_t)snprintf(arr + w, cap - w, "%s{\"model\": \"%s\", \"n_obs\": %ld, "
                                   "\"iters\": %ld, \"skipped\": %ld, %s%s%s%s%s%s%s%s%s}",
