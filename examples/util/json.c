@@ -60,6 +60,12 @@ void ex_json_bool(ex_json *j, const char *k, int value)
     fputs(value ? "true" : "false", j->f);
 }
 
+void ex_json_raw(ex_json *j, const char *k, const char *json)
+{
+    key(j, k);
+    fputs(json && json[0] ? json : "null", j->f);
+}
+
 void ex_json_end(ex_json *j)
 {
     fputs("}\n", j->f);

@@ -21,6 +21,8 @@ void ex_json_str(ex_json *j, const char *key, const char *value);
 void ex_json_num(ex_json *j, const char *key, double value);
 void ex_json_int(ex_json *j, const char *key, int64_t value);
 void ex_json_bool(ex_json *j, const char *key, int value);
+/* A member whose value is already JSON text (an array or object built by the caller). */
+void ex_json_raw(ex_json *j, const char *key, const char *json);
 void ex_json_end(ex_json *j);
 
 #endif /* EX_JSON_H */

@@ -1,0 +1,507 @@
+/* latent_fit.c — see latent_fit.h. */
+#include "latent_fit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "progress.h"
+#include "tsdata.h"
+
+#define EVAL_CAP 1024     /* times per prediction call (memory only: predict is forward) */
+#define EVAL_B 64         /* series per prediction call */
+
+/* A libnode call that must succeed: on failure say what was being done and the
+   library's message, then leave through `fail`. */
+#define CHECK(what, msg, call)                                                          \
+    do {                                                                                \
+        node_status st_ = (call);                                                       \
+        if (st_ != NODE_OK) {                                                           \
+            const char *m_ = (msg);                                                     \
+            fprintf(stderr, "latent_ode: %s: %s\n", (what),                             \
+                    m_ && m_[0] ? m_ : node_strerror(st_));                              \
+            goto fail;                                                                  \
+        }                                                                               \
+    } while (0)
+
+static size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+
+/* A failure of the solve or of the gradient that a smaller learning rate or another
+   batch may avoid: the training loop skips the batch instead of stopping. */
+static int recoverable(node_status st)
+{
+    return st == NODE_EMAXSTEPS || st == NODE_ESTEPSIZE || st == NODE_ENONFINITE;
+}
+
+/* ---- the latent ODE: training on union batches, prediction --------------------------- */
+
+int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node_solver *solver,
+                        ex_result *R)
+{
+    int rc = -1;
+    const node_tseries *d = E->train;
+    const size_t ntr = node_tseries_count(d), D = node_tseries_dim(d);
+    const size_t B = zmin((size_t)S->batch, ntr), L = (size_t)S->latent_dim;
+    const size_t P = node_latent_nparams(m);
+    double *theta = node_latent_params(m);
+    double tmin, tmax;
+    size_t maxlen;
+    ex_tseries_extent(d, &tmin, &tmax, &maxlen);
+    /* Room for a sub-batch's union: the cap, or (no cap) every point of a batch. */
+    const size_t cap = S->union_cap > 0 ? zmax((size_t)S->union_cap, maxlen) : B * maxlen;
+    double *grad = malloc(P * sizeof *grad), *gsum = malloc(P * sizeof *gsum);
+    double *eps = malloc(B * L * sizeof *eps);
+    size_t *perm = malloc(ntr * sizeof *perm), *start = malloc((B + 1) * sizeof *start);
+    double *work = malloc(2 * B * maxlen * sizeof *work);   /* ex_union_groups */
+    ex_batch bt = { 0 };
+    node_optim *optim = NULL;
+    node_error err;
+    err.message[0] = '\0';
+    if (!grad || !gsum || !eps || !perm || !start || !work || ex_batch_init(&bt, B, cap, D) != 0) {
+        fprintf(stderr, "latent_ode: out of memory\n");
+        goto fail;
+    }
+    node_optim_config oc;
+    CHECK("optimizer defaults", NULL, node_optim_defaults(NODE_OPTIM_ADAM, &oc));
+    oc.lr = S->lr;
+    CHECK("creating the optimizer", err.message, node_optim_create_ex(&optim, P, &oc, &err));
+    node_rng rng;
+    node_rng_seed(&rng, (uint64_t)S->seed * 7919u + (uint64_t)E->n_obs);
+    const node_grad_method how = S->backprop ? NODE_GRAD_BACKPROP : NODE_GRAD_ADJOINT;
+
+    ex_progress prog;
+    double t_train = 0, t_first = 0, loss_ema = NAN, kl_ema = NAN, sum_f = 0, sum_b = 0,
+           sum_g = 0;
+    long fails_in_row = 0, counted = 0;
+    const long every = S->iters >= 10 ? S->iters / 10 : 1;
+    ex_progress_start(&prog, stderr, S->iters);
+    for (long it = 1; it <= S->iters; it++) {
+        double c0 = ex_clock();
+        /* B distinct training series; the batch is solved on the union of their times,
+           cut into sub-batches whose unions stay under the cap, gradients summed with
+           the weights that make the total the mean over the B series. */
+        node_rng_permutation(&rng, ntr, perm);
+        const size_t ng = ex_union_groups(d, B, perm, (size_t)S->union_cap, S->union_density, work,
+                                          start);
+        for (size_t k = 0; k < P; k++)
+            gsum[k] = 0.0;
+        double loss = 0, kl = 0;
+        int64_t nf = 0, nb = 0;
+        node_status st = NODE_OK;
+        node_stats stats;
+        stats.message[0] = '\0';
+        for (size_t g = 0; g < ng && st == NODE_OK; g++) {
+            const size_t Bg = start[g + 1] - start[g];
+            CHECK("building a batch", err.message,
+                  ex_batch_fill(&bt, d, Bg, perm + start[g], E->t0, NULL, &err));
+            node_rng_normal(&rng, Bg * L, eps);
+            node_latent_terms terms;
+            err.message[0] = stats.message[0] = '\0';
+            st = node_latent_loss(m, solver, Bg, bt.nt, bt.ts, bt.xs, bt.mask, bt.mask, eps,
+                                  &S->opt, how, &terms, grad, &stats, &err);
+            if (st == NODE_OK) {
+                const double w = (double)Bg / (double)B;
+                for (size_t k = 0; k < P; k++)
+                    gsum[k] += w * grad[k];
+                loss += w * terms.loss;
+                kl += w * terms.kl;
+                nf += terms.nfe_forward;
+                nb += terms.nfe_backward;
+            }
+        }
+        if (st == NODE_OK)
+            st = node_optim_step(optim, theta, gsum);
+        if (st != NODE_OK) {
+            const char *msg = err.message[0] ? err.message : stats.message;
+            if (!recoverable(st) || ++fails_in_row > 20) {
+                ex_progress_end(&prog);
+                fprintf(stderr, "latent_ode: latent ODE training, iteration %ld: %s\n", it,
+                        msg[0] ? msg : node_strerror(st));
+                goto fail;
+            }
+            R->skipped++;
+            ex_progress_print(&prog, "latent_ode: iteration %ld skipped: %s\n", it,
+                              msg[0] ? msg : node_strerror(st));
+            continue;
+        }
+        fails_in_row = 0;
+        t_train += ex_clock() - c0;
+        if (counted == 0)
+            t_first = t_train;   /* the first iteration pays for the workspaces */
+        loss_ema = isnan(loss_ema) ? loss : 0.9 * loss_ema + 0.1 * loss;
+        kl_ema = isnan(kl_ema) ? kl : 0.9 * kl_ema + 0.1 * kl;
+        sum_f += (double)nf;
+        sum_b += (double)nb;
+        sum_g += (double)ng;
+        counted++;
+        ex_progress_draw(&prog, it, it % every == 0 || it == S->iters,
+                         "latent-ode%s | iter %ld/%ld | -ELBO %.3f | KL %.3f | NFE fwd %lld "
+                         "bwd %lld | %.1f ms/it", E->tag, it, S->iters, loss_ema, kl_ema,
+                         (long long)nf, (long long)nb, 1e3 * t_train / (double)counted);
+    }
+    ex_progress_end(&prog);
+    R->iters = S->iters;
+    /* After the first iteration, which allocates the workspaces (unless it is the only). */
+    R->ms_per_iter = counted > 1 ? 1e3 * (t_train - t_first) / (double)(counted - 1)
+                                 : 1e3 * t_train;
+    R->loss = loss_ema;
+    R->kl = kl_ema;
+    R->nfe_f = counted ? sum_f / (double)counted : 0;
+    R->nfe_b = counted ? sum_b / (double)counted : 0;
+    R->groups = counted ? sum_g / (double)counted : 0;
+    rc = 0;
+fail:
+    free(grad);
+    free(gsum);
+    free(eps);
+    free(perm);
+    free(start);
+    free(work);
+    ex_batch_free(&bt);
+    node_optim_free(optim);
+    return rc;
+}
+
+/* Encode every test series from its points at t <= split, predict at all its points
+   (posterior mean, no sampling); the latent path at those points too. */
+int ex_eval_latent(ex_experiment *E, node_latent *m, node_solver *solver,
+                       const node_options *opt, size_t L)
+{
+    int rc = -1;
+    const node_tseries *d = E->test;
+    const size_t D = node_tseries_dim(d), N = E->ntest;
+    double tmin, tmax;
+    size_t maxlen;
+    ex_tseries_extent(d, &tmin, &tmax, &maxlen);
+    const size_t cap = zmax(EVAL_CAP, maxlen), Bmax = zmin(EVAL_B, N);
+    size_t *sel = malloc(N * sizeof *sel), *start = malloc((N + 1) * sizeof *start);
+    double *xp = malloc((cap + 1) * Bmax * D * sizeof *xp);
+    double *z = malloc((cap + 1) * Bmax * L * sizeof *z), *spl = malloc(Bmax * sizeof *spl);
+    double *work = malloc(2 * Bmax * maxlen * sizeof *work);   /* ex_union_groups */
+    ex_batch bt = { 0 };
+    node_error err;
+    err.message[0] = '\0';
+    if (!sel || !start || !xp || !z || !spl || !work ||
+        ex_batch_init(&bt, Bmax, cap, D) != 0) {
+        fprintf(stderr, "latent_ode: out of memory\n");
+        goto fail;
+    }
+    for (size_t i = 0; i < N; i++)
+        sel[i] = i;
+    for (size_t c = 0; c < N; c += Bmax) {
+        const size_t nc = zmin(Bmax, N - c);
+        const size_t ng = ex_union_groups(d, nc, sel + c, EVAL_CAP, 0.0, work, start);
+        for (size_t g = 0; g < ng; g++) {
+            const size_t Bg = start[g + 1] - start[g], *sg = sel + c + start[g];
+            for (size_t b = 0; b < Bg; b++)
+                spl[b] = E->split[sg[b]];
+            CHECK("building a test batch", err.message,
+                  ex_batch_fill(&bt, d, Bg, sg, E->t0, spl, &err));
+            node_stats stats;
+            stats.message[0] = '\0';
+            CHECK("latent ODE prediction", err.message[0] ? err.message : stats.message,
+                  node_latent_predict(m, solver, Bg, bt.nt, bt.ts, bt.xs, bt.enc, NULL, opt,
+                                      xp, z, &stats, &err));
+            for (size_t b = 0; b < Bg; b++) {
+                size_t k = E->off[sg[b]];
+                for (size_t r = 0; r < bt.nt; r++) {
+                    if (!bt.mask[r * Bg + b])
+                        continue;
+                    memcpy(E->pred[EX_LAT] + k * D, xp + (r * Bg + b) * D, D * sizeof *xp);
+                    memcpy(E->zpath + k * L, z + (r * Bg + b) * L, L * sizeof *z);
+                    k++;
+                }
+            }
+        }
+    }
+    rc = 0;
+fail:
+    free(sel);
+    free(start);
+    free(xp);
+    free(z);
+    free(spl);
+    free(work);
+    ex_batch_free(&bt);
+    return rc;
+}
+
+/* The cost of the union: the same batches of training series, loss and gradient (no
+   sampling, eps = NULL) once on the union of their times and once series by series
+   (gradients averaged); times, evaluations, and how far the two results differ. */
+int ex_measure_union(const ex_settings *S, ex_experiment *E, node_latent *m, node_solver *solver,
+                         ex_union_cost *U)
+{
+    int rc = -1;
+    const node_tseries *d = E->train;
+    const size_t ntr = node_tseries_count(d), D = node_tseries_dim(d);
+    const size_t B = zmin((size_t)S->batch, ntr), P = node_latent_nparams(m);
+    double tmin, tmax;
+    size_t maxlen;
+    ex_tseries_extent(d, &tmin, &tmax, &maxlen);
+    double *g1 = malloc(P * sizeof *g1), *g2 = malloc(P * sizeof *g2);
+    double *gs = malloc(P * sizeof *gs);
+    size_t *perm = malloc(ntr * sizeof *perm);
+    ex_batch bt = { 0 };
+    node_error err;
+    err.message[0] = '\0';
+    if (!g1 || !g2 || !gs || !perm || ex_batch_init(&bt, B, B * maxlen, D) != 0) {
+        fprintf(stderr, "latent_ode: out of memory\n");
+        goto fail;
+    }
+    node_rng rng;
+    node_rng_seed(&rng, (uint64_t)S->seed + 4242u);
+    const node_grad_method how = S->backprop ? NODE_GRAD_BACKPROP : NODE_GRAD_ADJOINT;
+    memset(U, 0, sizeof *U);
+    U->B = B;
+    for (long k = 0; k < S->union_cost; k++) {
+        node_rng_permutation(&rng, ntr, perm);
+        node_latent_terms tu, t1;
+        node_stats stats;
+        stats.message[0] = '\0';
+        double c0 = ex_clock();
+        CHECK("union batch", err.message[0] ? err.message : stats.message,
+              ex_batch_fill(&bt, d, B, perm, E->t0, NULL, &err));
+        CHECK("union batch loss", err.message[0] ? err.message : stats.message,
+              node_latent_loss(m, solver, B, bt.nt, bt.ts, bt.xs, bt.mask, bt.mask, NULL,
+                               &S->opt, how, &tu, g1, &stats, &err));
+        double c1 = ex_clock();
+        U->mean_union += (double)(bt.nt);
+        U->nfe_f_union += (double)tu.nfe_forward;
+        U->nfe_b_union += (double)tu.nfe_backward;
+        double ls = 0;
+        for (size_t p = 0; p < P; p++)
+            gs[p] = 0;
+        for (size_t b = 0; b < B; b++) {
+            CHECK("one-series batch", err.message,
+                  ex_batch_fill(&bt, d, 1, perm + b, E->t0, NULL, &err));
+            int64_t id;
+            size_t n;
+            const double *t, *x;
+            node_tseries_get(d, perm[b], &id, &n, &t, &x);
+            U->mean_len += (double)n;
+            CHECK("one-series loss", err.message[0] ? err.message : stats.message,
+                  node_latent_loss(m, solver, 1, bt.nt, bt.ts, bt.xs, bt.mask, bt.mask, NULL,
+                                   &S->opt, how, &t1, g2, &stats, &err));
+            for (size_t p = 0; p < P; p++)
+                gs[p] += g2[p] / (double)B;
+            ls += t1.loss / (double)B;
+            U->nfe_f_single += (double)t1.nfe_forward;
+            U->nfe_b_single += (double)t1.nfe_backward;
+        }
+        double c2 = ex_clock();
+        U->ms_union += 1e3 * (c1 - c0);
+        U->ms_single += 1e3 * (c2 - c1);
+        double dn = 0, gn = 0;
+        for (size_t p = 0; p < P; p++) {
+            dn += (g1[p] - gs[p]) * (g1[p] - gs[p]);
+            gn += g1[p] * g1[p];
+        }
+        U->grad_diff = fmax(U->grad_diff, sqrt(dn / (gn > 0 ? gn : 1)));
+        U->loss_diff = fmax(U->loss_diff, fabs(tu.loss - ls) / fmax(fabs(ls), 1e-300));
+        U->batches++;
+    }
+    const double nb = (double)(U->batches ? U->batches : 1);
+    U->mean_union /= nb;
+    U->mean_len /= nb * (double)B;
+    U->ms_union /= nb;
+    U->ms_single /= nb;
+    U->nfe_f_union /= nb;
+    U->nfe_b_union /= nb;
+    U->nfe_f_single /= nb;
+    U->nfe_b_single /= nb;
+    U->done = 1;
+    rc = 0;
+fail:
+    free(g1);
+    free(g2);
+    free(gs);
+    free(perm);
+    ex_batch_free(&bt);
+    return rc;
+}
+
+/* ---- the EX_RNN baselines ----------------------------------------------------------------- */
+
+int ex_train_rnn(const ex_settings *S, ex_experiment *E, ex_rnn_model *rm, ex_result *R,
+                     const char *name)
+{
+    int rc = -1;
+    const node_tseries *d = E->train;
+    const size_t ntr = node_tseries_count(d), B = zmin((size_t)S->batch, ntr);
+    const size_t Pc = node_rnn_nparams(rm->cell), Po = node_mlp_nparams(rm->readout);
+    size_t *perm = malloc(ntr * sizeof *perm);
+    node_optim *oc_ = NULL, *oo_ = NULL;
+    node_error err;
+    err.message[0] = '\0';
+    if (!perm) {
+        fprintf(stderr, "latent_ode: out of memory\n");
+        goto fail;
+    }
+    /* Adam is elementwise: one optimizer per parameter vector is Adam over both. */
+    node_optim_config oc;
+    CHECK("optimizer defaults", NULL, node_optim_defaults(NODE_OPTIM_ADAM, &oc));
+    oc.lr = S->lr;
+    CHECK("creating the optimizer", err.message, node_optim_create_ex(&oc_, Pc, &oc, &err));
+    CHECK("creating the optimizer", err.message, node_optim_create_ex(&oo_, Po, &oc, &err));
+    node_rng rng;
+    node_rng_seed(&rng, (uint64_t)S->seed * 104729u + (uint64_t)E->n_obs + (rm->with_dt ? 7u : 0u));
+    ex_progress prog;
+    double t_train = 0, t_first = 0, loss_ema = NAN;
+    long counted = 0, fails_in_row = 0;
+    const long every = S->rnn_iters >= 10 ? S->rnn_iters / 10 : 1;
+    ex_progress_start(&prog, stderr, S->rnn_iters);
+    for (long it = 1; it <= S->rnn_iters; it++) {
+        double c0 = ex_clock();
+        node_rng_permutation(&rng, ntr, perm);
+        double loss = 0;
+        node_status st = ex_rnn_loss(rm, d, B, perm, &loss, &err);
+        if (st == NODE_OK)
+            st = node_optim_step(oc_, node_rnn_params(rm->cell), rm->g_cell);
+        if (st == NODE_OK)
+            st = node_optim_step(oo_, node_mlp_params(rm->readout), rm->g_out);
+        if (st != NODE_OK) {
+            if (st != NODE_ENONFINITE || ++fails_in_row > 20) {
+                ex_progress_end(&prog);
+                fprintf(stderr, "latent_ode: %s training, iteration %ld: %s\n", name, it,
+                        err.message[0] ? err.message : node_strerror(st));
+                goto fail;
+            }
+            R->skipped++;
+            continue;
+        }
+        fails_in_row = 0;
+        t_train += ex_clock() - c0;
+        if (counted == 0)
+            t_first = t_train;   /* the first iteration pays for the workspaces */
+        counted++;
+        loss_ema = isnan(loss_ema) ? loss : 0.9 * loss_ema + 0.1 * loss;
+        ex_progress_draw(&prog, it, it % every == 0 || it == S->rnn_iters,
+                         "%s%s | iter %ld/%ld | NLL %.3f | %.2f ms/it", name, E->tag, it,
+                         S->rnn_iters, loss_ema, 1e3 * t_train / (double)counted);
+    }
+    ex_progress_end(&prog);
+    R->iters = S->rnn_iters;
+    /* After the first iteration, which allocates the workspaces (unless it is the only). */
+    R->ms_per_iter = counted > 1 ? 1e3 * (t_train - t_first) / (double)(counted - 1)
+                                 : 1e3 * t_train;
+    R->loss = loss_ema;
+    R->kl = NAN;
+    rc = 0;
+fail:
+    free(perm);
+    node_optim_free(oc_);
+    node_optim_free(oo_);
+    return rc;
+}
+
+int ex_eval_rnn(ex_experiment *E, ex_rnn_model *rm, double *pred)
+{
+    const node_tseries *d = E->test;
+    const size_t D = node_tseries_dim(d);
+    for (size_t i = 0; i < E->ntest; i++) {
+        int64_t id;
+        size_t n, nenc = 0;
+        const double *t, *x;
+        node_tseries_get(d, i, &id, &n, &t, &x);
+        while (nenc < n && t[nenc] <= E->split[i])
+            nenc++;
+        node_status st = ex_rnn_predict(rm, n, t, x, nenc, pred + E->off[i] * D);
+        if (st != NODE_OK) {
+            fprintf(stderr, "latent_ode: EX_RNN prediction of test series %lld: %s\n",
+                    (long long)id, node_strerror(st));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* RMSE of model k's predictions: over the points the encoder saw (t <= split; the
+   RNNs have no prediction for a series' first point) and over the points after. */
+void ex_score(ex_experiment *E, int k, ex_result *R)
+{
+    const size_t D = node_tseries_dim(E->test);
+    double so = 0, sp = 0, to = 0, tp = 0;
+    size_t no = 0, np = 0;
+    for (size_t i = 0; i < E->ntest; i++) {
+        int64_t id;
+        size_t n;
+        const double *t, *x, *tt = NULL, *xt = NULL;
+        node_tseries_get(E->test, i, &id, &n, &t, &x);
+        if (E->truth)
+            node_tseries_get(E->truth, i, &id, &n, &tt, &xt);
+        const double *p = E->pred[k] + E->off[i] * D;
+        for (size_t j = (k == EX_LAT ? 0 : 1); j < n; j++) {
+            double e = 0, et = 0;
+            for (size_t c = 0; c < D; c++) {
+                e += (p[j * D + c] - x[j * D + c]) * (p[j * D + c] - x[j * D + c]);
+                if (xt)
+                    et += (p[j * D + c] - xt[j * D + c]) * (p[j * D + c] - xt[j * D + c]);
+            }
+            if (t[j] <= E->split[i]) {
+                so += e;
+                to += et;
+                no++;
+            } else {
+                sp += e;
+                tp += et;
+                np++;
+            }
+        }
+    }
+    R->rmse_obs = no ? sqrt(so / (double)(no * D)) : NAN;
+    R->rmse_pred = np ? sqrt(sp / (double)(np * D)) : NAN;
+    R->rmse_obs_truth = E->truth && no ? sqrt(to / (double)(no * D)) : NAN;
+    R->rmse_pred_truth = E->truth && np ? sqrt(tp / (double)(np * D)) : NAN;
+    R->done = 1;
+}
+
+/* ---- experiments ------------------------------------------------------------------------ */
+
+/* Points of the test series, their offsets, prediction buffers, the common t0. */
+int ex_experiment_setup(const ex_settings *S, ex_experiment *E, size_t L)
+{
+    const size_t D = node_tseries_dim(E->test);
+    E->ntest = node_tseries_count(E->test);
+    E->off = malloc((E->ntest + 1) * sizeof *E->off);
+    if (!E->off)
+        return -1;
+    E->npts = 0;
+    for (size_t i = 0; i < E->ntest; i++) {
+        int64_t id;
+        size_t n;
+        const double *t, *x;
+        node_tseries_get(E->test, i, &id, &n, &t, &x);
+        E->off[i] = E->npts;
+        E->npts += n;
+    }
+    E->off[E->ntest] = E->npts;
+    for (int k = 0; k < EX_NMODELS; k++)
+        if (S->use[k] && !(E->pred[k] = malloc(E->npts * D * sizeof(double))))
+            return -1;
+    if (S->use[EX_LAT] && !(E->zpath = malloc(E->npts * L * sizeof(double))))
+        return -1;
+    double a, b, c, dd;
+    size_t m1, m2;
+    ex_tseries_extent(E->train, &a, &b, &m1);
+    ex_tseries_extent(E->test, &c, &dd, &m2);
+    E->t0 = fmin(a, c);
+    return 0;
+}
+
+void ex_experiment_free(ex_experiment *E)
+{
+    node_tseries_free(E->train);
+    node_tseries_free(E->test);
+    node_tseries_free(E->truth);
+    free(E->split);
+    free(E->cw);
+    free(E->off);
+    for (int k = 0; k < EX_NMODELS; k++)
+        free(E->pred[k]);
+    free(E->zpath);
+    memset(E, 0, sizeof *E);
+}
+

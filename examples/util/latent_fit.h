@@ -1,0 +1,90 @@
+/* latent_fit.h — the training and test loops of examples/latent_ode.c: the latent ODE
+ * on mini-batches solved once on the union of their series' times (cut into
+ * sub-batches under a cap), the RNN baselines by backprop through time, predictions
+ * for held-out series from their first observations, RMSE, and the cost of the union
+ * against solving the series one at a time.
+ */
+#ifndef EX_LATENT_FIT_H
+#define EX_LATENT_FIT_H
+
+#include <libnode.h>
+
+#include "latent_report.h"
+#include "rnn_baseline.h"
+
+enum { EX_LAT = 0, EX_RNN = 1, EX_RNNDT = 2 };   /* models, the EX_NMODELS of latent_report.h */
+
+/* What the flags of latent_ode set. */
+typedef struct ex_settings {
+    long iters, rnn_iters, batch, seed, union_cap, union_cost, max_steps;
+    long latent_dim, rnn_hidden, dyn_hidden, dec_hidden;
+    double lr, obs_std, union_density;
+    int backprop;
+    node_options opt;
+    int use[EX_NMODELS];
+    const char *out;
+} ex_settings;
+
+typedef struct ex_result {
+    int done;
+    double rmse_obs, rmse_pred, rmse_obs_truth, rmse_pred_truth;
+    double ms_per_iter, loss, kl, nfe_f, nfe_b, groups;   /* groups: sub-batches per iteration */
+    long iters, skipped;
+} ex_result;
+
+typedef struct ex_union_cost {
+    int done;
+    size_t B, batches;
+    double mean_union, mean_len;
+    double ms_union, ms_single, nfe_f_union, nfe_b_union, nfe_f_single, nfe_b_single;
+    double loss_diff, grad_diff;
+} ex_union_cost;
+
+typedef struct ex_experiment {
+    char tag[16];                  /* "_n30" (spirals) or "" (user data) */
+    long n_obs;                    /* 0: user data */
+    node_tseries *train, *test, *truth;
+    double t0, *split;             /* split: per test series */
+    unsigned char *cw;             /* per test series (spirals) */
+    size_t ntest, npts, *off;
+    double *pred[EX_NMODELS], *zpath;
+    ex_result res[EX_NMODELS];
+    ex_union_cost uc;
+} ex_experiment;
+
+/* Prediction buffers (points of the test series), offsets, t0 = the earliest time of
+   train and test.  0, or -1 out of memory. */
+int  ex_experiment_setup(const ex_settings *S, ex_experiment *E, size_t latent_dim);
+void ex_experiment_free(ex_experiment *E);   /* and zero it */
+
+/* Train m (initialised) for S->iters Adam steps on batches of S->batch training series,
+   each solved on the union of its times (sub-batches when the union exceeds
+   S->union_cap times: gradients weighted by their share of the batch, so the step is
+   the one of the whole batch).  Batches whose solve fails with EMAXSTEPS, ESTEPSIZE or
+   ENONFINITE are skipped (R->skipped); 20 in a row stop training.  A live progress
+   line on stderr.  0, or -1 after printing why. */
+int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m,
+                    node_solver *solver, ex_result *R);
+
+/* Predict every test series from its points at t <= split (posterior mean) at all its
+   points: E->pred[EX_LAT], E->zpath.  0, or -1 after printing why. */
+int ex_eval_latent(ex_experiment *E, node_latent *m, node_solver *solver,
+                   const node_options *opt, size_t latent_dim);
+
+/* S->union_cost batches of training series: loss and gradient (eps = NULL) once on the
+   union of their times and once series by series (averaged): times, NFE, and the
+   largest relative differences of loss and gradient.  0, or -1 after printing why. */
+int ex_measure_union(const ex_settings *S, ex_experiment *E, node_latent *m,
+                     node_solver *solver, ex_union_cost *U);
+
+/* Train an RNN baseline for S->rnn_iters Adam steps; predict every test series. */
+int ex_train_rnn(const ex_settings *S, ex_experiment *E, ex_rnn_model *rm, ex_result *R,
+                 const char *name);
+int ex_eval_rnn(ex_experiment *E, ex_rnn_model *rm, double *pred);
+
+/* RMSE of model k's predictions against the test values (and the truth, if any):
+   over the points at t <= split (the RNNs have no prediction for a series' first
+   point), and over the points after. */
+void ex_score(ex_experiment *E, int k, ex_result *R);
+
+#endif /* EX_LATENT_FIT_H */
