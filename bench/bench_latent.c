@@ -9,7 +9,7 @@
  *   2. Time per training iteration (loss, gradient, Adam step) for a batch of B
  *      spirals on nt = 100 shared times, adjoint vs exact backprop.
  * Prints Markdown tables; no assertions.  One thread.
- * Run: ./bench_latent [--B 1000] [--iters 3] [--mem-B 100] [--no-mem] [--no-time]
+ * Run: ./bench_latent [--B 1000] [--iters 3] [--mem-B 100] [--no-mem] [--no-time] [--quick]
  */
 #define _POSIX_C_SOURCE 200809L
 #include <libnode.h>
@@ -275,8 +275,9 @@ int main(int argc, char **argv)
         return mem_one((size_t)strtoul(argv[2], NULL, 10), (size_t)strtoul(argv[3], NULL, 10),
                        (node_grad_method)atoi(argv[4])) ? 1 : 0;
     long B = 1000, memB = 100;
-    int iters = 3, no_mem = 0, no_time = 0;
+    int iters = 3, no_mem = 0, no_time = 0, quick = 0;
     const ex_arg args[] = {
+        { "--quick", EX_FLAG, &quick, NULL, "a smoke run: batch 20, one timed iteration, no memory sweep" },
         { "--B", EX_LONG, &B, "N", "spirals per batch for the timing" },
         { "--iters", EX_INT, &iters, "N", "timed iterations after the first" },
         { "--mem-B", EX_LONG, &memB, "N", "spirals per batch for the memory sweep" },
@@ -291,6 +292,11 @@ int main(int argc, char **argv)
         return 2;
     if (B < 1 || memB < 1 || iters < 1)
         return ex_args_fail(argv[0], "--B, --mem-B and --iters must be >= 1");
+    if (quick) {
+        B = 20;
+        iters = 1;
+        no_mem = 1;
+    }
     printf("Latent ODE (latent 4, RNN 25, f 20-20, g 20, σ_obs 0.3), 2-D spirals, dopri5 "
            "rtol 1e-7 atol 1e-9, Adam 1e-2; libnode %s, kernels %s, one thread.\n\n",
            node_version(), node_isa_name());
