@@ -401,7 +401,7 @@ static int check_parts(const ex_report *r, size_t i, node_latent *m, node_mlp *f
         node_mlp_system(f, 1, &sys) != NODE_OK ||
         node_solver_odeint(s, &sys, z, ts, nt, zf, opt, &st) != NODE_OK) {
         if (!err->message[0])
-            snprintf(err->message, sizeof err->message, "self-check: %s", st.message);
+            snprintf(err->message, sizeof err->message, "self-check: %.187s", st.message);
         goto out;
     }
     double dx = 0, sx = 0, dz = 0, sz = 0;
@@ -523,7 +523,7 @@ int ex_fig9_write(const char *path, const ex_report *r, node_latent *m,
         st.message[0] = '\0';
         if (node_odeint(&sys, z0, tg, FIG9_NT, zs, opt, &st) != NODE_OK ||
             node_mlp_forward(g, FIG9_NT * NVARY, 0.0, zs, xd) != NODE_OK) {
-            snprintf(err->message, sizeof err->message, "decoding: %s", st.message);
+            snprintf(err->message, sizeof err->message, "decoding: %.189s", st.message);
             goto out;
         }
         double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
