@@ -34,22 +34,6 @@ static const double paper_lat[3] = { 0.1642, 0.1502, 0.1346 };
 
 #define MAX_N 8           /* values of --n-obs */
 
-/* A libnode call that must succeed: on failure say what was being done and the
-   library's message, then leave through `fail`. */
-#define CHECK(what, msg, call)                                                          \
-    do {                                                                                \
-        node_status st_ = (call);                                                       \
-        if (st_ != NODE_OK) {                                                           \
-            const char *m_ = (msg);                                                     \
-            fprintf(stderr, "latent_ode: %s: %s\n", (what),                             \
-                    m_ && m_[0] ? m_ : node_strerror(st_));                              \
-            goto fail;                                                                  \
-        }                                                                               \
-    } while (0)
-
-static size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
-static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
-
 /* ---- one experiment: train and test every model, write the outputs -------------------- */
 
 static void print_result(const ex_experiment *E, int k)

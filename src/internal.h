@@ -90,6 +90,36 @@ NODE__HIDDEN const char *node__isa_name(node__isa isa);
 #define NODE__KERNEL_TABLE(isa, table) \
     (NODE__PICK_AVX512(isa, table) NODE__PICK_AVX2(isa, table) &table##_generic)
 
+/* ---- little-endian fields of the model files --------------------------------------- */
+
+static inline void node__put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline void node__put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint32_t node__get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static inline uint64_t node__get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 /* ---- allocation ------------------------------------------------------------ */
 
 /* Every allocation of the library goes through these (tests wrap malloc to

@@ -109,7 +109,7 @@ MUTANTS = [
      "        double bound = 1.0 / (double)m->fan_in[k];",
      "node_mlp_init draws PyTorch's U(±1/√fan_in)"),
     ("crc-unchecked", "src/nn/io.c",
-     "    if (get_u32(c) != crc)",
+     "    if (node__get_u32(c) != crc)",
      "    if (0)",
      "model files are checked against their CRC-32"),
     ("load-accepts-any-file", "src/nn/fileio.c",
@@ -164,8 +164,8 @@ MUTANTS = [
      "",
      "a call leaves nothing in the workspaces that a later call would read"),
     ("latent-crc-unchecked", "src/seq/latent_io.c",
-     "        if (st == NODE_OK && get_u32(c) != want)",
-     "        if (st == NODE_OK && get_u32(c) != want && 0)",
+     "        if (st == NODE_OK && node__get_u32(c) != want)",
+     "        if (st == NODE_OK && node__get_u32(c) != want && 0)",
      "latent ODE files are checked against their CRC-32"),
 ]
 

@@ -12,22 +12,6 @@
 #define EVAL_CAP 1024     /* times per prediction call (memory only: predict is forward) */
 #define EVAL_B 64         /* series per prediction call */
 
-/* A libnode call that must succeed: on failure say what was being done and the
-   library's message, then leave through `fail`. */
-#define CHECK(what, msg, call)                                                          \
-    do {                                                                                \
-        node_status st_ = (call);                                                       \
-        if (st_ != NODE_OK) {                                                           \
-            const char *m_ = (msg);                                                     \
-            fprintf(stderr, "latent_ode: %s: %s\n", (what),                             \
-                    m_ && m_[0] ? m_ : node_strerror(st_));                              \
-            goto fail;                                                                  \
-        }                                                                               \
-    } while (0)
-
-static size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
-static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
-
 /* A failure of the solve or of the gradient that a smaller learning rate or another
    batch may avoid: the training loop skips the batch instead of stopping. */
 static int recoverable(node_status st)

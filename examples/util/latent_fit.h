@@ -87,4 +87,20 @@ int ex_eval_rnn(ex_experiment *E, ex_rnn_model *rm, double *pred);
    point), and over the points after. */
 void ex_score(ex_experiment *E, int k, ex_result *R);
 
+/* A libnode call that must succeed: on failure say what was being done and the
+   library's message, then leave through `fail`. */
+#define CHECK(what, msg, call)                                                          \
+    do {                                                                                \
+        node_status st_ = (call);                                                       \
+        if (st_ != NODE_OK) {                                                           \
+            const char *m_ = (msg);                                                     \
+            fprintf(stderr, "latent_ode: %s: %s\n", (what),                             \
+                    m_ && m_[0] ? m_ : node_strerror(st_));                              \
+            goto fail;                                                                  \
+        }                                                                               \
+    } while (0)
+
+static inline size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
+static inline size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+
 #endif /* EX_LATENT_FIT_H */

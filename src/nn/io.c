@@ -47,36 +47,6 @@ uint32_t node__crc32(uint32_t crc, const unsigned char *p, size_t n)
     return ~crc;
 }
 
-/* ---- little-endian fields --------------------------------------------------------- */
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 /* ---- messages ------------------------------------------------------------------------ */
 
 /* "path: reason" into msg, the path shortened from the left ("...") when the line
@@ -167,21 +137,21 @@ node_status node__mlp_serialize(const node_mlp *m, node__mlp_write_fn write, voi
     o.st = NODE_OK;
     unsigned char *p = room(&o, FIXED_HEAD);
     memcpy(p, MAGIC, 8);
-    put_u32(p + 8, VERSION);
-    put_u32(p + 12, m->time_input ? 1u : 0u);
-    put_u32(p + 16, (uint32_t)L);
+    node__put_u32(p + 8, VERSION);
+    node__put_u32(p + 12, m->time_input ? 1u : 0u);
+    node__put_u32(p + 16, (uint32_t)L);
     for (size_t k = 0; k <= L; k++)
-        put_u64(room(&o, 8), (uint64_t)m->sizes[k]);
+        node__put_u64(room(&o, 8), (uint64_t)m->sizes[k]);
     for (size_t k = 0; k < L; k++)
-        put_u32(room(&o, 4), (uint32_t)m->acts[k]);
+        node__put_u32(room(&o, 4), (uint32_t)m->acts[k]);
     for (size_t i = 0; i < m->nparams && o.st == NODE_OK; i++) {
         uint64_t bits;
         memcpy(&bits, &m->theta[i], 8);
-        put_u64(room(&o, 8), bits);
+        node__put_u64(room(&o, 8), bits);
     }
     flush(&o);
     unsigned char crc[4];
-    put_u32(crc, o.crc);
+    node__put_u32(crc, o.crc);
     return o.st == NODE_OK ? write(ctx, crc, 4) : o.st;
 }
 
@@ -265,7 +235,7 @@ static node_status read_head(in *r, head *h, size_t *sizes, node_activation *act
         return st;
     if (memcmp(b, MAGIC, 8) != 0)
         return say(r->msg, NODE_EFORMAT, nm, "not a libnode model file (no LIBNODE magic)");
-    uint32_t version = get_u32(b + 8), flags = get_u32(b + 12), L = get_u32(b + 16);
+    uint32_t version = node__get_u32(b + 8), flags = node__get_u32(b + 12), L = node__get_u32(b + 16);
     if (version != VERSION)
         return say(r->msg, NODE_EFORMAT, nm, "format version %lu; this libnode reads version %u",
                    (unsigned long)version, VERSION);
@@ -288,7 +258,7 @@ static node_status read_head(in *r, head *h, size_t *sizes, node_activation *act
         if ((st = get(r, b, 8 * n)) != NODE_OK)
             return st;
         for (size_t i = 0; i < n; i++) {
-            uint64_t v = get_u64(b + 8 * i);
+            uint64_t v = node__get_u64(b + 8 * i);
             if (v == 0)
                 return say(r->msg, NODE_EFORMAT, nm, "sizes[%zu] is 0", k + i);
             if (k + i > 0) {   /* layer k+i-1: (in + time + 1) × out */
@@ -322,7 +292,7 @@ static node_status read_head(in *r, head *h, size_t *sizes, node_activation *act
         if ((st = get(r, b, 4 * n)) != NODE_OK)
             return st;
         for (size_t i = 0; i < n; i++) {
-            uint32_t a = get_u32(b + 4 * i);
+            uint32_t a = node__get_u32(b + 4 * i);
             size_t ix = node__act_index((int64_t)a);
             if (ix == NODE__NACT)
                 return say(r->msg, NODE_EFORMAT, nm, "acts[%zu] = %lu is not an activation",
@@ -353,7 +323,7 @@ static node_status read_params(in *r, node_mlp *m)
         off += n;
     }
     for (size_t i = 0; i < m->nparams; i++) {
-        uint64_t bits = get_u64(bytes + 8 * i);
+        uint64_t bits = node__get_u64(bytes + 8 * i);
         memcpy(&m->theta[i], &bits, 8);
     }
     uint32_t crc = r->crc;
@@ -361,7 +331,7 @@ static node_status read_params(in *r, node_mlp *m)
     node_status st = get(r, c, 4);
     if (st != NODE_OK)
         return st;
-    if (get_u32(c) != crc)
+    if (node__get_u32(c) != crc)
         return say(r->msg, NODE_EFORMAT, nm, "checksum mismatch");
     return NODE_OK;
 }

@@ -31,34 +31,6 @@ static const unsigned char MAGIC[8] = { 'N', 'O', 'D', 'E', 'L', 'A', 'T', 0x1a 
 
 #define say node__io_say
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 /* ---- writing ---------------------------------------------------------------------- */
 
 /* The header, then θ through a 4 KiB buffer (few large writes), then the CRC. */
@@ -67,17 +39,17 @@ static node_status serialize(const void *obj, node__write_fn write, void *wctx)
     const node_latent *m = obj;
     unsigned char b[4096];
     memcpy(b, MAGIC, 8);
-    put_u32(b + 8, VERSION);
-    put_u32(b + 12, (uint32_t)NODE_CELL_TANH);
-    put_u64(b + 16, m->cfg.obs_dim);
-    put_u64(b + 24, m->cfg.latent_dim);
-    put_u64(b + 32, m->cfg.rnn_hidden);
-    put_u64(b + 40, m->cfg.dyn_hidden);
-    put_u64(b + 48, m->cfg.dec_hidden);
+    node__put_u32(b + 8, VERSION);
+    node__put_u32(b + 12, (uint32_t)NODE_CELL_TANH);
+    node__put_u64(b + 16, m->cfg.obs_dim);
+    node__put_u64(b + 24, m->cfg.latent_dim);
+    node__put_u64(b + 32, m->cfg.rnn_hidden);
+    node__put_u64(b + 40, m->cfg.dyn_hidden);
+    node__put_u64(b + 48, m->cfg.dec_hidden);
     uint64_t bits;
     memcpy(&bits, &m->cfg.obs_std, 8);
-    put_u64(b + 56, bits);
-    put_u64(b + 64, (uint64_t)m->np);
+    node__put_u64(b + 56, bits);
+    node__put_u64(b + 64, (uint64_t)m->np);
     size_t n = HEAD;
     uint32_t crc = 0;
     node_status st = NODE_OK;
@@ -88,7 +60,7 @@ static node_status serialize(const void *obj, node__write_fn write, void *wctx)
             n = 0;
         }
         memcpy(&bits, &m->theta[i], 8);
-        put_u64(b + n, bits);
+        node__put_u64(b + n, bits);
         n += 8;
     }
     if (st != NODE_OK)
@@ -99,7 +71,7 @@ static node_status serialize(const void *obj, node__write_fn write, void *wctx)
             return st;
         n = 0;
     }
-    put_u32(b + n, crc);
+    node__put_u32(b + n, crc);
     return write(wctx, b, n + 4);
 }
 
@@ -127,7 +99,7 @@ static node_status parse(const node__src *src, void **out, char *msg)
         return st;
     if (memcmp(h, MAGIC, 8) != 0)
         return say(msg, NODE_EFORMAT, nm, "not a libnode latent ODE file (no NODELAT magic)");
-    uint32_t version = get_u32(h + 8), kind = get_u32(h + 12);
+    uint32_t version = node__get_u32(h + 8), kind = node__get_u32(h + 12);
     if (version != VERSION)
         return say(msg, NODE_EFORMAT, nm, "format version %lu; this libnode reads version %u",
                    (unsigned long)version, VERSION);
@@ -138,7 +110,7 @@ static node_status parse(const node__src *src, void **out, char *msg)
                                           "dyn_hidden", "dec_hidden" };
     uint64_t v[5];
     for (int k = 0; k < 5; k++) {
-        v[k] = get_u64(h + 16 + 8 * k);
+        v[k] = node__get_u64(h + 16 + 8 * k);
         if (v[k] == 0)
             return say(msg, NODE_EFORMAT, nm, "%s is 0", names[k]);
     }
@@ -149,12 +121,12 @@ static node_status parse(const node__src *src, void **out, char *msg)
     cfg.rnn_hidden = v[2];
     cfg.dyn_hidden = v[3];
     cfg.dec_hidden = v[4];
-    uint64_t bits = get_u64(h + 56);
+    uint64_t bits = node__get_u64(h + 56);
     memcpy(&cfg.obs_std, &bits, 8);
     if (!(cfg.obs_std > 0) || !isfinite(cfg.obs_std))
         return say(msg, NODE_EFORMAT, nm, "obs_std = %g is not positive and finite",
                    cfg.obs_std);
-    uint64_t P = node__latent_count(&cfg), Pfile = get_u64(h + 64);
+    uint64_t P = node__latent_count(&cfg), Pfile = node__get_u64(h + 64);
     if (P != Pfile)
         return say(msg, NODE_EFORMAT, nm,
                    "the header counts %llu parameters, but its sizes imply %llu",
@@ -182,13 +154,13 @@ static node_status parse(const node__src *src, void **out, char *msg)
     }
     if (st == NODE_OK) {
         for (size_t i = 0; i < m->np; i++) {
-            uint64_t w = get_u64(bytes + 8 * i);
+            uint64_t w = node__get_u64(bytes + 8 * i);
             memcpy(&m->theta[i], &w, 8);
         }
         uint32_t want = crc;
         unsigned char c[4];
         st = get(src, HEAD + total, c, 4, &crc, msg);
-        if (st == NODE_OK && get_u32(c) != want)
+        if (st == NODE_OK && node__get_u32(c) != want)
             st = say(msg, NODE_EFORMAT, nm, "checksum mismatch");
     }
     if (st != NODE_OK) {
