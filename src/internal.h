@@ -90,6 +90,25 @@ NODE__HIDDEN const char *node__isa_name(node__isa isa);
 #define NODE__KERNEL_TABLE(isa, table) \
     (NODE__PICK_AVX512(isa, table) NODE__PICK_AVX2(isa, table) &table##_generic)
 
+/* ---- size arithmetic ---------------------------------------------------------------- */
+
+/* *out = a · b (a + b) unless it overflows a size_t: false then, *out untouched. */
+static inline bool node__mul_ok(size_t a, size_t b, size_t *out)
+{
+    if (b && a > SIZE_MAX / b)
+        return false;
+    *out = a * b;
+    return true;
+}
+
+static inline bool node__add_ok(size_t a, size_t b, size_t *out)
+{
+    if (a > SIZE_MAX - b)
+        return false;
+    *out = a + b;
+    return true;
+}
+
 /* ---- little-endian fields of the model files --------------------------------------- */
 
 static inline void node__put_u32(unsigned char *p, uint32_t v)

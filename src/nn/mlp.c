@@ -18,22 +18,6 @@ const node__nn_kernels *node__nn_kernels_for(node__isa isa)
 
 /* ---- creation ------------------------------------------------------------------ */
 
-static bool mul_ok(size_t a, size_t b, size_t *out)
-{
-    if (b && a > SIZE_MAX / b)
-        return false;
-    *out = a * b;
-    return true;
-}
-
-static bool add_ok(size_t a, size_t b, size_t *out)
-{
-    if (a > SIZE_MAX - b)
-        return false;
-    *out = a + b;
-    return true;
-}
-
 node_status node_mlp_create_ex(node_mlp **out, size_t nlayers, const size_t *sizes,
                                const node_activation *acts, int time_input, node_error *err)
 {
@@ -60,8 +44,8 @@ node_status node_mlp_create_ex(node_mlp **out, size_t nlayers, const size_t *siz
     }
     for (size_t k = 0; k < nlayers; k++) {
         size_t in = sizes[k], w;
-        if ((k == 0 && time_input && !add_ok(in, 1, &in)) || !add_ok(in, 1, &w)
-            || !mul_ok(w, sizes[k + 1], &w) || !add_ok(nparams, w, &nparams))
+        if ((k == 0 && time_input && !node__add_ok(in, 1, &in)) || !node__add_ok(in, 1, &w)
+            || !node__mul_ok(w, sizes[k + 1], &w) || !node__add_ok(nparams, w, &nparams))
             return node__err_end(err, node__msg(msg, NODE_ENOMEM,
                                                 "sizes describe more than SIZE_MAX parameters"));
         if (in > maxw)
@@ -188,13 +172,13 @@ static bool ws_need(const node_mlp *m, size_t ld, size_t *need)
 {
     size_t rows = m->fan_in[0] + 2 * m->maxw, main, scratch, pw;
     for (size_t k = 0; k < m->nlayers; k++)
-        if (!add_ok(rows, 2 * m->sizes[k + 1], &rows))
+        if (!node__add_ok(rows, 2 * m->sizes[k + 1], &rows))
             return false;
     if (m->maxw > SIZE_MAX - 80)
         return false;
     pw = node__padw(m->maxw);
-    if (!mul_ok(rows, ld, &main) || !add_ok(ld, m->maxw, &scratch)
-        || !mul_ok(scratch, pw, &scratch) || !add_ok(scratch, NODE__PACK, &scratch))
+    if (!node__mul_ok(rows, ld, &main) || !node__add_ok(ld, m->maxw, &scratch)
+        || !node__mul_ok(scratch, pw, &scratch) || !node__add_ok(scratch, NODE__PACK, &scratch))
         return false;
     /* Small weight gradients keep lane sums; counted for every padded batch from
        the smallest (8) on, so that the need grows with the batch and a
@@ -204,7 +188,7 @@ static bool ws_need(const node_mlp *m, size_t ld, size_t *need)
         if (ld > 1 && !node__bwdw_transposed(O, I, 8) && 8 * O * (I + 1) > scratch)
             scratch = 8 * O * (I + 1);   /* below 16k products: no overflow */
     }
-    return add_ok(main, scratch, need);
+    return node__add_ok(main, scratch, need);
 }
 
 /* Compares needs (a few multiplications per layer), so a workspace reserved for
@@ -339,7 +323,7 @@ node_status node_mlp_system(node_mlp *m, size_t batch, node_system *out)
     if (!m || !out || batch == 0 || m->sizes[0] != m->sizes[m->nlayers])
         return NODE_EINVAL;
     size_t dim;
-    if (!mul_ok(batch, m->sizes[0], &dim))
+    if (!node__mul_ok(batch, m->sizes[0], &dim))
         return NODE_EINVAL;
     node__mlp_sys *s = node__calloc(1, sizeof *s);
     if (!s)

@@ -11,22 +11,6 @@
 #include <math.h>
 #include <string.h>
 
-static bool mul_ok(size_t a, size_t b, size_t *out)
-{
-    if (b && a > SIZE_MAX / b)
-        return false;
-    *out = a * b;
-    return true;
-}
-
-static bool add_ok(size_t a, size_t b, size_t *out)
-{
-    if (a > SIZE_MAX - b)
-        return false;
-    *out = a + b;
-    return true;
-}
-
 /* ---- scratch ------------------------------------------------------------------------
    One block, laid out for (B, nt): the encoder's inputs in reversed time, its hidden
    states, μ and log σ², z0, the latent path and the decoded path; with gradients also
@@ -57,8 +41,8 @@ static void *carve(carver *c, size_t a, size_t b, size_t n3, size_t elem, bool w
     size_t n, end;
     if (!want || !c->ok)
         return NULL;
-    if (!mul_ok(a, b, &n) || !mul_ok(n, n3, &n) || !mul_ok(n, elem, &n)
-        || !add_ok(c->off, n, &end) || !add_ok(end, 63, &end)) {
+    if (!node__mul_ok(a, b, &n) || !node__mul_ok(n, n3, &n) || !node__mul_ok(n, elem, &n)
+        || !node__add_ok(c->off, n, &end) || !node__add_ok(end, 63, &end)) {
         c->ok = false;
         return NULL;
     }
@@ -99,7 +83,7 @@ static node_status reserve(node_latent *m, size_t B, size_t nt, bool grad, scrat
     carver c = { NULL, 0, true };
     layout(m, B, nt, grad, &c, s);
     size_t rows;
-    if (!c.ok || !mul_ok(nt, B, &rows))
+    if (!c.ok || !node__mul_ok(nt, B, &rows))
         return node__msg(msg, NODE_ENOMEM,
                          "B = %zu series on nt = %zu times need more memory than can be "
                          "addressed", B, nt);
@@ -133,7 +117,7 @@ static node_status reserve(node_latent *m, size_t B, size_t nt, bool grad, scrat
        calls (the last block is cleared after use), so that no call clears it all —
        and untouched pages of a large calloc are not even resident. */
     size_t ndhs;
-    if (grad && (!mul_ok(rows + B, m->H, &ndhs) || ndhs > SIZE_MAX / sizeof(double)))
+    if (grad && (!node__mul_ok(rows + B, m->H, &ndhs) || ndhs > SIZE_MAX / sizeof(double)))
         return node__msg(msg, NODE_ENOMEM,
                          "B = %zu series on nt = %zu times need more memory than can be "
                          "addressed", B, nt);
