@@ -12,5 +12,6 @@
 #include "libnode/mlp.h"    /* the MLP dynamics module */
 #include "libnode/train.h"  /* losses, optimizers, schedules */
 #include "libnode/seq.h"    /* time series: RNG, likelihoods, recurrent cells, data sets, latent ODE */
+#include "libnode/cnf.h"    /* continuous normalizing flows: divergence products, log-densities, sampling, planar flows */
 
 #endif /* LIBNODE_H */
