@@ -916,9 +916,16 @@ static void test_no_allocation_once_sized_and_enomem(void **state)
             x[k] = 0.3 * sin((double)k);
         node_rng rng;
         node_rng_seed(&rng, 2);
-        /* B > max_batch grows; then nothing is allocated at B or less */
+        /* B > max_batch grows (the first nll's result is right: it is the mean of
+           log_prob's); then nothing is allocated at B or less */
         assert_status(node_cnf_seed(c, 1), NODE_OK);
         assert_status(node_cnf_nll(c, B, x, &nll, gp, NULL, NULL, NULL), NODE_OK);
+        assert_status(node_cnf_seed(c, 1), NODE_OK);
+        assert_status(node_cnf_log_prob(c, B, x, lp, NULL), NODE_OK);
+        double mean = 0;
+        for (size_t r = 0; r < B; r++)
+            mean += lp[r] / B;
+        assert_close(nll, -mean, 1e-12, 1e-14);
         assert_status(node_cnf_sample(c, &rng, B, NULL, y, lp, NULL), NODE_OK);
         node_test_alloc_begin(-1);
         for (int rep = 0; rep < 2; rep++) {

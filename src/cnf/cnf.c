@@ -600,7 +600,12 @@ static node_status nll_run(node_cnf *c, size_t batch, const double *x, double *n
                            double *grad, int64_t *nfe_backward, node_stats *stats)
 {
     const size_t D = c->flow.width;
-    node_status st = log_prob_run(c, batch, x, c->gl, stats);
+    /* c->gl must be the workspace that the transport's reserve leaves in place */
+    node_status st = check_finite(x, batch, D, "x", stats->message);
+    if (st == NODE_OK)
+        st = reserve(c, batch, stats->message);
+    if (st == NODE_OK)
+        st = log_prob_run(c, batch, x, c->gl, stats);
     if (st != NODE_OK)
         return st;
     const double inv = 1.0 / (double)batch, v = c->opt.base_var;
