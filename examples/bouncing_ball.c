@@ -171,6 +171,22 @@ static int gradient(model *m, const run *r, const double *wt, double grad[6], in
     return 0;
 }
 
+/* L(a) = Σ_k (t_k(a) - obs_k)² of a simulation with absorption a; NAN if it fails. */
+static double bounce_loss(const model *m, double a, int n, const double *obs)
+{
+    model mm;
+    ball bb = m->b;
+    bb.absorption = a;
+    model_init(&mm, &bb, m->opt.rtol, m->solver, m->method);
+    static run rr;
+    if (simulate(&mm, n, &rr) != 0)
+        return NAN;
+    double loss = 0;
+    for (int k = 1; k <= n; k++)
+        loss += (rr.t[k] - obs[k]) * (rr.t[k] - obs[k]);
+    return loss;
+}
+
 /* ---- the closed form: pos = p + v s - g s²/2 reaches radius at s = (v + √(v² + 2g(p-r)))/g */
 
 static void exact_times(const ball *b, int n, double *t)
@@ -221,7 +237,9 @@ static int write_svg(const char *path, model *m, const run *r, double a_learned,
                 ex_svg_dot(&svg, q->t[k], q->ye[k][0], 3.5, "#000000");
         }
     }
-    const char *labels[2] = { "absorption 0.2 (the data)", "learned absorption" };
+    char data_label[64];
+    snprintf(data_label, sizeof data_label, "absorption %g (the data)", m->b.absorption);
+    const char *labels[2] = { data_label, "learned absorption" };
     ex_svg_legend(&svg, 2, labels, colors, dashes);
     double amax = 0, lmax = 0;
     double it[1024];
@@ -234,7 +252,8 @@ static int write_svg(const char *path, model *m, const run *r, double a_learned,
     ex_svg_panel(&svg, 720, 0, 380, 420, 0, ni > 1 ? ni - 1 : 1, 0, fmax(amax, 0.25) * 1.1,
                  "Learning the absorption from bounce times", "iteration", "absorption");
     ex_svg_line(&svg, (size_t)ni, it, 1, a_hist, 1, "#2ca02c", 2, NULL);
-    double tr[2] = { 0, ni > 1 ? ni - 1 : 1 }, av[2] = { 0.2, 0.2 };
+    double tr[2] = { 0, ni > 1 ? ni - 1 : 1 }, av[2];
+    av[0] = av[1] = m->b.absorption;
     ex_svg_line(&svg, 2, tr, 1, av, 1, "#7f7f7f", 1, "4 3");
     return ex_svg_end(&svg);
 }
@@ -359,7 +378,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bouncing_ball: cannot create the optimizer\n");
         goto done;
     }
-    double a = a_start, a_hist[1001], loss_hist[1001], loss = 0;
+    double a = a_start, a_hist[1001], loss_hist[1001], loss = 0, da_fd = NAN, da_ift = NAN;
     ex_progress prog;
     ex_progress_start(&prog, stderr, iters);
     printf("\nlearning the absorption from the %d bounce times, from %g (Adam, lr %g)\n", nb,
@@ -385,6 +404,13 @@ int main(int argc, char **argv)
         double gg[6];
         if (gradient(&mm, &rr, wt, gg, &nfe_b) != 0)
             goto done;
+        if (it == 0) {   /* the learning's gradient, checked once */
+            double lp = bounce_loss(&m, a + eps, nb, obs), lm = bounce_loss(&m, a - eps, nb, obs);
+            da_fd = (lp - lm) / (2 * eps);
+            da_ift = gg[4];
+            printf("  dL/da at a = %g: IFT %.10g, central difference %.10g (rel. diff %.2e)\n",
+                   a, da_ift, da_fd, fabs(da_ift - da_fd) / fabs(da_fd));
+        }
         node_optim_step(adam, &a, &gg[4]);
         a = fmin(fmax(a, 0), 0.999);
         if (it % 25 == 0)
@@ -415,6 +441,8 @@ int main(int argc, char **argv)
     ex_json_num(&j, "dt_dradius", g[3]);
     ex_json_num(&j, "gradient_max_rel_diff_fd", max_rel);
     ex_json_str(&j, "gradient", backprop ? "backprop" : "adjoint");
+    ex_json_num(&j, "dloss_dabsorption_start", da_ift);
+    ex_json_num(&j, "dloss_dabsorption_start_fd", da_fd);
     ex_json_num(&j, "absorption_start", a_start);
     ex_json_num(&j, "absorption_learned", a);
     ex_json_num(&j, "absorption_true", b.absorption);
