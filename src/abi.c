@@ -67,6 +67,11 @@ static const abi_entry abi[] = {
     F(node_cnf_options, ode), F(node_cnf_options, t0), F(node_cnf_options, t1),
     F(node_cnf_options, base_var), F(node_cnf_options, trace), F(node_cnf_options, grad),
     F(node_cnf_options, seed), F(node_cnf_options, reserved_),
+
+    T(node_event),
+    F(node_event, nparams), F(node_event, ctx), F(node_event, g), F(node_event, g_vjp),
+    F(node_event, direction), F(node_event, terminal), F(node_event, t_tol),
+    F(node_event, reserved_),
 };
 
 #undef T

@@ -221,9 +221,25 @@ typedef struct node__ode {
     void  *nctx;
 } node__ode;
 
-/* Watches a solve; used by exact backprop to record what the forward pass did.
-   Either callback may be NULL.  A non-zero return aborts with NODE_ECALLBACK
-   (or the status the observer stored for itself). */
+/* One accepted step as an observer's `accepted` callback sees it: valid during the
+   callback only. */
+typedef struct node__step {
+    double t, h;              /* the step from t by h (h < 0 backward in time) */
+    double tnew;              /* where it ends: t + h, or the end time itself for a
+                                 last step (t + h may differ from it in the last bit) */
+    const double *y, *ynew;   /* the states at t and at tnew */
+    void *run_;               /* the integrator's own: for node__step_dense */
+} node__step;
+
+/* y(t + θh) of the step by the method's dense output (θ in [0, 1]; out has dim entries,
+   and may not alias st->y or st->ynew).  The first call in a step computes the stages
+   only dense output uses (counted in stats->nfe; the outputs of ts reuse them).
+   NODE_ECALLBACK if f fails there (stats->message and callback_rc say so). */
+NODE__HIDDEN node_status node__step_dense(const node__step *st, double theta, double *out);
+
+/* Watches a solve; used by exact backprop to record what the forward pass did, and
+   by the event search to test each step.  Any callback may be NULL.  A non-zero
+   return aborts with NODE_ECALLBACK (or the status the observer stored for itself). */
 typedef struct node__observer {
     void *ctx;
     /* After each accepted step from t to t + h that started at state y. */
@@ -231,6 +247,9 @@ typedef struct node__observer {
     /* After row i (i >= 1) of ys was written by dense output at θ = (ts[i]-t)/h
        of the step most recently reported to step(). */
     int (*output)(void *ctx, size_t i, double theta);
+    /* After each accepted step, before step() and before the rows of ys in it are
+       written: the step, with its dense output (node__step_dense). */
+    int (*accepted)(void *ctx, const node__step *st);
 } node__observer;
 
 /* The solver's vector kernels of one instruction-set level (ode/ode.h). */
@@ -244,6 +263,7 @@ struct node_solver {
     double *aug;  size_t aug_cap;    /* adjoint: augmented state and scratch */
     double *tape; size_t tape_cap;   /* backprop: recorded steps */
     double *work; size_t work_cap;   /* backprop: reverse-pass scratch */
+    double *evt;  size_t evt_cap;    /* events: root search and gradient scratch */
     /* |h| the adaptive controller planned when the latest node__integrate ended
        (before the last step was cut to land on the end time); 0 if none.  The
        adjoint starts each interval with it instead of a fresh initial-step guess. */

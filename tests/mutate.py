@@ -193,6 +193,20 @@ MUTANTS = [
      "    if (c->last_probe)\n        draw_probe(c, B);\n"
      "    make_system(c, B, c->last_probe ? c->eps : NULL, &sys);",
      "a Hutchinson gradient uses the probe of its forward solve"),
+    # ---- events ----
+    ("event-direction-flipped", "src/event/event.c",
+     "    return rising == (S->ev->direction > 0);",
+     "    return rising != (S->ev->direction > 0);",
+     "the event direction filter keeps rising (+1) or falling (-1) crossings in increasing t"),
+    ("event-ift-sign", "src/event/event.c",
+     "    double mu = -dLf / dgdt;",
+     "    double mu = dLf / dgdt;",
+     "the gradient through the event time: mu = -(dL/dt_e + dL/dy_e f) / (dg/dt)"),
+    ("event-touch-kept", "src/event/event.c",
+     "    if (snew == S->ref) {            /* no crossing (or a touch of 0 at a step end) */\n"
+     "        S->pending = false;",
+     "    if (snew == S->ref) {            /* no crossing (or a touch of 0 at a step end) */",
+     "g touching zero at a step end without crossing is no event"),
 ]
 
 

@@ -96,6 +96,14 @@ static const layout lp64[] = {
         { "node_cnf_options", "grad", 220 },
         { "node_cnf_options", "seed", 224 },
         { "node_cnf_options", "reserved_", 232 },
+        { "node_event", "nparams", 0 },
+        { "node_event", "ctx", 8 },
+        { "node_event", "g", 16 },
+        { "node_event", "g_vjp", 24 },
+        { "node_event", "direction", 32 },
+        { "node_event", "terminal", 36 },
+        { "node_event", "t_tol", 40 },
+        { "node_event", "reserved_", 48 },
 };
 
 static const struct {
@@ -105,7 +113,7 @@ static const struct {
     { "node_error", 232 },  { "node_system", 128 },       { "node_options", 192 },
     { "node_stats", 320 },  { "node_optim_config", 192 }, { "node_sched", 128 },
     { "node_latent_config", 128 }, { "node_latent_terms", 72 }, { "node_rng", 64 },
-    { "node_flow", 112 }, { "node_cnf_options", 296 },
+    { "node_flow", 112 }, { "node_cnf_options", 296 }, { "node_event", 112 },
 };
 
 static int is_lp64(void) { return sizeof(void *) == 8 && sizeof(long) == 8; }
@@ -145,6 +153,8 @@ static void test_introspection_matches_the_header(void **state)
     assert_int_equal(node_abi_offsetof("node_cnf_options", "trace"),
                      offsetof(node_cnf_options, trace));
     assert_int_equal(sizeof(node_trace_kind), 4);   /* enums are 32-bit in the ABI */
+    assert_int_equal(node_abi_sizeof("node_event"), sizeof(node_event));
+    assert_int_equal(node_abi_offsetof("node_event", "t_tol"), offsetof(node_event, t_tol));
     assert_int_equal(node_abi_offsetof("node_rng", "has_spare"), offsetof(node_rng, has_spare));
     assert_int_equal(node_abi_offsetof("node_options", "max_steps"),
                      offsetof(node_options, max_steps));
@@ -160,7 +170,7 @@ static void test_introspection_matches_the_header(void **state)
     const char *types[] = { "node_error", "node_system", "node_options", "node_stats",
                             "node_optim_config", "node_sched", "node_latent_config",
                             "node_latent_terms", "node_rng", "node_flow",
-                            "node_cnf_options" };
+                            "node_cnf_options", "node_event" };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         assert_true(node_abi_offsetof(types[i], "reserved_") < node_abi_sizeof(types[i]));
 }

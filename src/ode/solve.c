@@ -108,6 +108,36 @@ static bool nonfinite_row(const double *v, size_t n)
     return a0 != a0;
 }
 
+/* The stages of the accepted step (t, h) that only dense output uses, once a step. */
+static node_status dense_stages(run *r, double t, double h)
+{
+    const node__tableau *tab = r->tab;
+    if (r->dense_ready)
+        return NODE_OK;
+    if (tab->s_dense > tab->s) {
+        int64_t nfe0 = r->stats->nfe;
+        int rc = node__rk_stages_planned(tab, r->rows[r->par], r->ode, t, h, r->y,
+                                         r->kk[r->par], tab->s, tab->s_dense, r->tmp,
+                                         &r->stats->nfe);
+        if (rc)
+            return fail_stage(r, rc, t, h, tab->s, nfe0);
+    }
+    r->dense_ready = true;
+    return NODE_OK;
+}
+
+node_status node__step_dense(const node__step *st, double theta, double *out)
+{
+    run *r = st->run_;
+    node_status rc = dense_stages(r, st->t, st->h);
+    if (rc != NODE_OK)
+        return rc;
+    double w[NODE__MAXSTAGES];
+    r->tab->dense(theta, w, NULL);
+    node__rk_combine(r->kern, r->dim, r->y, st->h, w, r->tab->s_dense, r->kk[r->par], out);
+    return NODE_OK;
+}
+
 /* Rows of ys whose times lie in the accepted step (t, tnew], by dense output.  A row that
    comes out NaN or Inf (a dense-only stage of f was) ends the solve: NODE_OK never
    returns one. */
@@ -121,18 +151,9 @@ static node_status emit_outputs(run *r, double t, double h, double tnew)
         if (r->ts[i] == tnew) {
             memcpy(row, r->ynew, r->dim * sizeof *row);   /* finite: the step was accepted */
         } else {
-            if (!r->dense_ready) {
-                if (tab->s_dense > tab->s) {
-                    int64_t nfe0 = r->stats->nfe;
-                    int rc = node__rk_stages_planned(tab, r->rows[r->par], r->ode, t, h,
-                                                     r->y, r->kk[r->par],
-                                                     tab->s, tab->s_dense, r->tmp,
-                                                     &r->stats->nfe);
-                    if (rc)
-                        return fail_stage(r, rc, t, h, tab->s, nfe0);
-                }
-                r->dense_ready = true;
-            }
+            node_status st = dense_stages(r, t, h);
+            if (st != NODE_OK)
+                return st;
             theta = fmin(1.0, (r->ts[i] - t) / h);
             double w[NODE__MAXSTAGES];
             tab->dense(theta, w, NULL);
@@ -178,6 +199,11 @@ static node_status accepted(run *r, double t, double h, double tnew)
     r->stats->naccept++;
     r->t_done = tnew;
     int rc;
+    if (r->obs && r->obs->accepted) {
+        node__step st = { t, h, tnew, r->y, r->ynew, r };
+        if ((rc = r->obs->accepted(r->obs->ctx, &st)) != 0)
+            return fail_observer(r, "accepted-step", rc, tnew);
+    }
     if (r->obs && r->obs->step && (rc = r->obs->step(r->obs->ctx, t, h, r->y)) != 0)
         return fail_observer(r, "step", rc, tnew);
     return emit_outputs(r, t, h, tnew);

@@ -32,6 +32,7 @@ void node_solver_free(node_solver *s)
     node__free(s->aug);
     node__free(s->tape);
     node__free(s->work);
+    node__free(s->evt);
     node__free(s);
 }
 
