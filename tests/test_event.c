@@ -162,7 +162,7 @@ static void rot_exact(const rot *p, const double *y0, double t0, double t, doubl
 
 static double plane_at(const rot *p, const plane *q, const double *y0, double t0, double t)
 {
-    double y[2], v;
+    double y[2], v = 0;
     rot_exact(p, y0, t0, t, y);
     plane_g((void *)q, t, y, &v);
     return v;
@@ -512,7 +512,7 @@ static double plane_loss(const double *in, const double *w, const void *ctx)
     (void)ctx;
     rot p = { in[2], in[3] };
     plane q = { { in[4], in[5], in[6], in[7] }, 0 };
-    double root, y[2];
+    double root = 0, y[2];
     assert_int_equal(exact_roots(&p, &q, in, T0, 10, 0, &root, 1), 1);
     rot_exact(&p, in, T0, root, y);
     return w[0] * root + w[1] * y[0] + w[2] * y[1];
@@ -524,7 +524,7 @@ static double plane_loss_t0(const double *in, const double *w, const void *ctx)
     const double *fixed = ctx;
     rot p = { fixed[2], fixed[3] };
     plane q = { { fixed[4], fixed[5], fixed[6], fixed[7] }, 0 };
-    double root, y[2];
+    double root = 0, y[2];
     assert_int_equal(exact_roots(&p, &q, fixed, in[0], 10, 0, &root, 1), 1);
     rot_exact(&p, fixed, in[0], root, y);
     return w[0] * root + w[1] * y[0] + w[2] * y[1];
