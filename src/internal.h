@@ -231,6 +231,10 @@ typedef struct node__observer {
     /* After row i (i >= 1) of ys was written by dense output at θ = (ts[i]-t)/h
        of the step most recently reported to step(). */
     int (*output)(void *ctx, size_t i, double theta);
+    /* After each accepted step (before step()), with all s_dense stages of it
+       computed (the dense-only ones too): k[0..s_dense-1], dense output on the step
+       being y + h Σ w_i(θ) k_i.  The interpolating adjoint keeps them. */
+    int (*dense)(void *ctx, double t, double h, const double *y, double *const *k);
 } node__observer;
 
 /* The solver's vector kernels of one instruction-set level (ode/ode.h). */
@@ -244,6 +248,9 @@ struct node_solver {
     double *aug;  size_t aug_cap;    /* adjoint: augmented state and scratch */
     double *tape; size_t tape_cap;   /* backprop: recorded steps */
     double *work; size_t work_cap;   /* backprop: reverse-pass scratch */
+    double *ckpt; size_t ckpt_cap;   /* checkpointed backprop: saved states */
+    double *steps; size_t steps_cap; /* checkpointed backprop: (t, h) of every step;
+                                        the interpolating adjoint: its restart grid */
     /* |h| the adaptive controller planned when the latest node__integrate ended
        (before the last step was cut to land on the end time); 0 if none.  The
        adjoint starts each interval with it instead of a fresh initial-step guess. */

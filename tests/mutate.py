@@ -32,8 +32,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MUTANTS = [
     # ---- the five breaks of issue #9 ----
     ("seminorm-ignored", "src/grad/adjoint.c",
-     "norm_ctx nc = { n, np, ntb, o.seminorm };",
-     "norm_ctx nc = { n, np, ntb, 0 };",
+     "node__grad_norm nc = { n, n, np, ntb, o.seminorm };",
+     "node__grad_norm nc = { n, n, np, ntb, 0 };",
      "opt.seminorm leaves the dL/dθ and dL/dt blocks out of the backward error norm"),
     ("no-step-carry", "src/grad/adjoint.c",
      "            bo.step = s->h_next;",
@@ -86,6 +86,14 @@ MUTANTS = [
      "    if (np && node__nonfinite(dLdp, np)) {",
      "    if (0) {",
      "exact backprop never returns NODE_OK with a NaN gradient"),
+    ("ckpt-stale-fsal", "src/grad/backprop.c",
+     "            memcpy(k[0], k[tab->s - 1], n * sizeof(double));\n",
+     "",
+     "checkpointed backprop rebuilds each segment as the forward pass stepped (FSAL)"),
+    ("ckpt-keep-odd-slots", "src/grad/backprop.c",
+     "        for (size_t c = 0; c < r->nsaved; c += 2, keep++)",
+     "        for (size_t c = 1; c < r->nsaved; c += 2, keep++)",
+     "checkpointed backprop keeps the states at multiples of the doubled stride"),
     # ---- training ----
     ("adam-no-bias-correction", "src/train/optim.c",
      "    const double bc1 = 1.0 - pow(b1, (double)t);",

@@ -62,7 +62,17 @@ LIBNODE_API node_status node_odeint_adjoint(const node_system *sys, const double
    constants), dense output at ts included: dLdts[i] through the interpolant's θ,
    dLdts[0] through the stage times t_n + c_i h as every step shifts with t0.
    Memory grows with the number of steps: O(steps × dim) for the tape, which a
-   reused solver object keeps at its largest size. */
+   reused solver object keeps at its largest size.
+   Checkpointed (opt->checkpoints = N >= 1): the forward re-run keeps the accepted
+   step sequence (t_n, h_n: 2 doubles a step) and at most N states, evenly spaced
+   (steps 0, k, 2k, ... with k the smallest power of 2 that leaves at most N of them);
+   the reverse pass rebuilds each segment of k steps from its saved state with the
+   recorded step sizes (no error control: the same steps give the same bits) and
+   reverses it from a tape of k records.  The gradient is plain backprop's (bit for
+   bit in the tests); memory O(N × dim + steps + (steps / N) × dim), e.g.
+   O(√steps × dim) for N = √steps, at the price of one more forward pass of f
+   evaluations (the segments' steps, FSAL reused; stats->nfe counts them).  N = 1 keeps
+   y0 alone and rebuilds the whole tape; N >= steps saves every state. */
 LIBNODE_API node_status node_odeint_backprop(const node_system *sys, const double *ts, size_t nt,
                                           const double *ys, const double *dLdys,
                                           double *dLdy0, double *dLdp, double *dLdts,

@@ -108,6 +108,22 @@ static bool nonfinite_row(const double *v, size_t n)
     return a0 != a0;
 }
 
+/* The dense-only stages of the accepted step (t, h), once. */
+static node_status dense_stages(run *r, double t, double h)
+{
+    const node__tableau *tab = r->tab;
+    if (!r->dense_ready && tab->s_dense > tab->s) {
+        int64_t nfe0 = r->stats->nfe;
+        int rc = node__rk_stages_planned(tab, r->rows[r->par], r->ode, t, h, r->y,
+                                         r->kk[r->par], tab->s, tab->s_dense, r->tmp,
+                                         &r->stats->nfe);
+        if (rc)
+            return fail_stage(r, rc, t, h, tab->s, nfe0);
+    }
+    r->dense_ready = true;
+    return NODE_OK;
+}
+
 /* Rows of ys whose times lie in the accepted step (t, tnew], by dense output.  A row that
    comes out NaN or Inf (a dense-only stage of f was) ends the solve: NODE_OK never
    returns one. */
@@ -121,18 +137,9 @@ static node_status emit_outputs(run *r, double t, double h, double tnew)
         if (r->ts[i] == tnew) {
             memcpy(row, r->ynew, r->dim * sizeof *row);   /* finite: the step was accepted */
         } else {
-            if (!r->dense_ready) {
-                if (tab->s_dense > tab->s) {
-                    int64_t nfe0 = r->stats->nfe;
-                    int rc = node__rk_stages_planned(tab, r->rows[r->par], r->ode, t, h,
-                                                     r->y, r->kk[r->par],
-                                                     tab->s, tab->s_dense, r->tmp,
-                                                     &r->stats->nfe);
-                    if (rc)
-                        return fail_stage(r, rc, t, h, tab->s, nfe0);
-                }
-                r->dense_ready = true;
-            }
+            node_status st = dense_stages(r, t, h);
+            if (st != NODE_OK)
+                return st;
             theta = fmin(1.0, (r->ts[i] - t) / h);
             double w[NODE__MAXSTAGES];
             tab->dense(theta, w, NULL);
@@ -178,6 +185,13 @@ static node_status accepted(run *r, double t, double h, double tnew)
     r->stats->naccept++;
     r->t_done = tnew;
     int rc;
+    if (r->obs && r->obs->dense) {
+        node_status st = dense_stages(r, t, h);
+        if (st != NODE_OK)
+            return st;
+        if ((rc = r->obs->dense(r->obs->ctx, t, h, r->y, r->kk[r->par])) != 0)
+            return fail_observer(r, "dense", rc, tnew);
+    }
     if (r->obs && r->obs->step && (rc = r->obs->step(r->obs->ctx, t, h, r->y)) != 0)
         return fail_observer(r, "step", rc, tnew);
     return emit_outputs(r, t, h, tnew);
