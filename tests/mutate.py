@@ -94,6 +94,10 @@ MUTANTS = [
      "        for (size_t c = 0; c < r->nsaved; c += 2, keep++)",
      "        for (size_t c = 1; c < r->nsaved; c += 2, keep++)",
      "checkpointed backprop keeps the states at multiples of the doubled stride"),
+    ("interp-z-step-start", "src/grad/adjoint_interp.c",
+     "    node__rk_combine(kern, n, rec + 2, h, w, (int)g->S, k, z);",
+     "    memcpy(z, rec + 2, n * sizeof(double));",
+     "the interpolating adjoint reads z(t) from the forward re-solve's dense output"),
     # ---- training ----
     ("adam-no-bias-correction", "src/train/optim.c",
      "    const double bc1 = 1.0 - pow(b1, (double)t);",
