@@ -11,7 +11,8 @@
  * gradient call (vjp calls count one; backprop's includes its recorded forward
  * re-run) and their ratio, wall time of the gradient call, and the bytes the solver
  * object's workspaces and tape hold after it (their peak: they only grow).
- * Prints one Markdown table.  Run: ./bench_gradmethods [--quick]
+ * Prints one Markdown table, then checkpointed backprop against its budget N on the
+ * linear system (extra f evaluations, time, bytes).  Run: ./bench_gradmethods [--quick]
  */
 #define _POSIX_C_SOURCE 200809L
 #include <libnode.h>
@@ -302,6 +303,56 @@ static void bench_problem(const problem *p, int reps)
     free(gexact);
 }
 
+/* Checkpointed backprop against its budget N on one problem: f evaluations beyond
+   plain backprop's (relative), time relative to plain, workspace bytes. */
+static void sweep(const problem *p, int reps)
+{
+    size_t n = p->sys.dim, ng = n + p->sys.nparams;
+    double *ys = malloc(p->nt * n * sizeof *ys), *W = malloc(p->nt * n * sizeof *W);
+    result plain = { .g = malloc(ng * sizeof(double)), .secs = NAN };
+    result r = { .g = malloc(ng * sizeof(double)) };
+    if (!ys || !W || !plain.g || !r.g) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < p->nt * n; i++)
+        W[i] = i < n ? 0 : cos(0.37 * (double)i + 0.1);
+    node_options o = node_options_default();
+    o.rtol = p->rtol;
+    o.atol = p->atol;
+    node_stats st;
+    if (node_odeint(&p->sys, p->y0, p->ts, p->nt, ys, &o, &st) != NODE_OK) {
+        fprintf(stderr, "%s: forward failed: %s\n", p->name, st.message);
+        exit(1);
+    }
+    int64_t steps = st.naccept;
+    for (int k = 0; k < reps; k++)
+        run(p, M_BP, 0, &o, ys, W, &plain);
+    printf("\n%s, %lld steps: checkpointed backprop against its budget N (plain backprop: "
+           "%lld NFE, %.3g ms, %zu bytes)\n\n", p->name, (long long)steps,
+           (long long)plain.nfe, 1e3 * plain.secs, plain.bytes);
+    printf("| N | extra NFE / plain's | time / plain | workspace bytes | bytes / plain |\n");
+    printf("|---:|---:|---:|---:|---:|\n");
+    int64_t Ns[] = { 1, 2, 4, 16, (int64_t)ceil(sqrt((double)steps)), steps / 4, steps };
+    for (size_t i = 0; i < sizeof Ns / sizeof Ns[0]; i++) {
+        r.secs = NAN;
+        for (int k = 0; k < reps; k++)
+            run(p, M_CK4, Ns[i], &o, ys, W, &r);
+        if (r.st != NODE_OK || relerr(r.g, plain.g, ng) != 0) {
+            fprintf(stderr, "N = %lld: failed or differs from plain backprop\n",
+                    (long long)Ns[i]);
+            exit(1);
+        }
+        printf("| %lld | %.3f | %.2f | %zu | %.2f |\n", (long long)Ns[i],
+               (double)(r.nfe - plain.nfe) / (double)plain.nfe, r.secs / plain.secs, r.bytes,
+               (double)r.bytes / (double)plain.bytes);
+    }
+    free(ys);
+    free(W);
+    free(plain.g);
+    free(r.g);
+}
+
 int main(int argc, char **argv)
 {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
@@ -354,6 +405,7 @@ int main(int argc, char **argv)
     lp.sys = (node_system){ .dim = LD, .nparams = LD * LD, .ctx = &lc, .f = lin_f,
                             .vjp = lin_vjp };
     bench_problem(&lp, reps);
+    problem lp_sweep = lp;
 
     /* Lorenz */
     double pl[3] = { 10, 28, 8.0 / 3 }, y0z[3] = { 1, 1, 20 }, tsz[2] = { 0, 5 };
@@ -370,5 +422,6 @@ int main(int argc, char **argv)
     zp.ts = tsz2;
     zp.nt = 11;
     bench_problem(&zp, reps);
+    sweep(&lp_sweep, reps);
     return 0;
 }
