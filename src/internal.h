@@ -250,6 +250,10 @@ typedef struct node__observer {
     /* After each accepted step, before step() and before the rows of ys in it are
        written: the step, with its dense output (node__step_dense). */
     int (*accepted)(void *ctx, const node__step *st);
+    /* After each accepted step (before step()), with all s_dense stages of it
+       computed (the dense-only ones too): k[0..s_dense-1], dense output on the step
+       being y + h Σ w_i(θ) k_i.  The interpolating adjoint keeps them. */
+    int (*dense)(void *ctx, double t, double h, const double *y, double *const *k);
 } node__observer;
 
 /* The solver's vector kernels of one instruction-set level (ode/ode.h). */
@@ -264,6 +268,9 @@ struct node_solver {
     double *tape; size_t tape_cap;   /* backprop: recorded steps */
     double *work; size_t work_cap;   /* backprop: reverse-pass scratch */
     double *evt;  size_t evt_cap;    /* events: root search and gradient scratch */
+    double *ckpt; size_t ckpt_cap;   /* checkpointed backprop: saved states */
+    double *steps; size_t steps_cap; /* checkpointed backprop: (t, h) of every step;
+                                        the interpolating adjoint: its restart grid */
     /* |h| the adaptive controller planned when the latest node__integrate ended
        (before the last step was cut to land on the end time); 0 if none.  The
        adjoint starts each interval with it instead of a fresh initial-step guess. */

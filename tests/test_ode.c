@@ -477,7 +477,7 @@ static void test_observer_sees_consistent_steps_and_every_output_once(void **sta
             node_options in = opts(all_methods[m], 1e-8, is_adaptive(all_methods[m]) ? 0 : 0.05);
             assert_status(node__options_resolve(&in, &o, NULL), NODE_OK);
             node_stats st = { 0 };
-            node__observer obs = { &r, rec_step, rec_output, NULL };
+            node__observer obs = { &r, rec_step, rec_output, NULL, NULL };
             double y0[2] = { 1, 0.25 };
             assert_status(node__integrate(s, &r.ode, y0, tt, nt, yy, &o, &st, &obs), NODE_OK);
             node_solver_free(s);
@@ -504,7 +504,7 @@ static void test_observer_failure_stops_with_ecallback(void **state)
         node_options o;
         assert_status(node__options_resolve(NULL, &o, NULL), NODE_OK);
         node_stats st = { 0 };
-        node__observer obs = { &r, rec_step, rec_output, NULL };
+        node__observer obs = { &r, rec_step, rec_output, NULL, NULL };
         assert_status(node__integrate(s, &r.ode, y0, ts, 4, ys, &o, &st, &obs), NODE_ECALLBACK);
         if (which == 0)
             assert_int_equal(r.nsteps, 3);

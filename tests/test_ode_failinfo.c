@@ -53,7 +53,7 @@ static void step_ends(const node_system *sys, const double *y0, const double *ts
     node_solver *s;
     assert_status(node_solver_create(&s), NODE_OK);
     node__ode ode = { sys->dim, sys->f, sys->ctx, NULL, NULL };
-    node__observer obs = { e, rec_step_start, NULL, NULL };
+    node__observer obs = { e, rec_step_start, NULL, NULL, NULL };
     node_stats st;
     memset(&st, 0, sizeof st);
     e->n = 0;

@@ -146,7 +146,13 @@ typedef struct node_options {
     int32_t seminorm;       /* backward pass: leave the parameter-gradient part of the
                                augmented state out of the error norm */
     uint32_t reserved1_;
-    uint64_t reserved_[15]; /* fields of later versions: leave zero */
+    int64_t checkpoints;    /* exact backprop (node_odeint_backprop): 0 = record every
+                               step (memory O(steps × dim)); N >= 1 = keep at most N
+                               saved states and recompute the steps between them
+                               (memory O(N × dim + steps + (steps / N) × dim), the
+                               same gradient).  The interpolating adjoint: N extra
+                               evenly spaced restart points besides ts.  < 0 refused. */
+    uint64_t reserved_[14]; /* fields of later versions: leave zero */
 } node_options;
 
 /* The defaults above: DOPRI5, rtol 1e-7, atol 1e-9, everything else 0. */

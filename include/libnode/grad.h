@@ -62,18 +62,58 @@ LIBNODE_API node_status node_odeint_adjoint(const node_system *sys, const double
    constants), dense output at ts included: dLdts[i] through the interpolant's θ,
    dLdts[0] through the stage times t_n + c_i h as every step shifts with t0.
    Memory grows with the number of steps: O(steps × dim) for the tape, which a
-   reused solver object keeps at its largest size. */
+   reused solver object keeps at its largest size.
+   Checkpointed (opt->checkpoints = N >= 1): the forward re-run keeps the accepted
+   step sequence (t_n, h_n: 2 doubles a step) and at most N states, evenly spaced
+   (steps 0, k, 2k, ... with k the smallest power of 2 that leaves at most N of them);
+   the reverse pass rebuilds each segment of k steps from its saved state with the
+   recorded step sizes (no error control: the same steps give the same bits) and
+   reverses it from a tape of k records.  The gradient is plain backprop's (bit for
+   bit in the tests); memory O(N × dim + steps + (steps / N) × dim), e.g.
+   O(√steps × dim) for N = √steps, at the price of one more forward pass of f
+   evaluations (the segments' steps, FSAL reused; stats->nfe counts them).  N = 1 keeps
+   y0 alone and rebuilds the whole tape; N >= steps saves every state. */
 LIBNODE_API node_status node_odeint_backprop(const node_system *sys, const double *ts, size_t nt,
                                           const double *ys, const double *dLdys,
                                           double *dLdy0, double *dLdp, double *dLdts,
                                           const node_options *opt, node_stats *stats);
 
-/* The same two, with the workspaces (and tape) of a reusable solver object. */
+/* Interpolating (checkpointed) adjoint: the adjoint equations of node_odeint_adjoint,
+   but z(t) is not integrated backward.  Between consecutive restart points (ts, plus
+   opt->checkpoints = N points evenly spaced inside (ts[0], ts[nt-1]) if N > 0) the
+   forward solution is re-solved from the restart state (ys[i], or for the extra
+   points the state a forward solve from ys[0] gives there), keeping its dense output
+   (all stages of every accepted step: (s_dense + 1) × dim doubles a step, for that
+   segment only); the backward pass then integrates [a, dL/dθ, dL/dt] alone, reading
+   z(t) from that interpolant.  No backward reconstruction drift: z(t) is the forward
+   solution to the forward tolerance everywhere.  Same arguments, outputs and
+   failures as node_odeint_adjoint: the jumps of a and dL/dt at the output times,
+   adjoint_rtol/atol and the seminorm (leaving dL/dθ and dL/dt out; the error norm is
+   the largest of the RMS norms of the a, dL/dθ and dL/dt blocks), an adaptive first
+   step on the first backward interval and the planned one on later intervals.
+   opt->max_steps bounds the segments' forward re-solves together and the backward
+   intervals together (and the solve for the extra restart states as a forward
+   solve).  stats counts all of it.  Memory: O((nt + N) × dim + nparams) plus the
+   dense solution of the longest segment; cost: one forward solve of f more than the
+   adjoint's (two with N > 0), and no f in the backward pass (only vjp calls). */
+LIBNODE_API node_status node_odeint_adjoint_interp(const node_system *sys, const double *ts,
+                                                   size_t nt, const double *ys,
+                                                   const double *dLdys, double *dLdy0,
+                                                   double *dLdp, double *dLdts,
+                                                   const node_options *opt, node_stats *stats);
+
+/* The same three, with the workspaces (and tape) of a reusable solver object. */
 LIBNODE_API node_status node_solver_adjoint(node_solver *s, const node_system *sys,
                                          const double *ts, size_t nt,
                                          const double *ys, const double *dLdys,
                                          double *dLdy0, double *dLdp, double *dLdts,
                                          const node_options *opt, node_stats *stats);
+LIBNODE_API node_status node_solver_adjoint_interp(node_solver *s, const node_system *sys,
+                                                   const double *ts, size_t nt,
+                                                   const double *ys, const double *dLdys,
+                                                   double *dLdy0, double *dLdp,
+                                                   double *dLdts, const node_options *opt,
+                                                   node_stats *stats);
 LIBNODE_API node_status node_solver_backprop(node_solver *s, const node_system *sys,
                                           const double *ts, size_t nt,
                                           const double *ys, const double *dLdys,

@@ -41,110 +41,6 @@ static int aug_f(void *ctx, double t, const double *y, double *dydt)
     return 0;
 }
 
-static double block_rms(const double *err, const double *y, const double *ynew,
-                        size_t n, double rtol, double atol)
-{
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        double sc = atol + rtol * fmax(fabs(y[i]), fabs(ynew[i]));
-        double r = err[i] / sc;
-        sum += r * r;
-    }
-    return n ? sqrt(sum / (double)n) : 0;
-}
-
-/* The largest of the per-block RMS norms; with the seminorm only z and a count.
-   NaN if any entry of err is NaN or Inf, whichever block it is in: fmax would drop a
-   NaN block, and an excluded block is not looked at by the norm, yet a NaN there (in
-   the FSAL stage, whose weight in ynew is 0) would be handed on to the next step as its
-   k_0, where no smaller step can cure it.  Rejected now, a smaller step may avoid it. */
-typedef struct norm_ctx {
-    size_t dim, np, nt;
-    int seminorm;
-} norm_ctx;
-
-static double aug_norm(void *nctx, size_t dim, const double *err, const double *y,
-                       const double *ynew, double rtol, double atol)
-{
-    const norm_ctx *c = nctx;
-    (void)dim;
-    size_t n = c->dim, o = 2 * n, q = c->np + c->nt;
-    double rz = block_rms(err, y, ynew, n, rtol, atol);
-    double ra = block_rms(err + n, y + n, ynew + n, n, rtol, atol);
-    double r = fmax(rz, ra), bad = rz + ra;
-    if (!c->seminorm) {
-        double rp = block_rms(err + o, y + o, ynew + o, c->np, rtol, atol);
-        o += c->np;
-        double rt = block_rms(err + o, y + o, ynew + o, c->nt, rtol, atol);
-        r = fmax(r, fmax(rp, rt));
-        bad += rp + rt;
-    } else if (q && node__nonfinite(err + o, q)) {
-        return NAN;
-    }
-    return bad == bad ? r : NAN;
-}
-
-/* dL/dts[i] = dLdys[i]ᵀ f(t_i, ys[i]): the direct dependence of the loss on output
-   time t_i.  A failure says where (the backward pass has reached t_i). */
-static node_status time_grad(const node_system *sys, size_t i, double t, const double *y,
-                             const double *w, double *tmp, node_stats *st, double *out)
-{
-    st->nfe++;
-    int rc = sys->f(sys->ctx, t, y, tmp);
-    if (rc) {
-        st->callback_rc = rc;
-        return node__msg(st->message, NODE_ECALLBACK,
-                         "sys->f returned %d at t = ts[%zu] = %g (for dL/dts[%zu], backward pass)",
-                         rc, i, t, i);
-    }
-    double sum = 0;
-    for (size_t j = 0; j < sys->dim; j++)
-        sum += w[j] * tmp[j];
-    if (!isfinite(sum))
-        return node__msg(st->message, NODE_ENONFINITE,
-                         "dL/dts[%zu] = %g: sys->f gave a NaN or Inf at t = ts[%zu] = %g "
-                         "(backward pass)", i, sum, i, t);
-    *out = sum;
-    return NODE_OK;
-}
-
-/* Say where and why the backward solve from ts[i] to ts[i-1] failed with rc (the
-   integrator has set stats->t_reached to the end of its last accepted step). */
-static node_status backward_failed(node_stats *st, node_status rc, const aug_ctx *ac,
-                                   const node_options *o, double from, double to)
-{
-    char *msg = st->message;
-    double t = st->t_reached;
-    switch (rc) {
-    case NODE_ECALLBACK:
-        if (!ac->rc)
-            break;
-        st->callback_rc = ac->rc;
-        return node__msg(msg, rc, "sys->vjp returned %d at t = %g (backward pass)", ac->rc,
-                         ac->t_rc);
-    case NODE_EMAXSTEPS:
-        return node__msg(msg, rc,
-                         "the backward pass needs more than opt->max_steps = %lld steps (all "
-                         "its intervals together); it reached t = %g",
-                         (long long)o->max_steps, t);
-    case NODE_ENONFINITE:
-        return node__msg(msg, rc,
-                         "the adjoint state turned NaN or Inf after t = %g and smaller steps "
-                         "did not avoid it (backward pass from %g to %g): sys->vjp returned a "
-                         "non-finite value", t, from, to);
-    case NODE_ESTEPSIZE:
-        return node__msg(msg, rc,
-                         "the backward step size underflowed at t = %g (backward pass from %g "
-                         "to %g): the adjoint system is too stiff or singular there",
-                         t, from, to);
-    case NODE_ENOMEM:
-        return node__msg(msg, rc, "out of memory for the backward solve's workspace");
-    default:
-        break;
-    }
-    return node__msg(msg, rc, "%s at t = %g (backward pass)", node_strerror(rc), t);
-}
-
 /* ---- Algorithm 1 ------------------------------------------------------------ */
 
 node_status node_solver_adjoint(node_solver *s, const node_system *sys,
@@ -185,8 +81,8 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
     if (adaptive)
         bo.step = 0;
     aug_ctx ac = { .sys = sys, .dim = n, .np = np, .nt = ntb };
-    norm_ctx nc = { n, np, ntb, o.seminorm };
-    node__ode ode = { .dim = m, .f = aug_f, .ctx = &ac, .norm = aug_norm, .nctx = &nc };
+    node__grad_norm nc = { n, n, np, ntb, o.seminorm };
+    node__ode ode = { .dim = m, .f = aug_f, .ctx = &ac, .norm = node__grad_norm_fn, .nctx = &nc };
 
     size_t last = nt - 1;
     stats->t_reached = ts[last];
@@ -197,7 +93,7 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
         /* gt starts at -dL/dt_N and loses dL/dt_i at each output, so that at t0
            it holds ∫_{t0}^{tN} aᵀ∂f/∂t dt - Σ_{i≥1} dL/dt_i = dL/dt0 (a uniform
            shift of every t_i moves L by ∫ aᵀ∂f/∂t). */
-        if ((rc = time_grad(sys, last, ts[last], ys + last * n, dLdys + last * n, tmp, stats,
+        if ((rc = node__grad_time(sys, last, ts[last], ys + last * n, dLdys + last * n, tmp, stats,
                             &dLdts[last])))
             goto out;
         aug[m - 1] = -dLdts[last];
@@ -206,14 +102,15 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
         /* One budget of opt->max_steps attempted steps for the whole backward pass, as
            for a forward solve: each interval gets what the earlier ones left. */
         if (stats->nsteps >= o.max_steps) {
-            rc = backward_failed(stats, NODE_EMAXSTEPS, &ac, &o, ts[i], ts[i - 1]);
+            rc = node__grad_backward_failed(stats, NODE_EMAXSTEPS, ac.rc, ac.t_rc, &o, ts[i],
+                                            ts[i - 1]);
             goto out;
         }
         bo.max_steps = o.max_steps - stats->nsteps;
         double tsi[2] = { ts[i], ts[i - 1] };
         rc = node__integrate(s, &ode, aug, tsi, 2, rows, &bo, stats, NULL);
         if (rc) {
-            rc = backward_failed(stats, rc, &ac, &o, ts[i], ts[i - 1]);
+            rc = node__grad_backward_failed(stats, rc, ac.rc, ac.t_rc, &o, ts[i], ts[i - 1]);
             goto out;
         }
         if (adaptive)
@@ -224,7 +121,7 @@ node_status node_solver_adjoint(node_solver *s, const node_system *sys,
         for (size_t j = 0; j < n; j++)
             aug[n + j] += wi[j];
         if (ntb && i - 1 > 0) {
-            if ((rc = time_grad(sys, i - 1, ts[i - 1], yi, wi, tmp, stats, &dLdts[i - 1])))
+            if ((rc = node__grad_time(sys, i - 1, ts[i - 1], yi, wi, tmp, stats, &dLdts[i - 1])))
                 goto out;
             aug[m - 1] -= dLdts[i - 1];
         }

@@ -10,7 +10,12 @@
 #include <string.h>
 
 /* ---- recording the forward pass ------------------------------------------------
- * Tape: one record [t, h, y(dim)] per accepted step, grown geometrically.
+ * Plain (opt->checkpoints = 0): one record [t, h, y(dim)] per accepted step in s->tape.
+ * Checkpointed (N = opt->checkpoints >= 1): (t, h) of every step in s->steps, and the
+ * states at steps 0, stride, 2 stride, ... in s->ckpt, at most N of them: when the
+ * next would be the (N+1)-th, the stride doubles and every other state is dropped, so
+ * that the saved states stay evenly spaced whatever the number of steps turns out to
+ * be (stride < 2 steps / N once N <= steps).
  * Outputs: for row i of ys, the step it lies in and its θ (two nt-arrays). */
 
 typedef struct recorder {
@@ -18,23 +23,52 @@ typedef struct recorder {
     size_t dim, nsteps;
     double *ostep, *otheta;   /* [nt] each, in s->work */
     node_status status;       /* ENOMEM from a failed tape growth */
+    size_t ncp;               /* checkpointed: N (0 = plain), states saved, stride */
+    size_t stride, nsaved;
 } recorder;
+
+/* The checkpointed recorder: (t, h) of step j = r->nsteps, and its state y if j is a
+   multiple of the stride. */
+static node_status rec_checkpoint(recorder *r, double t, double h, const double *y)
+{
+    node_solver *s = r->s;
+    size_t j = r->nsteps, n = r->dim;
+    if (j > SIZE_MAX / 4 || node__grad_reserve(&s->steps, &s->steps_cap, 2 * (j + 1), 2, SIZE_MAX))
+        return NODE_ENOMEM;
+    s->steps[2 * j] = t;
+    s->steps[2 * j + 1] = h;
+    if (j % r->stride)
+        return NODE_OK;
+    while (j / r->stride >= r->ncp) {   /* full: keep the states at even slots */
+        size_t keep = 0;
+        for (size_t c = 0; c < r->nsaved; c += 2, keep++)
+            memmove(s->ckpt + keep * n, s->ckpt + c * n, n * sizeof(double));
+        r->nsaved = keep;
+        r->stride *= 2;
+    }
+    if (j % r->stride)
+        return NODE_OK;
+    size_t limit = r->ncp > SIZE_MAX / n ? SIZE_MAX : r->ncp * n;
+    if (node__grad_reserve(&s->ckpt, &s->ckpt_cap, (r->nsaved + 1) * n, n, limit))
+        return NODE_ENOMEM;
+    memcpy(s->ckpt + r->nsaved * n, y, n * sizeof(double));
+    r->nsaved++;
+    return NODE_OK;
+}
 
 static int rec_step(void *ctx, double t, double h, const double *y)
 {
     recorder *r = ctx;
-    size_t rs = r->dim + 2, need = (r->nsteps + 1) * rs;
-    if (need > r->s->tape_cap) {
-        /* Double the tape (at least 64 records): amortised O(1) per step. */
-        size_t want = r->s->tape_cap < SIZE_MAX / 2 ? 2 * r->s->tape_cap : need;
-        if (want < need)
-            want = need;
-        if (want < 64 * rs)
-            want = 64 * rs;
-        if (node__grow(&r->s->tape, &r->s->tape_cap, want)) {
-            r->status = NODE_ENOMEM;
+    if (r->ncp) {
+        if ((r->status = rec_checkpoint(r, t, h, y)) != NODE_OK)
             return 1;
-        }
+        r->nsteps++;
+        return 0;
+    }
+    size_t rs = r->dim + 2, need = (r->nsteps + 1) * rs;
+    if (node__grad_reserve(&r->s->tape, &r->s->tape_cap, need, rs, SIZE_MAX)) {
+        r->status = NODE_ENOMEM;
+        return 1;
     }
     double *rec = r->s->tape + r->nsteps * rs;
     rec[0] = t;
@@ -127,6 +161,190 @@ static void axpy(size_t n, double x, const double *v, double *a)
 
 /* ---- the reverse pass ------------------------------------------------------------ */
 
+/* What reversing steps needs: the tableau, the outputs' places, the running
+   cotangents and the scratch vectors (in s->work). */
+typedef struct rev {
+    const node_system *sys;
+    const node__ode_kernels *kern;
+    const node__tableau *tab;
+    node__ode ode;            /* sys->f itself: node__rk_stages returns its value */
+    node_stats *stats;
+    const double *dLdys, *ostep, *otheta;
+    double *dLdp, *dLdts;
+    size_t n, np, S, io;      /* io: the last output row not yet taken in */
+    double *k[NODE__MAXSTAGES], *kb[NODE__MAXSTAGES];
+    double *ybar, *tmp, *vy, *vp, *w, *dw;
+    double tbar;              /* ∂L/∂t0 through the stage times t_n + c_i h */
+} rev;
+
+/* Reverse the steps first .. first+count-1, last to first: their records [t, h, y] lie
+   one after the other from tape (step `first` first); t_after is where the last of
+   them ends (how far the backward pass has got before them). */
+static node_status reverse_steps(rev *c, const double *tape, size_t first, size_t count,
+                                 double t_after)
+{
+    const node__tableau *tab = c->tab;
+    const node_system *sys = c->sys;
+    node_stats *stats = c->stats;
+    size_t n = c->n, np = c->np, S = c->S, rs = n + 2;
+    double *const *k = c->k, *const *kb = c->kb;
+    double *ybar = c->ybar, *tmp = c->tmp, *vy = c->vy, *vp = c->vp, *w = c->w, *dw = c->dw;
+
+    for (size_t jj = count; jj-- > 0;) {
+        size_t step = first + jj;
+        const double *rec = tape + jj * rs, *y = rec + 2;
+        double t = rec[0], h = rec[1];
+        /* where this step ends: how far the backward pass has got */
+        double t_end = jj + 1 < count ? rec[rs] : t_after;
+        bool need[NODE__MAXSTAGES] = { false };
+        int last = -1;
+
+        /* y_{n+1} = y_n + h Σ b_i k_i: ȳ_n gets ȳ_{n+1}, k̄_i gets h b_i ȳ_{n+1}. */
+        for (int i = 0; i < tab->s; i++) {
+            if (tab->b[i] != 0) {
+                need[i] = true;
+                last = i;
+            }
+            for (size_t j = 0; j < n; j++)
+                kb[i][j] = h * tab->b[i] * ybar[j];
+        }
+        for (size_t i = (size_t)tab->s; i < S; i++)
+            memset(kb[i], 0, n * sizeof(double));
+
+        /* Outputs in this step: y_out = y_n + h Σ w_i(θ) k_i. */
+        size_t o_hi = c->io;
+        bool any_out = false;
+        while (c->io >= 1 && c->ostep[c->io] == (double)step) {
+            any_out = true;
+            tab->dense(c->otheta[c->io], w, dw);
+            const double *g = c->dLdys + c->io * n;
+            axpy(n, 1.0, g, ybar);
+            for (size_t i = 0; i < S; i++)
+                if (w[i] != 0) {
+                    axpy(n, h * w[i], g, kb[i]);
+                    need[i] = true;
+                    if ((int)i > last)
+                        last = (int)i;
+                }
+            c->io--;
+        }
+        int nst = any_out ? (int)S : last + 1;
+        if (nst < 1)
+            nst = 1;
+        int cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, 0, nst, tmp, &stats->nfe);
+        if (cb) {
+            stats->callback_rc = cb;
+            stats->t_reached = t_end;
+            return node__msg(stats->message, NODE_ECALLBACK,
+                             "sys->f returned %d while the step at t = %g was recomputed "
+                             "(backward pass)", cb, t);
+        }
+        /* Once per step, O(stages × dim): the forward pass accepted these stages, but f
+           may answer differently now. */
+        if (node__nonfinite(k[0], (size_t)nst * n)) {
+            stats->t_reached = t_end;
+            return node__msg(stats->message, NODE_ENONFINITE,
+                             "sys->f gave a NaN or Inf while the step at t = %g was recomputed "
+                             "(backward pass), though not in the forward pass", t);
+        }
+        if (c->dLdts)   /* ∂y_out/∂ts[i] = Σ dw_i(θ) k_i */
+            for (size_t i = o_hi; i > c->io; i--) {
+                tab->dense(c->otheta[i], w, dw);
+                const double *g = c->dLdys + i * n;
+                double sum = 0;
+                for (size_t j = 0; j < S; j++) {
+                    if (dw[j] == 0)
+                        continue;
+                    double d = 0;
+                    for (size_t l = 0; l < n; l++)
+                        d += g[l] * k[j][l];
+                    sum += dw[j] * d;
+                }
+                c->dLdts[i] = sum;
+            }
+
+        /* Stages, last to first: k_i = f(t + c_i h, Y_i), Y_i = y_n + h Σ_j A_ij k_j. */
+        for (int i = nst - 1; i >= 0; i--) {
+            if (!need[i])
+                continue;
+            const double *Ai = tab->A + (size_t)i * S;
+            node__rk_combine(c->kern, n, y, h, Ai, i, k, tmp);
+            double vt = 0, ti = t + tab->c[i] * h;
+            stats->nfe++;
+            cb = sys->vjp(sys->ctx, ti, tmp, kb[i], NULL, vy, np ? vp : NULL,
+                          c->dLdts ? &vt : NULL);
+            if (cb) {
+                stats->callback_rc = cb;
+                stats->t_reached = t_end;
+                return node__msg(stats->message, NODE_ECALLBACK,
+                                 "sys->vjp returned %d at t = %g (backward pass)", cb, ti);
+            }
+            c->tbar += vt;
+            if (np)
+                axpy(np, 1.0, vp, c->dLdp);
+            axpy(n, 1.0, vy, ybar);
+            for (int j = 0; j < i; j++)
+                if (Ai[j] != 0) {
+                    axpy(n, h * Ai[j], vy, kb[j]);
+                    need[j] = true;
+                }
+        }
+        /* Once per step, O(dim): the running cotangent (a NaN in vjp_y lands here). */
+        if (node__nonfinite(ybar, n)) {
+            stats->t_reached = t_end;
+            return node__msg(stats->message, NODE_ENONFINITE,
+                             "dL/dy turned NaN or Inf in the step at t = %g (backward pass): "
+                             "sys->vjp wrote a non-finite vjp_y, or the cotangent overflowed", t);
+        }
+    }
+    return NODE_OK;
+}
+
+/* Checkpointed: rebuild the records of steps a .. b-1 into tape from the state saved
+   at step a, with the recorded step sizes (the same steps give the same bits: every
+   y_{j+1} = y_j + h Σ b_i k_i as the forward pass formed it).  The last record needs
+   no step.  t_after: where step b-1 ends (for failures). */
+static node_status replay(rev *c, const double *steps, const double *y0, size_t a, size_t b,
+                          double *tape, double t_after)
+{
+    const node__tableau *tab = c->tab;
+    node_stats *stats = c->stats;
+    size_t n = c->n, rs = n + 2;
+    double *const *k = c->k;
+    memcpy(tape + 2, y0, n * sizeof(double));
+    for (size_t j = a; j < b; j++) {
+        double *rec = tape + (j - a) * rs;
+        rec[0] = steps[2 * j];
+        rec[1] = steps[2 * j + 1];
+        if (j + 1 == b)
+            break;
+        /* FSAL: the last stage of the previous step is this one's k_0, as forward. */
+        int from = 0;
+        if (tab->fsal && j > a) {
+            memcpy(k[0], k[tab->s - 1], n * sizeof(double));
+            from = 1;
+        }
+        int cb = node__rk_stages(c->kern, tab, &c->ode, rec[0], rec[1], rec + 2, k, from,
+                                 tab->s, c->tmp, &stats->nfe);
+        double *ynew = rec + rs + 2;
+        if (!cb)
+            node__rk_combine(c->kern, n, rec + 2, rec[1], tab->b, tab->s, k, ynew);
+        if (cb || node__nonfinite(ynew, n)) {
+            stats->t_reached = t_after;
+            if (!cb)
+                return node__msg(stats->message, NODE_ENONFINITE,
+                                 "the step at t = %g turned NaN or Inf when recomputed from "
+                                 "a checkpoint (backward pass), though not in the forward "
+                                 "pass", rec[0]);
+            stats->callback_rc = cb;
+            return node__msg(stats->message, NODE_ECALLBACK,
+                             "sys->f returned %d while the step at t = %g was recomputed from "
+                             "a checkpoint (backward pass)", cb, rec[0]);
+        }
+    }
+    return NODE_OK;
+}
+
 node_status node_solver_backprop(node_solver *s, const node_system *sys,
                                  const double *ts, size_t nt,
                                  const double *ys, const double *dLdys,
@@ -154,13 +372,26 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
         return node__stats_end(stats, rc);
     double *yf = s->work, *ostep = yf + nt * n, *otheta = ostep + nt;
     double *kbuf = otheta + nt, *kbar = kbuf + S * n;
-    double *ybar = kbar + S * n, *tmp = ybar + n, *vy = tmp + n, *vp = vy + n;
-    double *w = vp + np, *dw = w + S;
+    rev c = { .sys = sys, .kern = s->kern, .tab = tab, .stats = stats, .dLdys = dLdys,
+              .ostep = ostep, .otheta = otheta, .dLdp = dLdp, .dLdts = dLdts,
+              .n = n, .np = np, .S = S, .io = nt - 1 };
+    c.ode = (node__ode){ .dim = n, .f = sys->f, .ctx = sys->ctx };
+    c.ybar = kbar + S * n;
+    c.tmp = c.ybar + n;
+    c.vy = c.tmp + n;
+    c.vp = c.vy + n;
+    c.w = c.vp + np;
+    c.dw = c.w + S;
+    for (size_t i = 0; i < S; i++) {
+        c.k[i] = kbuf + i * n;
+        c.kb[i] = kbar + i * n;
+    }
     for (size_t i = 0; i < nt; i++)
         ostep[i] = -1;
 
     /* Forward, recorded. */
-    recorder r = { s, n, 0, ostep, otheta, NODE_OK };
+    size_t ncp = (uint64_t)o.checkpoints > SIZE_MAX ? SIZE_MAX : (size_t)o.checkpoints;
+    recorder r = { s, n, 0, ostep, otheta, NODE_OK, ncp, 1, 0 };
     node__observer obs = { .ctx = &r, .step = rec_step, .output = rec_output };
     fwd_ctx fc = { .sys = sys };
     node__ode fwd = { .dim = n, .f = fwd_f, .ctx = &fc };
@@ -181,140 +412,42 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
                            "internal error: ys[%zu] of the forward re-run lies in no step", i);
             goto out;
         }
-    /* The reverse pass calls sys->f directly: node__rk_stages returns its value. */
-    node__ode ode = { .dim = n, .f = sys->f, .ctx = sys->ctx };
 
-    double *k[NODE__MAXSTAGES], *kb[NODE__MAXSTAGES];
-    for (size_t i = 0; i < S; i++) {
-        k[i] = kbuf + i * n;
-        kb[i] = kbar + i * n;
-    }
-    memset(ybar, 0, n * sizeof(double));
+    memset(c.ybar, 0, n * sizeof(double));
     if (np)
         memset(dLdp, 0, np * sizeof(double));
-    double tbar = 0;   /* ∂L/∂t0 through the stage times t_n + c_i h */
-    size_t io = nt - 1, rs = n + 2;
-
-    for (size_t step = r.nsteps; step-- > 0;) {
-        const double *rec = s->tape + step * rs, *y = rec + 2;
-        double t = rec[0], h = rec[1];
-        /* where this step ends: how far the backward pass has got */
-        double t_end = step + 1 < r.nsteps ? rec[rs] : ts[nt - 1];
-        bool need[NODE__MAXSTAGES] = { false };
-        int last = -1;
-
-        /* y_{n+1} = y_n + h Σ b_i k_i: ȳ_n gets ȳ_{n+1}, k̄_i gets h b_i ȳ_{n+1}. */
-        for (int i = 0; i < tab->s; i++) {
-            if (tab->b[i] != 0) {
-                need[i] = true;
-                last = i;
-            }
-            for (size_t j = 0; j < n; j++)
-                kb[i][j] = h * tab->b[i] * ybar[j];
-        }
-        for (size_t i = (size_t)tab->s; i < S; i++)
-            memset(kb[i], 0, n * sizeof(double));
-
-        /* Outputs in this step: y_out = y_n + h Σ w_i(θ) k_i. */
-        size_t o_hi = io;
-        bool any_out = false;
-        while (io >= 1 && ostep[io] == (double)step) {
-            any_out = true;
-            tab->dense(otheta[io], w, dw);
-            const double *g = dLdys + io * n;
-            axpy(n, 1.0, g, ybar);
-            for (size_t i = 0; i < S; i++)
-                if (w[i] != 0) {
-                    axpy(n, h * w[i], g, kb[i]);
-                    need[i] = true;
-                    if ((int)i > last)
-                        last = (int)i;
-                }
-            io--;
-        }
-        int nst = any_out ? (int)S : last + 1;
-        if (nst < 1)
-            nst = 1;
-        int cb = node__rk_stages(s->kern, tab, &ode, t, h, y, k, 0, nst, tmp, &stats->nfe);
-        if (cb) {
-            stats->callback_rc = cb;
-            stats->t_reached = t_end;
-            rc = node__msg(stats->message, NODE_ECALLBACK,
-                           "sys->f returned %d while the step at t = %g was recomputed "
-                           "(backward pass)", cb, t);
+    if (!ncp) {
+        rc = reverse_steps(&c, s->tape, 0, r.nsteps, ts[nt - 1]);
+    } else if (r.nsteps > 0) {
+        /* Segment by segment, last first: steps [a, b) rebuilt from the state saved at
+           a into a tape of at most `stride` records, then reversed. */
+        size_t seg = r.stride < r.nsteps ? r.stride : r.nsteps;
+        if (seg > SIZE_MAX / (n + 2) ||
+            (rc = node__grow(&s->tape, &s->tape_cap, seg * (n + 2))) != NODE_OK) {
+            rc = node__msg(stats->message, NODE_ENOMEM,
+                           "out of memory for a checkpoint segment's tape (%zu steps)", seg);
             goto out;
         }
-        /* Once per step, O(stages × dim): the forward pass accepted these stages, but f
-           may answer differently now. */
-        if (node__nonfinite(kbuf, (size_t)nst * n)) {
-            stats->t_reached = t_end;
-            rc = node__msg(stats->message, NODE_ENONFINITE,
-                           "sys->f gave a NaN or Inf while the step at t = %g was recomputed "
-                           "(backward pass), though not in the forward pass", t);
-            goto out;
-        }
-        if (dLdts)   /* ∂y_out/∂ts[i] = Σ dw_i(θ) k_i */
-            for (size_t i = o_hi; i > io; i--) {
-                tab->dense(otheta[i], w, dw);
-                const double *g = dLdys + i * n;
-                double sum = 0;
-                for (size_t j = 0; j < S; j++) {
-                    if (dw[j] == 0)
-                        continue;
-                    double d = 0;
-                    for (size_t l = 0; l < n; l++)
-                        d += g[l] * k[j][l];
-                    sum += dw[j] * d;
-                }
-                dLdts[i] = sum;
-            }
-
-        /* Stages, last to first: k_i = f(t + c_i h, Y_i), Y_i = y_n + h Σ_j A_ij k_j. */
-        for (int i = nst - 1; i >= 0; i--) {
-            if (!need[i])
-                continue;
-            const double *Ai = tab->A + (size_t)i * S;
-            node__rk_combine(s->kern, n, y, h, Ai, i, k, tmp);
-            double vt = 0, ti = t + tab->c[i] * h;
-            stats->nfe++;
-            cb = sys->vjp(sys->ctx, ti, tmp, kb[i], NULL, vy, np ? vp : NULL,
-                          dLdts ? &vt : NULL);
-            if (cb) {
-                stats->callback_rc = cb;
-                stats->t_reached = t_end;
-                rc = node__msg(stats->message, NODE_ECALLBACK,
-                               "sys->vjp returned %d at t = %g (backward pass)", cb, ti);
-                goto out;
-            }
-            tbar += vt;
-            if (np)
-                axpy(np, 1.0, vp, dLdp);
-            axpy(n, 1.0, vy, ybar);
-            for (int j = 0; j < i; j++)
-                if (Ai[j] != 0) {
-                    axpy(n, h * Ai[j], vy, kb[j]);
-                    need[j] = true;
-                }
-        }
-        /* Once per step, O(dim): the running cotangent (a NaN in vjp_y lands here). */
-        if (node__nonfinite(ybar, n)) {
-            stats->t_reached = t_end;
-            rc = node__msg(stats->message, NODE_ENONFINITE,
-                           "dL/dy turned NaN or Inf in the step at t = %g (backward pass): "
-                           "sys->vjp wrote a non-finite vjp_y, or the cotangent overflowed", t);
-            goto out;
+        for (size_t cp = r.nsaved; cp-- > 0 && !rc;) {
+            size_t a = cp * r.stride, b = a + r.stride < r.nsteps ? a + r.stride : r.nsteps;
+            double t_after = b < r.nsteps ? s->steps[2 * b] : ts[nt - 1];
+            rc = replay(&c, s->steps, s->ckpt + cp * n, a, b, s->tape, t_after);
+            if (!rc)
+                rc = reverse_steps(&c, s->tape, a, b - a, t_after);
         }
     }
+    if (rc)
+        goto out;
     stats->t_reached = ts[0];
 
     /* The outputs once at the end, O(dim + nparams + nt): vjp_p and vjp_t are summed
        into them without a check per stage. */
-    axpy(n, 1.0, dLdys, ybar);   /* row 0 is y0 itself */
-    if (node__nonfinite(ybar, n)) {
-        rc = nonfinite_output(stats->message, "dL/dy0", ybar, n, "the cotangent overflowed");
+    axpy(n, 1.0, dLdys, c.ybar);   /* row 0 is y0 itself */
+    if (node__nonfinite(c.ybar, n)) {
+        rc = nonfinite_output(stats->message, "dL/dy0", c.ybar, n, "the cotangent overflowed");
         goto out;
     }
-    memcpy(dLdy0, ybar, n * sizeof(double));
+    memcpy(dLdy0, c.ybar, n * sizeof(double));
     if (np && node__nonfinite(dLdp, np)) {
         rc = nonfinite_output(stats->message, "dL/dθ", dLdp, np,
                               "sys->vjp wrote a non-finite vjp_p, or the sum overflowed");
@@ -326,7 +459,7 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
         double sum = 0;
         for (size_t i = 1; i < nt; i++)
             sum += dLdts[i];
-        dLdts[0] = tbar - sum;
+        dLdts[0] = c.tbar - sum;
         if (node__nonfinite(dLdts, nt)) {
             rc = nonfinite_output(stats->message, "dL/dts", dLdts, nt,
                                   "sys->vjp wrote a non-finite vjp_t, or the sum overflowed");

@@ -83,3 +83,113 @@ node_status node__grad_oneshot(node__grad_fn method, const node_system *sys,
     node_solver_free(s);
     return rc;
 }
+
+node_status node__grad_reserve(double **buf, size_t *cap, size_t need, size_t unit,
+                               size_t limit)
+{
+    if (need <= *cap)
+        return NODE_OK;
+    size_t want = *cap < SIZE_MAX / 2 ? 2 * *cap : need;
+    if (want < need)
+        want = need;
+    if (unit < SIZE_MAX / 64 && want < 64 * unit)
+        want = 64 * unit;
+    if (want > limit)
+        want = limit;
+    return node__grow(buf, cap, want);
+}
+
+/* ---- the adjoints' backward solve --------------------------------------------- */
+
+static double block_rms(const double *err, const double *y, const double *ynew,
+                        size_t n, double rtol, double atol)
+{
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        double sc = atol + rtol * fmax(fabs(y[i]), fabs(ynew[i]));
+        double r = err[i] / sc;
+        sum += r * r;
+    }
+    return n ? sqrt(sum / (double)n) : 0;
+}
+
+/* NaN if any entry of err is NaN or Inf, whichever block it is in: fmax would drop a
+   NaN block, and an excluded block is not looked at by the norm, yet a NaN there (in
+   the FSAL stage, whose weight in ynew is 0) would be handed on to the next step as its
+   k_0, where no smaller step can cure it.  Rejected now, a smaller step may avoid it. */
+double node__grad_norm_fn(void *nctx, size_t dim, const double *err, const double *y,
+                          const double *ynew, double rtol, double atol)
+{
+    const node__grad_norm *c = nctx;
+    (void)dim;
+    size_t z = c->nz, n = c->dim, o = z + n, q = c->np + c->nt;
+    double rz = block_rms(err, y, ynew, z, rtol, atol);
+    double ra = block_rms(err + z, y + z, ynew + z, n, rtol, atol);
+    double r = fmax(rz, ra), bad = rz + ra;
+    if (!c->seminorm) {
+        double rp = block_rms(err + o, y + o, ynew + o, c->np, rtol, atol);
+        o += c->np;
+        double rt = block_rms(err + o, y + o, ynew + o, c->nt, rtol, atol);
+        r = fmax(r, fmax(rp, rt));
+        bad += rp + rt;
+    } else if (q && node__nonfinite(err + o, q)) {
+        return NAN;
+    }
+    return bad == bad ? r : NAN;
+}
+
+node_status node__grad_time(const node_system *sys, size_t i, double t, const double *y,
+                            const double *w, double *tmp, node_stats *st, double *out)
+{
+    st->nfe++;
+    int rc = sys->f(sys->ctx, t, y, tmp);
+    if (rc) {
+        st->callback_rc = rc;
+        return node__msg(st->message, NODE_ECALLBACK,
+                         "sys->f returned %d at t = ts[%zu] = %g (for dL/dts[%zu], backward pass)",
+                         rc, i, t, i);
+    }
+    double sum = 0;
+    for (size_t j = 0; j < sys->dim; j++)
+        sum += w[j] * tmp[j];
+    if (!isfinite(sum))
+        return node__msg(st->message, NODE_ENONFINITE,
+                         "dL/dts[%zu] = %g: sys->f gave a NaN or Inf at t = ts[%zu] = %g "
+                         "(backward pass)", i, sum, i, t);
+    *out = sum;
+    return NODE_OK;
+}
+
+node_status node__grad_backward_failed(node_stats *st, node_status rc, int cb_rc, double t_rc,
+                                       const node_options *o, double from, double to)
+{
+    char *msg = st->message;
+    double t = st->t_reached;
+    switch (rc) {
+    case NODE_ECALLBACK:
+        if (!cb_rc)
+            break;
+        st->callback_rc = cb_rc;
+        return node__msg(msg, rc, "sys->vjp returned %d at t = %g (backward pass)", cb_rc, t_rc);
+    case NODE_EMAXSTEPS:
+        return node__msg(msg, rc,
+                         "the backward pass needs more than opt->max_steps = %lld steps (all "
+                         "its intervals together); it reached t = %g",
+                         (long long)o->max_steps, t);
+    case NODE_ENONFINITE:
+        return node__msg(msg, rc,
+                         "the adjoint state turned NaN or Inf after t = %g and smaller steps "
+                         "did not avoid it (backward pass from %g to %g): sys->vjp returned a "
+                         "non-finite value", t, from, to);
+    case NODE_ESTEPSIZE:
+        return node__msg(msg, rc,
+                         "the backward step size underflowed at t = %g (backward pass from %g "
+                         "to %g): the adjoint system is too stiff or singular there",
+                         t, from, to);
+    case NODE_ENOMEM:
+        return node__msg(msg, rc, "out of memory for the backward solve's workspace");
+    default:
+        break;
+    }
+    return node__msg(msg, rc, "%s at t = %g (backward pass)", node_strerror(rc), t);
+}

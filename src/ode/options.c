@@ -73,6 +73,10 @@ node_status node__options_resolve(const node_options *opt, node_options *out, ch
     if (o.max_steps < 0)
         return node__msg(msg, NODE_EINVAL, "opt->max_steps = %lld: must be >= 0 (0 = default)",
                          (long long)o.max_steps);
+    if (o.checkpoints < 0)
+        return node__msg(msg, NODE_EINVAL,
+                         "opt->checkpoints = %lld: must be >= 0 (0 = record every step)",
+                         (long long)o.checkpoints);
     if (tab->err_order == 0 && !(o.step > 0))
         return node__msg(msg, NODE_EINVAL,
                          "opt->step = 0: the fixed-step method %s needs a step > 0", tab->name);

@@ -204,6 +204,13 @@ static node_status accepted(run *r, double t, double h, double tnew)
         if ((rc = r->obs->accepted(r->obs->ctx, &st)) != 0)
             return fail_observer(r, "accepted-step", rc, tnew);
     }
+    if (r->obs && r->obs->dense) {
+        node_status st = dense_stages(r, t, h);
+        if (st != NODE_OK)
+            return st;
+        if ((rc = r->obs->dense(r->obs->ctx, t, h, r->y, r->kk[r->par])) != 0)
+            return fail_observer(r, "dense", rc, tnew);
+    }
     if (r->obs && r->obs->step && (rc = r->obs->step(r->obs->ctx, t, h, r->y)) != 0)
         return fail_observer(r, "step", rc, tnew);
     return emit_outputs(r, t, h, tnew);

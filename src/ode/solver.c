@@ -33,6 +33,8 @@ void node_solver_free(node_solver *s)
     node__free(s->tape);
     node__free(s->work);
     node__free(s->evt);
+    node__free(s->ckpt);
+    node__free(s->steps);
     node__free(s);
 }
 
