@@ -13,6 +13,7 @@
 #include "libnode/train.h"  /* losses, optimizers, schedules */
 #include "libnode/seq.h"    /* time series: RNG, likelihoods, recurrent cells, data sets, latent ODE */
 #include "libnode/cnf.h"    /* continuous normalizing flows: divergence products, log-densities, sampling, planar flows */
+#include "libnode/net.h"    /* layers, networks as dynamics or stages, softmax cross-entropy, network files */
 #include "libnode/event.h"  /* events: integrate until g(t, y) crosses zero; gradients through the event time */
 
 #endif /* LIBNODE_H */
