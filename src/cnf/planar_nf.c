@@ -46,8 +46,8 @@ node_status node_planar_nf_create(node_planar_nf **out, size_t dim, size_t layer
         || !node__mul_ok(np, layers, &np) || np > SIZE_MAX / (4 * sizeof(double))
         || !node__mul_ok(layers, dim, &kd))
         return node__err_end(err, node__msg(msg, NODE_EINVAL,
-                                            "layers = %zu and dim = %zu: the %s parameters "
-                                            "overflow a size", layers, dim, "layers·(2·dim + 1)"));
+                                            "layers = %zu and dim = %zu: the layers·(2·dim + 1) "
+                                            "parameters overflow a size", layers, dim));
     node_planar_nf *f = node__calloc(1, sizeof *f);
     if (f) {
         f->D = dim;
