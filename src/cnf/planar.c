@@ -1,7 +1,7 @@
 /* planar.c — the planar CNF of the paper (eq. 9, Appendix A.1) with the time
  * dependence of torchdiffeq's examples/cnf.py: a hypernetwork H of t gives, at each
  * time, the M units' parameters [W (M×D), U (M×D), G (M×D), B (M)], and
- *     f(t, z) = (1/M) Σ_m u_m tanh(w_mᵀz + b_m),     u_m = U_m ⊙ sigmoid(G_m).
+ *     f(t, z) = (1/M) Σ_m u_m tanh(w_mᵀz + b_m),     u_m = U_m ⊙ node__sigmoid(G_m).
  * Everything the flow needs is analytic (h = tanh, h' = 1 − h², h'' = −2 h h'):
  *     tr ∂f/∂z  = (1/M) Σ_m h'(s_m) u_mᵀw_m,
  *     εᵀ∂f/∂z ε = (1/M) Σ_m h'(s_m) (εᵀu_m)(w_mᵀε),      s_m = w_mᵀz + b_m,
@@ -24,7 +24,7 @@ struct node_planar {
     node_mlp_ws *ws;      /* for batch 1 (one evaluation of t) */
     double *out;          /* nout: H(t) = [W, U, G, B] */
     double *gout;         /* nout: the cotangent of H(t) */
-    double *u;            /* M×D: U ⊙ sigmoid(G) */
+    double *u;            /* M×D: U ⊙ node__sigmoid(G) */
 };
 
 node_status node_planar_create(node_planar **out, size_t dim, size_t units, size_t hidden,
@@ -102,22 +102,6 @@ node_mlp *node_planar_hypernet(node_planar *p) { return p ? p->hyper : NULL; }
 
 /* ---- evaluation ------------------------------------------------------------------ */
 
-static double sigmoid(double x)
-{
-    if (x >= 0)
-        return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
-}
-
-static double dot(size_t n, const double *a, const double *b)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
 /* H(t) into p->out and the gated u into p->u. */
 static int hyper_eval(node_planar *p, double t)
 {
@@ -127,7 +111,7 @@ static int hyper_eval(node_planar *p, double t)
     const size_t md = p->M * p->D;
     const double *U = p->out + md, *G = p->out + 2 * md;
     for (size_t i = 0; i < md; i++)
-        p->u[i] = U[i] * sigmoid(G[i]);
+        p->u[i] = U[i] * node__sigmoid(G[i]);
     return 0;
 }
 
@@ -152,7 +136,7 @@ static int planar_f(void *ctx, size_t batch, double t, const double *z, double *
         for (size_t i = 0; i < D; i++)
             o[i] = 0;
         for (size_t m = 0; m < M; m++) {
-            double h = tanh(dot(D, W + m * D, zr) + B[m]) * inv;
+            double h = tanh(node__dot(D, W + m * D, zr) + B[m]) * inv;
             const double *um = p->u + m * D;
             for (size_t i = 0; i < D; i++)
                 o[i] += um[i] * h;
@@ -181,8 +165,9 @@ static int planar_div(void *ctx, size_t batch, double t, const double *z, const 
         double d = 0;
         for (size_t m = 0; m < M; m++) {
             const double *wm = W + m * D, *um = p->u + m * D;
-            double h = tanh(dot(D, wm, zr) + B[m]);
-            double c = er ? dot(D, er, um) * dot(D, wm, er) : dot(D, um, wm);
+            double h = tanh(node__dot(D, wm, zr) + B[m]);
+            double c = er ? node__dot(D, er, um) * node__dot(D, wm, er)
+                          : node__dot(D, um, wm);
             d += (1.0 - h * h) * c;
             if (o)
                 for (size_t i = 0; i < D; i++)
@@ -223,21 +208,21 @@ static int planar_div_vjp(void *ctx, size_t batch, double t, const double *z,
         double d = 0;
         for (size_t m = 0; m < M; m++) {
             const double *wm = W + m * D, *um = p->u + m * D;
-            double h = tanh(dot(D, wm, zr) + B[m]);
+            double h = tanh(node__dot(D, wm, zr) + B[m]);
             double h1 = 1.0 - h * h, h2 = -2.0 * h * h1;
             double eu = 0, we = 0, c;
             if (er) {
-                eu = dot(D, er, um);
-                we = dot(D, wm, er);
+                eu = node__dot(D, er, um);
+                we = node__dot(D, wm, er);
                 c = eu * we;
             } else {
-                c = dot(D, um, wm);
+                c = node__dot(D, um, wm);
             }
             d += h1 * c;
             if (o)
                 for (size_t i = 0; i < D; i++)
                     o[i] += um[i] * (h * inv);
-            double g = (dot(D, ar, um) * h1 + br * c * h2) * inv;   /* ∂L/∂s_m */
+            double g = (node__dot(D, ar, um) * h1 + br * c * h2) * inv;   /* ∂L/∂s_m */
             for (size_t i = 0; i < D; i++)
                 vz[i] += g * wm[i];
             if (!want_h)
@@ -268,7 +253,7 @@ static int planar_div_vjp(void *ctx, size_t batch, double t, const double *z,
         return 0;
     /* u = U ⊙ σ(G): dU = du σ(G), dG = du U σ(G)(1 − σ(G)) = du u (1 − σ(G)). */
     for (size_t i = 0; i < md; i++) {
-        double sg = sigmoid(G[i]);
+        double sg = node__sigmoid(G[i]);
         double dui = du[i];
         du[i] = dui * sg;
         dG[i] = dui * p->u[i] * (1.0 - sg);

@@ -87,15 +87,6 @@ void node_planar_nf_free(node_planar_nf *f)
     node__free(f);
 }
 
-/* SplitMix64 (as node_mlp_init): the same values for a seed on every platform. */
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
 /* w and u ~ U(−1/√D, 1/√D) (torch.nn.Linear's bound for a fan-in of D), b = 0. */
 void node_planar_nf_init(node_planar_nf *f, uint64_t seed)
 {
@@ -106,7 +97,7 @@ void node_planar_nf_init(node_planar_nf *f, uint64_t seed)
     for (size_t k = 0; k < f->K; k++) {
         double *p = f->theta + k * (2 * f->D + 1);
         for (size_t i = 0; i < 2 * f->D; i++) {
-            double u = (double)(splitmix64(&s) >> 11) * 0x1p-53;
+            double u = (double)(node__splitmix64(&s) >> 11) * 0x1p-53;
             p[i] = (2.0 * u - 1.0) * bound;
         }
         p[2 * f->D] = 0;
@@ -117,23 +108,7 @@ void node_planar_nf_init(node_planar_nf *f, uint64_t seed)
 size_t node_planar_nf_nparams(const node_planar_nf *f) { return f ? f->np : 0; }
 double *node_planar_nf_params(node_planar_nf *f) { return f ? f->theta : NULL; }
 
-static double dot(size_t n, const double *a, const double *b)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
 static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
-
-static double sigmoid(double x)
-{
-    if (x >= 0)
-        return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
-}
 
 node_status node_planar_nf_forward(node_planar_nf *f, size_t batch, const double *z_in,
                                    double *z_out, double *dlogp)
@@ -150,7 +125,7 @@ node_status node_planar_nf_forward(node_planar_nf *f, size_t batch, const double
     for (size_t k = 0; k < K; k++) {
         const double *w = f->theta + k * P, *u = w + D;
         double *uh = f->uhat + k * D;
-        double ww = dot(D, w, w), wu = dot(D, w, u);
+        double ww = node__dot(D, w, w), wu = node__dot(D, w, u);
         if (ww > 0) {
             double c = (softplus(wu) - 1.0 - wu) / ww;
             for (size_t i = 0; i < D; i++)
@@ -167,7 +142,7 @@ node_status node_planar_nf_forward(node_planar_nf *f, size_t batch, const double
         double l = 0;
         for (size_t k = 0; k < K; k++) {
             const double *w = f->theta + k * P, *uh = f->uhat + k * D, *zk = zr + k * D;
-            double h = tanh(dot(D, w, zk) + w[2 * D]);
+            double h = tanh(node__dot(D, w, zk) + w[2 * D]);
             double *zn = k + 1 < K ? zr + (k + 1) * D : z_out + r * D;
             for (size_t i = 0; i < D; i++)
                 zn[i] = zk[i] + uh[i] * h;
@@ -206,12 +181,12 @@ node_status node_planar_nf_grad(node_planar_nf *f, size_t batch, const double *z
         double *zbuf = dL_dzin ? dL_dzin + r * D : f->zbar;
         for (size_t k = K; k-- > 0;) {
             const double *w = f->theta + k * P, *uh = f->uhat + k * D, *zk = zr + k * D;
-            double h = tanh(dot(D, w, zk) + w[2 * D]);
+            double h = tanh(node__dot(D, w, zk) + w[2 * D]);
             double h1 = 1.0 - h * h, h2 = -2.0 * h * h1, mu = f->mu[k];
             double det = 1.0 + h1 * mu;
             /* ∂L/∂z' is dL_dzout on the last layer, zbuf after it. */
             const double *zo = k + 1 == K ? dL_dzout + r * D : zbuf;
-            double a = dot(D, zo, uh);
+            double a = node__dot(D, zo, uh);
             double g = a * h1 - lb * h2 * mu / det;   /* ∂L/∂s */
             double *duh = f->duhat + k * D;
             for (size_t i = 0; i < D; i++)
@@ -234,16 +209,16 @@ node_status node_planar_nf_grad(node_planar_nf *f, size_t batch, const double *z
     for (size_t k = 0; k < K; k++) {
         const double *w = f->theta + k * P, *u = w + D, *duh = f->duhat + k * D;
         double *gw = dL_dtheta + k * P, *gu = gw + D;
-        double ww = dot(D, w, w);
+        double ww = node__dot(D, w, w);
         if (!(ww > 0)) {
             for (size_t i = 0; i < D; i++)
                 gu[i] += duh[i];
             continue;
         }
-        double wu = dot(D, w, u), mu = softplus(wu) - 1.0, c = (mu - wu) / ww;
-        double dc = dot(D, duh, w);
+        double wu = node__dot(D, w, u), mu = softplus(wu) - 1.0, c = (mu - wu) / ww;
+        double dc = node__dot(D, duh, w);
         double dmu = f->dmu[k] + dc / ww;
-        double dwu = dmu * sigmoid(wu) - dc / ww;
+        double dwu = dmu * node__sigmoid(wu) - dc / ww;
         double dww = -dc * c / ww;
         for (size_t i = 0; i < D; i++) {
             gu[i] += duh[i] + dwu * w[i];
