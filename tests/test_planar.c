@@ -3,7 +3,8 @@
  *    hypernetwork's outputs; div (exact) against the trace of a central-difference
  *    Jacobian of f and div (probe) against εᵀJε of it; div_vjp's products for z, θ
  *    and t against central differences of Σ_r a_rᵀf_r + b_r div_r (batch 3, b ≠ 0,
- *    both trace kinds); no allocation once the flow exists;
+ *    both trace kinds); no allocation once the flow exists; inside a node_cnf, the
+ *    gradient of a loss of (x, dlogp) against central differences in θ and z0;
  *  - the discrete planar NF (node_planar_nf_*): log-det against log|det| of a
  *    central-difference Jacobian of the whole K-layer map; the gradient of a loss of
  *    (z_out, dlogp) against central differences in z_in and θ; every layer invertible
@@ -334,6 +335,73 @@ static void test_planar_create_survives_failed_allocations(void **state)
     }
 }
 
+/* The planar flow inside a node_cnf, as examples/cnf_match.c trains it: the gradient
+   of L = Σ_r c_rᵀx_r + d_r dlogp_r (x, dlogp from transporting z0 from t = 0 to 1)
+   by node_cnf_transport_grad against central differences of L over θ and z0. */
+static double cnf_loss(node_cnf *c, size_t n, const double *z0, const double *cc,
+                       const double *dd, double *x, double *dl)
+{
+    assert_status(node_cnf_transport(c, n, z0, 0.0, 1.0, x, dl, NULL), NODE_OK);
+    double L = 0;
+    for (size_t r = 0; r < n; r++) {
+        L += dd[r] * dl[r];
+        for (size_t i = 0; i < 2; i++)
+            L += cc[2 * r + i] * x[2 * r + i];
+    }
+    return L;
+}
+
+static void test_planar_cnf_gradient_against_fd(void **state)
+{
+    (void)state;
+    enum { n = 3 };
+    node_planar *p;
+    node_flow fl;
+    node_cnf *c;
+    assert_status(node_planar_create(&p, 2, 3, 4, NULL), NODE_OK);
+    node_planar_init(p, 11);
+    assert_status(node_planar_flow(p, n, &fl), NODE_OK);
+    node_cnf_options o = node_cnf_options_default();
+    o.ode.rtol = o.ode.atol = 1e-11;
+    assert_status(node_cnf_create(&c, &fl, n, &o, NULL), NODE_OK);
+    double z0[2 * n], cc[2 * n], dd[n], x[2 * n], dl[n], gx[2 * n], gz[2 * n];
+    for (size_t i = 0; i < 2 * n; i++) {
+        z0[i] = srand1(1.5);
+        cc[i] = srand1(1.0);
+    }
+    for (size_t r = 0; r < n; r++)
+        dd[r] = srand1(1.0);
+    size_t np = node_planar_nparams(p);
+    double *g = test_malloc(np * sizeof(double)), *th = node_planar_params(p);
+    cnf_loss(c, n, z0, cc, dd, x, dl);
+    memcpy(gx, cc, sizeof gx);
+    assert_status(node_cnf_transport_grad(c, n, z0, 0.0, 1.0, x, dl, gx, dd, gz, g, NULL),
+                  NODE_OK);
+    const double h = 1e-5;
+    double xs[2 * n], ds[n];
+    for (size_t k = 0; k < np; k += 7) {
+        double keep = th[k];
+        th[k] = keep + h;
+        double Lp = cnf_loss(c, n, z0, cc, dd, xs, ds);
+        th[k] = keep - h;
+        double Lm = cnf_loss(c, n, z0, cc, dd, xs, ds);
+        th[k] = keep;
+        assert_close(g[k], (Lp - Lm) / (2 * h), 1e-5, 1e-7);
+    }
+    for (size_t i = 0; i < 2 * n; i++) {
+        double z[2 * n];
+        memcpy(z, z0, sizeof z);
+        z[i] += h;
+        double Lp = cnf_loss(c, n, z, cc, dd, xs, ds);
+        z[i] -= 2 * h;
+        double Lm = cnf_loss(c, n, z, cc, dd, xs, ds);
+        assert_close(gz[i], (Lp - Lm) / (2 * h), 1e-5, 1e-7);
+    }
+    test_free(g);
+    node_cnf_free(c);
+    node_planar_free(p);
+}
+
 /* ---- the discrete planar NF ---------------------------------------------------------- */
 
 enum { ND = 3, NK = 4, NB = 3 };
@@ -574,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_planar_calls_do_not_allocate),
         cmocka_unit_test(test_planar_refuses_bad_arguments),
         cmocka_unit_test(test_planar_create_survives_failed_allocations),
+        cmocka_unit_test(test_planar_cnf_gradient_against_fd),
         cmocka_unit_test(test_nf_logdet_against_fd_jacobian),
         cmocka_unit_test(test_nf_grad_against_fd),
         cmocka_unit_test(test_nf_layers_are_invertible),
