@@ -219,6 +219,21 @@ MUTANTS = [
      "        S->pending = false;",
      "    if (snew == S->ref) {            /* no crossing (or a touch of 0 at a step end) */",
      "g touching zero at a step end without crossing is no event"),
+    # ---- planar flows (issue #11) ----
+    ("planar-div-second-derivative", "src/cnf/planar.c",
+     "            double h1 = 1.0 - h * h, h2 = -2.0 * h * h1;",
+     "            double h1 = 1.0 - h * h, h2 = 2.0 * h * h1;",
+     "the planar CNF's divergence VJP uses tanh'' = -2 tanh tanh'"),
+    ("planar-gate-gradient", "src/cnf/planar.c",
+     "        dG[i] = dui * p->u[i] * (1.0 - sg);",
+     "        dG[i] = 0;",
+     "the planar CNF's gradient goes through the gates u = U sigmoid(G)"),
+    ("planar-nf-no-invertibility-fix", "src/cnf/planar_nf.c",
+     ("            double c = (softplus(wu) - 1.0 - wu) / ww;",
+      "            f->mu[k] = softplus(wu) - 1.0;"),
+     ("            double c = 0;",
+      "            f->mu[k] = wu;"),
+     "every planar NF layer is invertible (u-hat of Rezende & Mohamed's appendix A)"),
 ]
 
 
