@@ -58,6 +58,10 @@ static const abi_entry abi[] = {
 
     T(node_rng),
     F(node_rng, s), F(node_rng, spare), F(node_rng, has_spare), F(node_rng, reserved_),
+
+    T(node_flow),
+    F(node_flow, width), F(node_flow, nparams), F(node_flow, ctx), F(node_flow, f),
+    F(node_flow, div), F(node_flow, div_vjp), F(node_flow, reserved_),
 };
 
 #undef T

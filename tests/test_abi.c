@@ -81,6 +81,13 @@ static const layout lp64[] = {
         { "node_rng", "spare", 32 },
         { "node_rng", "has_spare", 40 },
         { "node_rng", "reserved_", 48 },
+        { "node_flow", "width", 0 },
+        { "node_flow", "nparams", 8 },
+        { "node_flow", "ctx", 16 },
+        { "node_flow", "f", 24 },
+        { "node_flow", "div", 32 },
+        { "node_flow", "div_vjp", 40 },
+        { "node_flow", "reserved_", 48 },
 };
 
 static const struct {
@@ -90,6 +97,7 @@ static const struct {
     { "node_error", 232 },  { "node_system", 128 },       { "node_options", 192 },
     { "node_stats", 320 },  { "node_optim_config", 192 }, { "node_sched", 128 },
     { "node_latent_config", 128 }, { "node_latent_terms", 72 }, { "node_rng", 64 },
+    { "node_flow", 112 },
 };
 
 static int is_lp64(void) { return sizeof(void *) == 8 && sizeof(long) == 8; }
@@ -123,6 +131,8 @@ static void test_introspection_matches_the_header(void **state)
     assert_int_equal(node_abi_sizeof("node_latent_config"), sizeof(node_latent_config));
     assert_int_equal(node_abi_sizeof("node_latent_terms"), sizeof(node_latent_terms));
     assert_int_equal(node_abi_sizeof("node_rng"), sizeof(node_rng));
+    assert_int_equal(node_abi_sizeof("node_flow"), sizeof(node_flow));
+    assert_int_equal(node_abi_offsetof("node_flow", "div_vjp"), offsetof(node_flow, div_vjp));
     assert_int_equal(node_abi_offsetof("node_rng", "has_spare"), offsetof(node_rng, has_spare));
     assert_int_equal(node_abi_offsetof("node_options", "max_steps"),
                      offsetof(node_options, max_steps));
@@ -137,7 +147,7 @@ static void test_introspection_matches_the_header(void **state)
     /* every struct ends with its reserved tail */
     const char *types[] = { "node_error", "node_system", "node_options", "node_stats",
                             "node_optim_config", "node_sched", "node_latent_config",
-                            "node_latent_terms", "node_rng" };
+                            "node_latent_terms", "node_rng", "node_flow" };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         assert_true(node_abi_offsetof(types[i], "reserved_") < node_abi_sizeof(types[i]));
 }

@@ -33,8 +33,10 @@ static void test_activation_registry_round_trips_and_refuses_the_rest(void **sta
             assert_int_not_equal(node__act_registry[j].value, e->value);
             assert_true(strcmp(node__act_registry[j].name, e->name) != 0);
         }
-        for (int isa = 0; isa < NODE__NISA; isa++)
+        for (int isa = 0; isa < NODE__NISA; isa++) {
             assert_non_null(node__nn_kernels_for((node__isa)isa)->act[i]);
+            assert_non_null(node__nn_kernels_for((node__isa)isa)->act2[i]);
+        }
         /* A model of this activation can be made and reports it. */
         size_t sizes[3] = { 2, 3, 2 };
         node_activation acts[2] = { e->value, e->value };
@@ -128,6 +130,59 @@ static double act_ref(node_activation a, double z)
                 node_activation_name(a) ? node_activation_name(a) : "?");
     fail();
     return NAN;
+}
+
+/* The second derivative, in closed form in z. */
+static double act_ref2(node_activation a, double z)
+{
+    double s = z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)), th = tanh(z);
+    switch (a) {
+    case NODE_ACT_IDENTITY: return 0;
+    case NODE_ACT_TANH:     return -2 * th * (1 - th * th);
+    case NODE_ACT_RELU:     return 0;
+    case NODE_ACT_SOFTPLUS: return s * (1 - s);
+    case NODE_ACT_SIGMOID:  return s * (1 - s) * (1 - 2 * s);
+    case NODE_ACT_ELU:      return z > 0 ? 0 : exp(z);
+    case NODE_ACT_SILU:     return s * (1 - s) * (2 + z * (1 - 2 * s));
+    }
+    /* A registry entry without a second derivative here: add its formula above. */
+    print_error("no reference second derivative for activation %d (%s)\n", (int)a,
+                node_activation_name(a) ? node_activation_name(a) : "?");
+    fail();
+    return NAN;
+}
+
+/* Every registry entry's second derivative, at every instruction-set level this CPU
+   runs, against central differences of its first derivative (the kernel's own d)
+   and against the closed form. */
+static void test_activations_second_derivatives(void **state)
+{
+    (void)state;
+    enum { N = 2001 };
+    double z[N], y[N], d[N], dd[N], yp[N], dp[N], ym[N], dm[N];
+    const double h = 1e-5;
+    for (size_t run = 0; run < NODE__NISA * NACTS; run++) {
+        size_t ai = run % NACTS;
+        node__isa isa = (node__isa)(run / NACTS);
+        if (!node__isa_usable(isa))
+            continue;
+        const node__nn_kernels *kern = node__nn_kernels_for(isa);
+        node_activation a = all_acts[ai];
+        for (size_t i = 0; i < N; i++) {
+            z[i] = y[i] = dd[i] = -12.0 + 24.0 * (double)i / (N - 1) + 1e-4;  /* off kinks */
+            yp[i] = z[i] + h;
+            ym[i] = z[i] - h;
+        }
+        kern->act[ai](N, y, d);
+        kern->act[ai](N, yp, dp);
+        kern->act[ai](N, ym, dm);
+        kern->act2[ai](N, dd, y, d);
+        for (size_t i = 0; i < N; i++) {
+            assert_close(dd[i], (dp[i] - dm[i]) / (2 * h), 1e-6, 1e-8);
+            /* act' near saturation: 1 - y has lost the digits y rounded off */
+            assert_close(dd[i], act_ref2(a, z[i]), 1e-9, 1e-15);
+        }
+    }
 }
 
 /* Every registry entry's kernel, at every instruction-set level this CPU runs,
@@ -281,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_activation_registry_round_trips_and_refuses_the_rest),
         cmocka_unit_test(test_tanh_matches_libm_over_dense_sweep),
         cmocka_unit_test(test_activations_values_and_derivatives),
+        cmocka_unit_test(test_activations_second_derivatives),
         cmocka_unit_test(test_softplus_and_sigmoid_stay_finite_at_extremes),
         cmocka_unit_test(test_layer_kernels_match_naive_products),
     };

@@ -230,9 +230,82 @@ static void act_silu(size_t n, double *restrict y, double *restrict d)
     }
 }
 
+/* ---- second derivatives --------------------------------------------------------
+   One node__act2_fn per registry line: on entry zdd[i] holds the pre-activation z,
+   y[i] = act(z) and d[i] = act'(z) (as the kernel above wrote them); on exit
+   zdd[i] = act''(z).  For the divergence's vector-Jacobian product (div.c). */
+
+static void act2_identity(size_t n, double *restrict zdd, const double *restrict y,
+                          const double *restrict d)
+{
+    (void)y;
+    (void)d;
+    for (size_t i = 0; i < n; i++)
+        zdd[i] = 0.0;
+}
+
+/* relu'' = 0 (its kink is a point of slope 0, as act_relu's derivative). */
+static void act2_relu(size_t n, double *restrict zdd, const double *restrict y,
+                      const double *restrict d)
+{
+    act2_identity(n, zdd, y, d);
+}
+
+/* tanh'' = -2 tanh tanh'. */
+static void act2_tanh(size_t n, double *restrict zdd, const double *restrict y,
+                      const double *restrict d)
+{
+    for (size_t i = 0; i < n; i++)
+        zdd[i] = -2.0 * y[i] * d[i];
+}
+
+/* σ'' = σ' (1 - 2σ). */
+static void act2_sigmoid(size_t n, double *restrict zdd, const double *restrict y,
+                         const double *restrict d)
+{
+    for (size_t i = 0; i < n; i++)
+        zdd[i] = d[i] * (1.0 - 2.0 * y[i]);
+}
+
+/* softplus' = σ, so softplus'' = σ (1 - σ). */
+static void act2_softplus(size_t n, double *restrict zdd, const double *restrict y,
+                          const double *restrict d)
+{
+    (void)y;
+    for (size_t i = 0; i < n; i++)
+        zdd[i] = d[i] * (1.0 - d[i]);
+}
+
+/* elu'' = 0 for z > 0, e^z (= elu'(z)) for z <= 0. */
+static void act2_elu(size_t n, double *restrict zdd, const double *restrict y,
+                     const double *restrict d)
+{
+    (void)y;
+    for (size_t i = 0; i < n; i++)
+        zdd[i] = zdd[i] > 0.0 ? 0.0 : d[i];
+}
+
+/* silu'' = s (1 - s) (2 + z (1 - 2 s)), s = σ(z), with s(1 - s) = σ(z) σ(-z). */
+static void act2_silu(size_t n, double *restrict zdd, const double *restrict y,
+                      const double *restrict d)
+{
+    (void)y;
+    (void)d;
+    for (size_t i = 0; i < n; i++) {
+        double z = zdd[i], sp, sm;
+        sigmoid_core(z, &sp, &sm);
+        zdd[i] = sp * sm * NODE__FMA(z, sm - sp, 2.0);
+    }
+}
+
 /* The table of this level, in registry order: each line's act_<kernel>. */
 #define NODE__ACT_KERNEL(value, name, kernel, vec, unit) act_##kernel,
 const node__act_fn node__act_kernels[NODE__NACT] = { NODE__ACTIVATIONS(NODE__ACT_KERNEL) };
+
+/* And each line's act2_<kernel>: an activation without its second derivative does
+   not build. */
+#define NODE__ACT2_KERNEL(value, name, kernel, vec, unit) act2_##kernel,
+const node__act2_fn node__act2_kernels[NODE__NACT] = { NODE__ACTIVATIONS(NODE__ACT2_KERNEL) };
 
 node_status node__act_apply(node_activation a, size_t n, double *y, double *d)
 {

@@ -205,6 +205,11 @@ node_status node__mlp_ws_reserve(const node_mlp *m, node_mlp_ws *w, size_t batch
     if (!ws_need(m, node__lead_dim(batch), &need) || need > SIZE_MAX / sizeof(double)
         || !ws_need(m, node__lead_dim(batch < NODE__CHUNK ? batch : NODE__CHUNK), &need))
         return NODE_ENOMEM;
+    return node__mlp_ws_grow(w, need);
+}
+
+node_status node__mlp_ws_grow(node_mlp_ws *w, size_t need)
+{
     if (need <= w->cap)
         return NODE_OK;
     /* Scratch: nothing to keep.  Aligned to a cache line, so that the kernels' rows
@@ -348,16 +353,21 @@ node_status node_mlp_system(node_mlp *m, size_t batch, node_system *out)
 
 node_status node_mlp_system_release(node_mlp *m, node_system *sys)
 {
-    if (!m || !sys || sys->f != sys_f)
+    if (!m || !sys || sys->f != sys_f || !node__mlp_sys_unlink(m, sys->ctx))
         return NODE_EINVAL;
+    memset(sys, 0, sizeof *sys);
+    return NODE_OK;
+}
+
+bool node__mlp_sys_unlink(node_mlp *m, void *ctx)
+{
     for (node__mlp_sys **p = &m->systems; *p; p = &(*p)->next)
-        if (*p == sys->ctx) {
+        if (*p == ctx) {
             node__mlp_sys *s = *p;
             *p = s->next;
             node__free(s->ws.raw);
             node__free(s);
-            memset(sys, 0, sizeof *sys);
-            return NODE_OK;
+            return true;
         }
-    return NODE_EINVAL;
+    return false;
 }

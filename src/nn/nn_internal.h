@@ -28,13 +28,15 @@
      X(value, name, kernel, vectorized, unit_slope)
    value       its node_activation constant (mlp.h), also its code in model files;
    name        what node_activation_name writes and node_activation_parse reads;
-   kernel      act.c defines act_<kernel>(n, y, d) (see node__act_fn), compiled at
+   kernel      act.c defines act_<kernel>(n, y, d) (see node__act_fn) and its second
+               derivative act2_<kernel>(n, zdd, y, d) (node__act2_fn), compiled at
                every instruction-set level;
    vectorized  1 if that kernel is branch-free arithmetic the compiler vectorizes,
                0 if it calls libm for every element (a cost, shown by bench_mlp);
    unit_slope  1 if act'(z) = 1 everywhere: the reverse pass skips Δ ⊙ act'.
-   Adding an activation: its constant in mlp.h, its kernel in act.c, a line here
-   (and its reference formula in tests/test_mlp_act.c, which fails until it has one). */
+   Adding an activation: its constant in mlp.h, its kernels in act.c (both, or the
+   build fails), a line here (and its reference formulas, value and second
+   derivative, in tests/test_mlp_act.c, which fails until it has them). */
 #define NODE__ACTIVATIONS(X)                                     \
     X(NODE_ACT_ELU,      "elu",      elu,      1, 0)             \
     X(NODE_ACT_IDENTITY, "identity", identity, 1, 1)             \
@@ -66,6 +68,10 @@ NODE__HIDDEN size_t node__act_index(int64_t value);
    d[i] = act'(z) at the pre-activation z that y held.  y and d never alias. */
 typedef void (*node__act_fn)(size_t n, double *y, double *d);
 
+/* A second derivative over n entries: on entry zdd[i] is the pre-activation z,
+   y[i] = act(z), d[i] = act'(z); on exit zdd[i] = act''(z).  No aliasing. */
+typedef void (*node__act2_fn)(size_t n, double *zdd, const double *y, const double *d);
+
 /* ---- workspaces and systems ------------------------------------------------------ */
 
 /* Scratch memory of evaluations (mlp.h: node_mlp_ws): grows, never shrinks. */
@@ -80,15 +86,23 @@ struct node_mlp_ws {
    already does).  NODE_EINVAL for batch 0, NODE_ENOMEM (w unchanged). */
 NODE__HIDDEN node_status node__mlp_ws_reserve(const node_mlp *m, node_mlp_ws *w,
                                               size_t batch);
+/* Make w hold at least `need` doubles (its contents are not kept when it grows).
+   NODE_ENOMEM (w unchanged). */
+NODE__HIDDEN node_status node__mlp_ws_grow(node_mlp_ws *w, size_t need);
 
-/* The context of one system made by node_mlp_system: the batch and a workspace of
-   its own, sized for that batch when made; kept in a list owned by the mlp. */
+/* The context of one system made by node_mlp_system (or flow made by node_mlp_flow,
+   flow.c): the batch and a workspace of its own, sized for that batch when made;
+   kept in a list owned by the mlp. */
 typedef struct node__mlp_sys {
     const node_mlp *m;
     size_t batch;
     node_mlp_ws ws;
     struct node__mlp_sys *next;
 } node__mlp_sys;
+
+/* Unlink the system or flow whose context is ctx from m's list and free it; false
+   if m has none such. */
+NODE__HIDDEN bool node__mlp_sys_unlink(node_mlp *m, void *ctx);
 
 /* The kernels of one instruction-set level (pass.c, kernels.c, act.c are compiled
    once per level; internal.h). */
@@ -99,6 +113,12 @@ typedef struct node__nn_kernels {
     void (*pass)(const node_mlp *m, double *ws, size_t batch, double t, const double *x,
                  const double *a, double *y, double *vjp_x, double *vjp_p, double *vjp_t);
     const node__act_fn *act;        /* [NODE__NACT], in registry order */
+    const node__act2_fn *act2;      /* [NODE__NACT]: second derivatives, same order */
+    /* The divergence products of div.c (node_mlp_div / node_mlp_div_vjp): see
+       node__div_pass below. */
+    void (*div)(const node_mlp *m, double *ws, size_t batch, double t, const double *x,
+                const double *eps, const double *a, const double *b, double *y,
+                double *div, double *vjp_x, double *vjp_p, double *vjp_t);
     void (*tanh_array)(size_t n, const double *x, double *out);
     void (*sigmoid_array)(size_t n, const double *x, double *out);
     void (*expm1_array)(size_t n, const double *x, double *out);
@@ -150,6 +170,8 @@ static inline size_t node__lead_dim(size_t batch);
    kernel files).  Other levels are reached through node__nn_kernels_for. */
 #define node__act_apply     NODE__KERNEL(node__act_apply)
 #define node__act_kernels   NODE__KERNEL(node__act_kernels)
+#define node__act2_kernels  NODE__KERNEL(node__act2_kernels)
+#define node__div_pass      NODE__KERNEL(node__div_pass)
 #define node__tanh_array    NODE__KERNEL(node__tanh_array)
 #define node__sigmoid_array NODE__KERNEL(node__sigmoid_array)
 #define node__expm1_array   NODE__KERNEL(node__expm1_array)
@@ -162,6 +184,8 @@ static inline size_t node__lead_dim(size_t batch);
 
 /* This level's kernel of every activation, in registry order. */
 extern NODE__HIDDEN const node__act_fn node__act_kernels[NODE__NACT];
+/* This level's second derivative of every activation, in registry order. */
+extern NODE__HIDDEN const node__act2_fn node__act2_kernels[NODE__NACT];
 
 /* The kernel of activation a over n entries (node__act_fn); NODE_EINVAL (nothing
    written) if a is not in the registry.  For tests: passes index the table. */
@@ -221,6 +245,48 @@ static inline size_t node__lead_dim(size_t batch)
    src and dst do not overlap. */
 NODE__HIDDEN void node__transpose(size_t rows, size_t cols, const double *src, size_t lds,
                                   double *dst, size_t ldd);
+
+/* ---- divergence products (div.c: the pass; flow.c: the API and the workspace) --
+   Tangent-mode forward of T tangents per sample (T = D for the exact trace, 1 for
+   Hutchinson) as extra columns: a chunk of nb samples keeps its primal activations
+   feature-major with padded batch ldp = node__div_ld(nb) and its tangents in one
+   block of T nb columns, tangent j of sample b at column j nb + b, with padded
+   width ldt = node__div_ld(T nb) (the layer kernels need 1 or a multiple of 8). */
+static inline size_t node__div_ld(size_t cols)
+{
+    return cols == 1 ? 1 : node__padw(cols);
+}
+
+/* Doubles of layer k's arrays in a chunk (div.c): its output, act' and act''
+   (O × ldp each), its tangents and their pre-activations (O × ldt each). */
+static inline size_t node__div_layer_rows(const node_mlp *m, size_t k, size_t ldp, size_t ldt)
+{
+    return m->sizes[k + 1] * (3 * ldp + 2 * ldt);
+}
+
+/* Samples per chunk for T tangents: about NODE__CHUNK columns of tangents. */
+static inline size_t node__div_chunk(size_t T)
+{
+    return T >= NODE__CHUNK ? 1 : NODE__CHUNK / T;
+}
+
+/* Doubles of workspace for one chunk of nb samples with T tangents (false on
+   overflow); grows with nb, so the need of the largest chunk serves all smaller. */
+NODE__HIDDEN bool node__div_need(const node_mlp *m, size_t nb, size_t T, size_t *need);
+
+/* Make w hold the scratch of the divergence pass over `batch` rows with T tangents
+   (and of the plain pass).  NODE_EINVAL for batch 0, NODE_ENOMEM (w unchanged). */
+NODE__HIDDEN node_status node__mlp_div_reserve(const node_mlp *m, node_mlp_ws *w,
+                                               size_t batch, size_t T);
+
+/* The divergence pass for `batch` rows (x, eps, a, b, y, div, vjp_x: row-major):
+   y = MLP(t, x) if y; div = per-row trace (eps NULL) or eps-product if div; with
+   a or b not NULL (either NULL = zero) and any of vjp_x, vjp_p, vjp_t: the products
+   of node_flow.div_vjp (overwritten).  ws holds node__mlp_div_reserve's need. */
+NODE__HIDDEN void node__div_pass(const node_mlp *m, double *ws, size_t batch, double t,
+                                 const double *x, const double *eps, const double *a,
+                                 const double *b, double *y, double *div, double *vjp_x,
+                                 double *vjp_p, double *vjp_t);
 
 /* ---- model files (io.c: the format; fileio.c: files) -------------------------- */
 

@@ -150,6 +150,8 @@ static void pass(const node_mlp *m, double *ws, size_t batch, double t, const do
 const node__nn_kernels NODE__KERNEL(node__nn_kernels) = {
     pass,
     node__act_kernels,
+    node__act2_kernels,
+    node__div_pass,
     node__tanh_array,
     node__sigmoid_array,
     node__expm1_array,
