@@ -62,10 +62,19 @@ static const abi_entry abi[] = {
     T(node_flow),
     F(node_flow, width), F(node_flow, nparams), F(node_flow, ctx), F(node_flow, f),
     F(node_flow, div), F(node_flow, div_vjp), F(node_flow, reserved_),
+
+    T(node_cnf_options),
+    F(node_cnf_options, ode), F(node_cnf_options, t0), F(node_cnf_options, t1),
+    F(node_cnf_options, base_var), F(node_cnf_options, trace), F(node_cnf_options, grad),
+    F(node_cnf_options, seed), F(node_cnf_options, reserved_),
 };
 
 #undef T
 #undef F
+
+/* The enumerations of the structs above are 32-bit (core.h). */
+typedef char node_abi_cnf_enums_are_32_bit_[sizeof(node_trace_kind) == 4 &&
+                                            sizeof(node_grad_method) == 4 ? 1 : -1];
 
 size_t node_abi_sizeof(const char *type)
 {

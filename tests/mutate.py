@@ -179,6 +179,20 @@ MUTANTS = [
      "        if (st == NODE_OK && node__get_u32(c) != want)",
      "        if (st == NODE_OK && node__get_u32(c) != want && 0)",
      "latent ODE files are checked against their CRC-32"),
+    # ---- continuous normalizing flows ----
+    ("cnf-dlogp-sign", "src/cnf/cnf.c",
+     "        dydt[r * (D + 1) + D] = -div[r];",
+     "        dydt[r * (D + 1) + D] = div[r];",
+     "the CNF carries d log p/dt = -tr(df/dz) (instantaneous change of variables)"),
+    ("cnf-div-cotangent-sign", "src/cnf/cnf.c",
+     "        c->bb[r] = -a[r * (D + 1) + D];",
+     "        c->bb[r] = a[r * (D + 1) + D];",
+     "the CNF's gradient goes through -div (div_vjp's b = -adjoint of log p)"),
+    ("cnf-probe-not-reused", "src/cnf/cnf.c",
+     "    make_system(c, B, c->last_probe ? c->eps : NULL, &sys);",
+     "    if (c->last_probe)\n        draw_probe(c, B);\n"
+     "    make_system(c, B, c->last_probe ? c->eps : NULL, &sys);",
+     "a Hutchinson gradient uses the probe of its forward solve"),
     # ---- the CNF example's data (examples/util/cnfdata.c; test_cnfdata) ----
     ("circles-density-sigma", "examples/util/cnfdata.c",
      "    const double s2 = CIRCLES_NOISE * CIRCLES_NOISE, rho = hypot(x[0], x[1]);",

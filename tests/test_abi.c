@@ -88,6 +88,14 @@ static const layout lp64[] = {
         { "node_flow", "div", 32 },
         { "node_flow", "div_vjp", 40 },
         { "node_flow", "reserved_", 48 },
+        { "node_cnf_options", "ode", 0 },
+        { "node_cnf_options", "t0", 192 },
+        { "node_cnf_options", "t1", 200 },
+        { "node_cnf_options", "base_var", 208 },
+        { "node_cnf_options", "trace", 216 },
+        { "node_cnf_options", "grad", 220 },
+        { "node_cnf_options", "seed", 224 },
+        { "node_cnf_options", "reserved_", 232 },
 };
 
 static const struct {
@@ -97,7 +105,7 @@ static const struct {
     { "node_error", 232 },  { "node_system", 128 },       { "node_options", 192 },
     { "node_stats", 320 },  { "node_optim_config", 192 }, { "node_sched", 128 },
     { "node_latent_config", 128 }, { "node_latent_terms", 72 }, { "node_rng", 64 },
-    { "node_flow", 112 },
+    { "node_flow", 112 }, { "node_cnf_options", 296 },
 };
 
 static int is_lp64(void) { return sizeof(void *) == 8 && sizeof(long) == 8; }
@@ -133,6 +141,10 @@ static void test_introspection_matches_the_header(void **state)
     assert_int_equal(node_abi_sizeof("node_rng"), sizeof(node_rng));
     assert_int_equal(node_abi_sizeof("node_flow"), sizeof(node_flow));
     assert_int_equal(node_abi_offsetof("node_flow", "div_vjp"), offsetof(node_flow, div_vjp));
+    assert_int_equal(node_abi_sizeof("node_cnf_options"), sizeof(node_cnf_options));
+    assert_int_equal(node_abi_offsetof("node_cnf_options", "trace"),
+                     offsetof(node_cnf_options, trace));
+    assert_int_equal(sizeof(node_trace_kind), 4);   /* enums are 32-bit in the ABI */
     assert_int_equal(node_abi_offsetof("node_rng", "has_spare"), offsetof(node_rng, has_spare));
     assert_int_equal(node_abi_offsetof("node_options", "max_steps"),
                      offsetof(node_options, max_steps));
@@ -147,7 +159,8 @@ static void test_introspection_matches_the_header(void **state)
     /* every struct ends with its reserved tail */
     const char *types[] = { "node_error", "node_system", "node_options", "node_stats",
                             "node_optim_config", "node_sched", "node_latent_config",
-                            "node_latent_terms", "node_rng", "node_flow" };
+                            "node_latent_terms", "node_rng", "node_flow",
+                            "node_cnf_options" };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         assert_true(node_abi_offsetof(types[i], "reserved_") < node_abi_sizeof(types[i]));
 }
