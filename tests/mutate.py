@@ -234,6 +234,15 @@ MUTANTS = [
      ("            double c = 0;",
       "            f->mu[k] = wu;"),
      "every planar NF layer is invertible (u-hat of Rezende & Mohamed's appendix A)"),
+    # ---- the CNF example's data (examples/util/cnfdata.c; test_cnfdata) ----
+    ("circles-density-sigma", "examples/util/cnfdata.c",
+     "    const double s2 = CIRCLES_NOISE * CIRCLES_NOISE, rho = hypot(x[0], x[1]);",
+     "    const double s2 = 1.1 * CIRCLES_NOISE * CIRCLES_NOISE, rho = hypot(x[0], x[1]);",
+     "the two circles' exact density (the entropy beside the CNF's test NLL)"),
+    ("checkerboard-sampler-shift", "examples/util/cnfdata.c",
+     "    x2 += fmod(floor(x1) + 2, 2.0);",
+     "    x2 += fmod(floor(x1) + 3, 2.0);",
+     "the checkerboard sampler draws from its density"),
 ]
 
 
