@@ -7,7 +7,7 @@ import numpy as np
 
 from ._lib import lib, Error, System
 from ._errors import InvalidArgumentError, raise_for
-from ._ode import as_f64, _MLPSystemRef
+from ._ode import as_f64, out_f64, _MLPSystemRef
 
 _ACT_CODES = {}
 
@@ -116,32 +116,37 @@ class MLP:
         return "libnode.MLP(%r, %r, time_input=%r)  # %d parameters" % (
             list(self.sizes), list(self.activations), self.time_input, self.nparams)
 
-    def _batch(self, x, name, width):
-        x = as_f64(x, name)
-        if x.ndim == 0 or x.shape[-1] != width:
-            raise InvalidArgumentError("%s has shape %s: expected (..., %d)" % (name, x.shape, width))
-        return x, x.size // width
-
-    def forward(self, x, t=0.0):
-        """MLP(t, x) for x of shape (..., sizes[0]) → (..., sizes[-1])."""
-        x, b = self._batch(x, "x", self.sizes[0])
-        y = np.empty(x.shape[:-1] + (self.sizes[-1],))
-        raise_for(lib.node_mlp_forward(self._ptr, b, float(t), x.ctypes.data, y.ctypes.data),
-                  what="MLP.forward")
+    def forward(self, x, t=0.0, out=None):
+        """MLP(t, x) for x of shape (..., sizes[0]) → (..., sizes[-1]).  out: an
+        array to write the result into (float64, C-contiguous, that shape), returned."""
+        if type(x) is not np.ndarray or x.dtype != np.float64 or not x.flags.c_contiguous:
+            x = as_f64(x, "x")
+        w = self.sizes[0]
+        if x.ndim == 0 or x.shape[-1] != w:
+            raise InvalidArgumentError("x has shape %s: expected (..., %d)" % (x.shape, w))
+        shape = x.shape[:-1] + (self.sizes[-1],)
+        y = np.empty(shape) if out is None else out_f64(out, "out", shape)
+        st = lib.node_mlp_forward(self._ptr, x.size // w, t, x.ctypes.data, y.ctypes.data)
+        if st:
+            raise_for(st, what="MLP.forward")
         return y
 
     __call__ = forward
 
-    def vjp(self, x, a, t=0.0):
+    def vjp(self, x, a, t=0.0, y=None, vjp_x=None, vjp_p=None):
         """Vector-Jacobian products at x for the cotangent a (shape (..., sizes[-1])):
-        returns (y, aᵀ∂y/∂x, Σ_rows aᵀ∂y/∂θ, Σ_rows aᵀ∂y/∂t)."""
-        x, b = self._batch(x, "x", self.sizes[0])
+        returns (y, aᵀ∂y/∂x, Σ_rows aᵀ∂y/∂θ, Σ_rows aᵀ∂y/∂t).  y, vjp_x, vjp_p: arrays
+        to write those into (float64, C-contiguous, the right shapes)."""
+        x = as_f64(x, "x")
+        w = self.sizes[0]
+        if x.ndim == 0 or x.shape[-1] != w:
+            raise InvalidArgumentError("x has shape %s: expected (..., %d)" % (x.shape, w))
         a = as_f64(a, "a", shape=x.shape[:-1] + (self.sizes[-1],))
-        y = np.empty(a.shape)
-        gx = np.empty(x.shape)
-        gp = np.empty(self.nparams)
+        y = np.empty(a.shape) if y is None else out_f64(y, "y", a.shape)
+        gx = np.empty(x.shape) if vjp_x is None else out_f64(vjp_x, "vjp_x", x.shape)
+        gp = np.empty(self.nparams) if vjp_p is None else out_f64(vjp_p, "vjp_p", (self.nparams,))
         gt = c_double()
-        raise_for(lib.node_mlp_vjp(self._ptr, b, float(t), x.ctypes.data, a.ctypes.data,
+        raise_for(lib.node_mlp_vjp(self._ptr, x.size // w, float(t), x.ctypes.data, a.ctypes.data,
                                    y.ctypes.data, gx.ctypes.data, gp.ctypes.data, byref(gt)),
                   what="MLP.vjp")
         return y, gx, gp, gt.value

@@ -222,20 +222,34 @@ class PySystem:
         n = int(np.prod(shape, dtype=np.int64))
         np_ = 0 if pshape is None else int(np.prod(pshape, dtype=np.int64))
         self.shape = shape
-        frombuffer, f64, arr_t = np.frombuffer, np.float64, c_double * n
+        frombuffer, f64, arr_t, ndarray = np.frombuffer, np.float64, c_double * n, np.ndarray
+        ro, rw = {}, {}   # views of libnode's buffers by address: they recur every step
+
+        def view(addr, cache, writeable):
+            v = cache.get(addr)
+            if v is None:
+                if len(cache) > 64:
+                    cache.clear()
+                v = frombuffer(arr_t.from_address(addr), f64).reshape(shape)
+                v.flags.writeable = writeable
+                cache[addr] = v
+            return v
 
         def put(addr, value, what):
-            out = frombuffer(arr_t.from_address(addr), f64)
-            v = value if type(value) is np.ndarray else np.asarray(value, dtype=f64)
+            v = value if type(value) is ndarray else np.asarray(value, dtype=f64)
             if v.shape != shape:
                 raise InvalidArgumentError("%s returned shape %s: expected %s (the shape of y0)"
                                            % (what, v.shape, shape))
-            out.reshape(shape)[...] = v
+            out = rw.get(addr)
+            if out is None:
+                out = view(addr, rw, True)
+            out[...] = v
 
         def f_c(ctx, t, y, dydt):
             try:
-                yv = frombuffer(arr_t.from_address(y), f64).reshape(shape)
-                yv.flags.writeable = False
+                yv = ro.get(y)
+                if yv is None:
+                    yv = view(y, ro, False)
                 put(dydt, func(t, yv), "func")
                 return 0
             except BaseException as e:   # KeyboardInterrupt stops the solve too
@@ -247,8 +261,8 @@ class PySystem:
         if vjp is not None:
             def vjp_c(ctx, t, y, a, dydt, vy, vp, vt):
                 try:
-                    yv = _view(y, n, shape, False)
-                    av = _view(a, n, shape, False)
+                    yv = view(y, ro, False)
+                    av = view(a, ro, False)
                     if dydt:
                         put(dydt, func(t, yv), "func")
                     r = vjp(t, yv, av)
