@@ -22,7 +22,7 @@ def as_f64(x, name, ndim=None, shape=None):
     if a.dtype.kind not in "biuf":
         raise InvalidArgumentError("%s has dtype %s: libnode takes real numbers (float64)"
                                    % (name, a.dtype))
-    a = np.ascontiguousarray(a, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64, order="C")
     if ndim is not None and a.ndim != ndim:
         raise InvalidArgumentError("%s has %d dimension(s), shape %s: expected %d"
                                    % (name, a.ndim, a.shape, ndim))
