@@ -1,5 +1,6 @@
 """Error paths: the library's messages in per-status exceptions, shapes and dtypes
 refused before any C call, exceptions inside callbacks re-raised as themselves."""
+import os
 import traceback
 
 import numpy as np
@@ -119,3 +120,20 @@ def test_y_is_read_only_in_callbacks():
         return y
     with pytest.raises(ValueError, match="read-only"):
         libnode.odeint(f, [1.0], [0.0, 1.0])
+
+
+def test_library_not_found_says_what_to_do(tmp_path):
+    import subprocess
+    import sys
+    pkg = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    env = dict(os.environ, LIBNODE_LIBRARY=str(tmp_path / "libnode_ode.so"), PYTHONPATH=pkg)
+    r = subprocess.run([sys.executable, "-c", "import libnode"], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode != 0
+    assert "LibraryNotFoundError" in r.stderr and "LIBNODE_LIBRARY" in r.stderr
+    assert str(tmp_path) in r.stderr
+    bogus = tmp_path / "libnode_ode.so"
+    bogus.write_text("not a library")
+    r = subprocess.run([sys.executable, "-c", "import libnode"], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "LibraryNotFoundError" in r.stderr
