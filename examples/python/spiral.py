@@ -99,6 +99,8 @@ def main(argv=None):
                     help="cubic: MLP(y^3) as the C example (the cube in Python); "
                     "mlp: MLP(y), callbacks in C")
     ap.add_argument("--out", default="spiral_py_out")
+    ap.add_argument("--load", help="start from this model file (an MLP 2 -> ... -> 2), e.g. "
+                    "one the C example wrote: both then start from the same weights")
     a = ap.parse_args(argv)
     if a.iters < 0 or a.test_freq < 1 or a.data_size < 3 or not 2 <= a.batch_time < a.data_size \
             or not 1 <= a.batch_size <= a.data_size - a.batch_time or not a.rtol > 0 \
@@ -111,13 +113,21 @@ def main(argv=None):
     ytrue = libnode.odeint(lambda t_, y: (y ** 3) @ A_TRUE, np.array([2.0, 0.0]), t,
                            rtol=1e-12, atol=1e-12, method="dop853")
     rng = np.random.default_rng(a.seed)
-    mlp = libnode.MLP([2, 50, 2], ["tanh", "identity"], seed=None)
-    k = 0
-    for fan_in, fan_out in ((2, 50), (50, 2)):       # W ~ N(0, 0.1^2), b = 0 (the demo's)
-        mlp.params[k:k + fan_in * fan_out] = rng.normal(0.0, 0.1, fan_in * fan_out)
-        k += fan_in * fan_out
-        mlp.params[k:k + fan_out] = 0.0
-        k += fan_out
+    if a.load:
+        try:
+            mlp = libnode.MLP.load(a.load)
+        except libnode.NodeError as e:
+            ap.error("--load: %s" % e)    # exit status 2, the file and the reason named
+        if mlp.sizes[0] != 2 or mlp.sizes[-1] != 2 or mlp.time_input:
+            ap.error("--load: %s is not an MLP 2 -> ... -> 2 without time input" % a.load)
+    else:
+        mlp = libnode.MLP([2, 50, 2], ["tanh", "identity"], seed=None)
+        k = 0
+        for fan_in, fan_out in ((2, 50), (50, 2)):   # W ~ N(0, 0.1^2), b = 0 (the demo's)
+            mlp.params[k:k + fan_in * fan_out] = rng.normal(0.0, 0.1, fan_in * fan_out)
+            k += fan_in * fan_out
+            mlp.params[k:k + fan_out] = 0.0
+            k += fan_out
     if a.model == "cubic":
         model = CubicModel(mlp)
         func, kw = model.f, dict(vjp=model.vjp, params=mlp.params)
@@ -129,9 +139,9 @@ def main(argv=None):
     opts = dict(rtol=a.rtol, atol=a.atol, method=a.method)
     bt = t[:T] - t[0]
     os.makedirs(a.out, exist_ok=True)
-    print("spiral.py: MLP 2-50-2 on %s (%d parameters), %s rtol %g atol %g, %s gradients, "
+    print("spiral.py: MLP %s on %s (%d parameters), %s rtol %g atol %g, %s gradients, "
           "%s lr %g, batch %d x %d points, %d iterations (libnode %s, kernels %s, %s)"
-          % ("y^3" if a.model == "cubic" else "y", mlp.nparams, a.method, a.rtol, a.atol,
+          % ("-".join(map(str, mlp.sizes)), "y^3" if a.model == "cubic" else "y", mlp.nparams, a.method, a.rtol, a.atol,
              "backprop" if a.backprop else "adjoint", a.opt, a.lr, B, T, a.iters,
              libnode.library_version, libnode.isa(), libnode.library_path), flush=True)
 
