@@ -122,7 +122,7 @@ class Options(Structure):
                 ("atol", c_double), ("step", c_double), ("max_step", c_double),
                 ("max_steps", c_int64), ("adjoint_rtol", c_double),
                 ("adjoint_atol", c_double), ("seminorm", c_int32), ("reserved1_", c_uint32),
-                ("reserved_", c_uint64 * 15)]
+                ("checkpoints", c_int64), ("reserved_", c_uint64 * 14)]
 
 
 class Stats(Structure):

@@ -62,7 +62,7 @@ _NOT_HERE = {
 }
 _FIXED = {"euler", "midpoint", "rk4"}
 _OPTION_KEYS = {"step_size", "first_step", "max_step", "max_num_steps", "max_steps",
-                "seminorm", "norm", "perturb", "grid_constructor", "interp", "dtype"}
+                "seminorm", "norm", "checkpoints", "perturb", "grid_constructor", "interp", "dtype"}
 _method_cache = {}
 
 
@@ -100,7 +100,7 @@ def make_options(t, rtol, atol, method, options, adjoint_rtol=None, adjoint_atol
             if k not in _OPTION_KEYS:
                 raise InvalidArgumentError(
                     "%s[%r] is not an option libnode knows (step_size, first_step, max_step, "
-                    "max_num_steps, and in adjoint_options norm='seminorm')" % (label, k))
+                    "max_num_steps, checkpoints, and in adjoint_options norm='seminorm')" % (label, k))
     options = options or {}
     for k in ("perturb", "grid_constructor", "interp", "dtype"):
         if options.get(k) not in (None, False):
@@ -122,6 +122,12 @@ def make_options(t, rtol, atol, method, options, adjoint_rtol=None, adjoint_atol
         if ms == math.inf:
             ms = 0
         o.max_steps = int(ms)
+    ck = options.get("checkpoints")
+    if ck is not None:
+        if isinstance(ck, bool) or not isinstance(ck, (int, np.integer)) or ck < 0:
+            raise InvalidArgumentError("options['checkpoints'] = %r: a number of saved states "
+                                       ">= 0 (0 = record every step)" % (ck,))
+        o.checkpoints = int(ck)
     if adjoint_rtol is not None:
         o.adjoint_rtol = adjoint_rtol
     if adjoint_atol is not None:

@@ -147,3 +147,18 @@ def test_vjp_with_time_term():
                                vjp=lambda t, y, a: (np.zeros(1), a * t, a[0] * th[0]),
                                params=th, rtol=1e-10, atol=1e-12)
     assert np.allclose(g.params, [2.0]) and np.allclose(g.t[1], 1.6) and np.allclose(g.y0, [1.0])
+
+
+def test_checkpointed_backprop_equals_plain_backprop():
+    # options['checkpoints'] = N keeps at most N states and recomputes segments: the
+    # gradient is plain backprop's, bit for bit in the library (to round-off here)
+    theta, t, y0, w, make, _ = _linear_problem()
+    f, vjp = make(theta)
+    g = libnode.odeint_backprop(f, y0, t, w, vjp=vjp, params=theta, rtol=1e-9, atol=1e-10)
+    for n in (1, 3, 1000):
+        gc = libnode.odeint_backprop(f, y0, t, w, vjp=vjp, params=theta, rtol=1e-9, atol=1e-10,
+                                     options={"checkpoints": n})
+        assert np.allclose(gc.params, g.params, rtol=1e-12, atol=0)
+        assert np.allclose(gc.y0, g.y0, rtol=1e-12, atol=0)
+    with pytest.raises(libnode.InvalidArgumentError, match="checkpoints"):
+        libnode.odeint_backprop(f, y0, t, w, vjp=vjp, params=theta, options={"checkpoints": -1})
