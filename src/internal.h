@@ -109,6 +109,16 @@ static inline bool node__add_ok(size_t a, size_t b, size_t *out)
     return true;
 }
 
+/* SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): the initialisers' generator, the
+   same stream on every platform. */
+static inline uint64_t node__splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
 /* ---- little-endian fields of the model files --------------------------------------- */
 
 static inline void node__put_u32(unsigned char *p, uint32_t v)
