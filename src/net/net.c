@@ -30,18 +30,24 @@ static const node__net_kernels *net_kernels_for(node__isa isa)
 
 /* ---- creation -------------------------------------------------------------------- */
 
+node_status node__net_shape_check(size_t c, size_t h, size_t w, char *msg)
+{
+    if (c == 0 || h == 0 || w == 0)
+        return node__msg(msg, NODE_EINVAL, "%s is 0: the input sample needs c, h, w > 0",
+                         c == 0 ? "c" : h == 0 ? "h" : "w");
+    if (c > MAXDIM || h > MAXDIM || w > MAXDIM || (uint64_t)c * h * w > MAXDIM * 64)
+        return node__msg(msg, NODE_EINVAL, "input %zu x %zu x %zu is too large", c, h, w);
+    return NODE_OK;
+}
+
 node_status node_net_create(node_net **out, size_t c, size_t h, size_t w, node_error *err)
 {
     char *msg = node__err_begin(err);
     if (!out)
         return node__err_end(err, node__msg(msg, NODE_EINVAL, "out is NULL"));
-    if (c == 0 || h == 0 || w == 0)
-        return node__err_end(err, node__msg(msg, NODE_EINVAL, "%s is 0: the input "
-                                            "sample needs c, h, w > 0",
-                                            c == 0 ? "c" : h == 0 ? "h" : "w"));
-    if (c > MAXDIM || h > MAXDIM || w > MAXDIM || (uint64_t)c * h * w > MAXDIM * 64)
-        return node__err_end(err, node__msg(msg, NODE_EINVAL,
-                                            "input %zu x %zu x %zu is too large", c, h, w));
+    node_status st = node__net_shape_check(c, h, w, msg);
+    if (st != NODE_OK)
+        return node__err_end(err, st);
     node_net *n = node__calloc(1, sizeof *n);
     if (!n)
         return node__err_end(err, node__msg(msg, NODE_ENOMEM, "no memory for a network"));

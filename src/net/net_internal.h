@@ -158,6 +158,9 @@ static inline size_t node__net_carve(const node_net *n, double *p, node__net_scr
     return total;
 }
 
+/* NODE_EINVAL (msg says why) unless c × h × w is an input sample networks take. */
+NODE__HIDDEN node_status node__net_shape_check(size_t c, size_t h, size_t w, char *msg);
+
 /* Shape and parameter count of a layer appended to a c × h × w sample, or
    NODE_EINVAL with msg saying why (nothing allocated). */
 NODE__HIDDEN node_status node__layer_plan(const node__layer_spec *s, size_t c, size_t h,
