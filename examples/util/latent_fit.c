@@ -36,14 +36,14 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     /* Room for a sub-batch's union: the cap, or (no cap) every point of a batch. */
     const size_t cap = S->union_cap > 0 ? zmax((size_t)S->union_cap, maxlen) : B * maxlen;
     double *grad = malloc(P * sizeof *grad), *gsum = malloc(P * sizeof *gsum);
-    double *eps = malloc(B * L * sizeof *eps);
+    double *eps = malloc(B * L * sizeof *eps), *spl = malloc(B * sizeof *spl);
     size_t *perm = malloc(ntr * sizeof *perm), *start = malloc((B + 1) * sizeof *start);
     double *work = malloc(2 * B * maxlen * sizeof *work);   /* ex_union_groups */
     ex_batch bt = { 0 };
     node_optim *optim = NULL;
     node_error err;
     err.message[0] = '\0';
-    if (!grad || !gsum || !eps || !perm || !start || !work || ex_batch_init(&bt, B, cap, D) != 0) {
+    if (!grad || !gsum || !eps || !spl || !perm || !start || !work || ex_batch_init(&bt, B, cap, D) != 0) {
         fprintf(stderr, "latent_ode: out of memory\n");
         goto fail;
     }
@@ -54,6 +54,12 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     node_rng rng;
     node_rng_seed(&rng, (uint64_t)S->seed * 7919u + (uint64_t)E->n_obs);
     const node_grad_method how = S->backprop ? NODE_GRAD_BACKPROP : NODE_GRAD_ADJOINT;
+    node_sched sched = node_sched_constant(S->lr);
+    if (S->lr_min >= 0) {
+        sched.kind = NODE_SCHED_COSINE;
+        sched.T = S->iters > 0 ? S->iters : 1;
+        sched.lr_min = S->lr_min;
+    }
 
     ex_progress prog;
     double t_train = 0, t_first = 0, loss_ema = NAN, kl_ema = NAN, sum_f = 0, sum_b = 0,
@@ -63,6 +69,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     ex_progress_start(&prog, stderr, S->iters);
     for (long it = 1; it <= S->iters; it++) {
         double c0 = ex_clock();
+        CHECK("learning-rate schedule", NULL, node_optim_schedule(optim, &sched, it - 1));
         /* B distinct training series; the batch is solved on the union of their times,
            cut into sub-batches whose unions stay under the cap, gradients summed with
            the weights that make the total the mean over the B series. */
@@ -78,12 +85,21 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         stats.message[0] = '\0';
         for (size_t g = 0; g < ng && st == NODE_OK; g++) {
             const size_t Bg = start[g + 1] - start[g];
+            if (S->enc_frac < 1)
+                for (size_t b = 0; b < Bg; b++) {
+                    int64_t id;
+                    size_t n;
+                    const double *t, *x;
+                    node_tseries_get(d, perm[start[g] + b], &id, &n, &t, &x);
+                    spl[b] = t[0] + S->enc_frac * (t[n - 1] - t[0]);
+                }
             CHECK("building a batch", err.message,
-                  ex_batch_fill(&bt, d, Bg, perm + start[g], E->t0, NULL, &err));
+                  ex_batch_fill(&bt, d, Bg, perm + start[g], E->t0,
+                                S->enc_frac < 1 ? spl : NULL, &err));
             node_rng_normal(&rng, Bg * L, eps);
             node_latent_terms terms;
             err.message[0] = stats.message[0] = '\0';
-            st = node_latent_loss(m, solver, Bg, bt.nt, bt.ts, bt.xs, bt.mask, bt.mask, eps,
+            st = node_latent_loss(m, solver, Bg, bt.nt, bt.ts, bt.xs, bt.enc, bt.mask, eps,
                                   &S->opt, how, &terms, grad, &stats, &err);
             if (st == NODE_OK) {
                 const double w = (double)Bg / (double)B;
@@ -95,6 +111,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
                 nb += terms.nfe_backward;
             }
         }
+        if (st == NODE_OK && S->clip > 0)
+            st = node_clip_grad_norm(P, gsum, S->clip, NULL);
         if (st == NODE_OK)
             st = node_optim_step(optim, theta, gsum);
         if (st != NODE_OK) {
@@ -140,6 +158,7 @@ fail:
     free(grad);
     free(gsum);
     free(eps);
+    free(spl);
     free(perm);
     free(start);
     free(work);
