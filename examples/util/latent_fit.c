@@ -85,14 +85,19 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         stats.message[0] = '\0';
         for (size_t g = 0; g < ng && st == NODE_OK; g++) {
             const size_t Bg = start[g + 1] - start[g];
-            if (S->enc_frac < 1)
+            if (S->enc_frac < 1) {
+                const double wid = S->enc_frac_max > S->enc_frac ? S->enc_frac_max - S->enc_frac : 0;
+                if (wid > 0)
+                    node_rng_uniform(&rng, Bg, spl);
                 for (size_t b = 0; b < Bg; b++) {
                     int64_t id;
                     size_t n;
                     const double *t, *x;
                     node_tseries_get(d, perm[start[g] + b], &id, &n, &t, &x);
-                    spl[b] = t[0] + S->enc_frac * (t[n - 1] - t[0]);
+                    const double f = S->enc_frac + (wid > 0 ? wid * spl[b] : 0);
+                    spl[b] = t[0] + f * (t[n - 1] - t[0]);
                 }
+            }
             CHECK("building a batch", err.message,
                   ex_batch_fill(&bt, d, Bg, perm + start[g], E->t0,
                                 S->enc_frac < 1 ? spl : NULL, &err));

@@ -23,7 +23,9 @@ typedef struct ex_settings {
                                over the iterations; < 0: constant lr */
     double clip;            /* latent ODE: gradient-norm clipping (0: none) */
     double enc_frac;        /* latent ODE training: the encoder sees each series' points
-                               in the first enc_frac of its time span (1: all) */
+                               in the first enc_frac of its time span (1: all) ... */
+    double enc_frac_max;    /* ... or, if larger, a fraction drawn uniformly in
+                               [enc_frac, enc_frac_max] per series and iteration */
     int backprop;
     node_options opt;
     int use[EX_NMODELS];
