@@ -36,6 +36,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     /* Room for a sub-batch's union: the cap, or (no cap) every point of a batch. */
     const size_t cap = S->union_cap > 0 ? zmax((size_t)S->union_cap, maxlen) : B * maxlen;
     double *grad = malloc(P * sizeof *grad), *gsum = malloc(P * sizeof *gsum);
+    double *avg = malloc(P * sizeof *avg);
     double *eps = malloc(B * L * sizeof *eps), *spl = malloc(B * sizeof *spl);
     size_t *perm = malloc(ntr * sizeof *perm), *start = malloc((B + 1) * sizeof *start);
     double *work = malloc(2 * B * maxlen * sizeof *work);   /* ex_union_groups */
@@ -43,7 +44,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     node_optim *optim = NULL;
     node_error err;
     err.message[0] = '\0';
-    if (!grad || !gsum || !eps || !spl || !perm || !start || !work || ex_batch_init(&bt, B, cap, D) != 0) {
+    if (!grad || !gsum || !avg || !eps || !spl || !perm || !start || !work || ex_batch_init(&bt, B, cap, D) != 0) {
         fprintf(stderr, "latent_ode: out of memory\n");
         goto fail;
     }
@@ -61,6 +62,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         sched.lr_min = S->lr_min;
     }
 
+    memcpy(avg, theta, P * sizeof *avg);
     ex_progress prog;
     double t_train = 0, t_first = 0, loss_ema = NAN, kl_ema = NAN, sum_f = 0, sum_b = 0,
            sum_g = 0;
@@ -134,6 +136,12 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
             continue;
         }
         fails_in_row = 0;
+        if (S->ema > 0) {
+            /* Bias-free start: the average is θ_0's until the decay's horizon fills. */
+            const double a = fmin(S->ema, (double)(counted + 1) / (double)(counted + 10));
+            for (size_t k = 0; k < P; k++)
+                avg[k] = a * avg[k] + (1.0 - a) * theta[k];
+        }
         t_train += ex_clock() - c0;
         if (counted == 0)
             t_first = t_train;   /* the first iteration pays for the workspaces */
@@ -149,6 +157,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
                          (long long)nf, (long long)nb, 1e3 * t_train / (double)counted);
     }
     ex_progress_end(&prog);
+    if (S->ema > 0 && counted > 0)
+        memcpy(theta, avg, P * sizeof *theta);   /* the model is the average from here on */
     R->iters = S->iters;
     /* After the first iteration, which allocates the workspaces (unless it is the only). */
     R->ms_per_iter = counted > 1 ? 1e3 * (t_train - t_first) / (double)(counted - 1)
@@ -162,6 +172,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
 fail:
     free(grad);
     free(gsum);
+    free(avg);
     free(eps);
     free(spl);
     free(perm);

@@ -26,6 +26,8 @@ typedef struct ex_settings {
                                in the first enc_frac of its time span (1: all) ... */
     double enc_frac_max;    /* ... or, if larger, a fraction drawn uniformly in
                                [enc_frac, enc_frac_max] per series and iteration */
+    double ema;             /* latent ODE: keep an exponential moving average of the
+                               parameters with this decay and end training on it (0: none) */
     int backprop;
     node_options opt;
     int use[EX_NMODELS];
