@@ -278,7 +278,7 @@ int main(int argc, char **argv)
     S.obs_std = 0.3;
     S.lr_min = -1;
     S.clip = 0;
-    S.enc_frac = 0.33;
+    S.enc_frac = 1;
     S.enc_frac_max = -1;
     S.ema = 0.999;
     S.out = "latent_out";
