@@ -276,6 +276,11 @@ int main(int argc, char **argv)
     S.lr = 0.01;
     S.union_density = 0.25;
     S.obs_std = 0.3;
+    S.lr_min = -1;
+    S.clip = 0;
+    S.enc_frac = 1;
+    S.enc_frac_max = -1;
+    S.ema = 0.999;
     S.out = "latent_out";
     double rtol = 1e-5, atol = 1e-7, noise = 0.1;
     long nspiral = 1000, ntest = 100;
@@ -290,6 +295,11 @@ int main(int argc, char **argv)
         { "--rnn-iters", EX_LONG, &S.rnn_iters, "N", "RNN baseline training iterations" },
         { "--batch-size", EX_LONG, &S.batch, "B", "series per mini-batch" },
         { "--lr", EX_DOUBLE, &S.lr, "LR", "Adam learning rate (all models)" },
+        { "--lr-min", EX_DOUBLE, &S.lr_min, "LR", "latent ODE: cosine decay of the rate from --lr to LR over --iters (< 0: constant)" },
+        { "--clip", EX_DOUBLE, &S.clip, "C", "latent ODE: clip the gradient's norm to C (0: no clipping)" },
+        { "--enc-frac", EX_DOUBLE, &S.enc_frac, "F", "latent ODE training: the encoder sees the points in the first F of each series' time span, the likelihood all (1: all points)" },
+        { "--enc-frac-max", EX_DOUBLE, &S.enc_frac_max, "G", "latent ODE training: if > --enc-frac, the fraction is drawn uniformly in [--enc-frac, G] per series and iteration" },
+        { "--ema", EX_DOUBLE, &S.ema, "D", "latent ODE: end training on an exponential moving average of the parameters with decay D, e.g. 0.999 (0: the last iterate)" },
         { "--seed", EX_LONG, &S.seed, "S", "seed of the data, the weights, the batches" },
         { "--latent-dim", EX_LONG, &S.latent_dim, "N", "latent dimension" },
         { "--rnn-hidden", EX_LONG, &S.rnn_hidden, "N", "hidden units of the encoder RNN and of the RNN baselines" },
@@ -350,6 +360,8 @@ int main(int argc, char **argv)
         return ex_args_fail(argv[0], "sizes must be >= 1 (--rnn-hidden at most 512)");
     if (!(S.union_density >= 0 && S.union_density <= 1))
         return ex_args_fail(argv[0], "--union-density must be in [0, 1]");
+    if (!(S.clip >= 0) || !(S.enc_frac > 0 && S.enc_frac <= 1) || !(S.enc_frac_max <= 1) || !(S.ema >= 0 && S.ema < 1) || !(S.lr_min < 0 || S.lr_min >= 0))
+        return ex_args_fail(argv[0], "--clip must be >= 0, --enc-frac in (0, 1], --enc-frac-max at most 1, --ema in [0, 1), --lr-min a number");
     if (!(S.lr >= 0) || !(S.obs_std > 0) || !(noise >= 0))
         return ex_args_fail(argv[0], "--lr and --noise must be >= 0, --obs-std > 0");
     const int user = train_path || test_path;

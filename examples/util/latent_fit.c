@@ -36,14 +36,15 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     /* Room for a sub-batch's union: the cap, or (no cap) every point of a batch. */
     const size_t cap = S->union_cap > 0 ? zmax((size_t)S->union_cap, maxlen) : B * maxlen;
     double *grad = malloc(P * sizeof *grad), *gsum = malloc(P * sizeof *gsum);
-    double *eps = malloc(B * L * sizeof *eps);
+    double *avg = malloc(P * sizeof *avg);
+    double *eps = malloc(B * L * sizeof *eps), *spl = malloc(B * sizeof *spl);
     size_t *perm = malloc(ntr * sizeof *perm), *start = malloc((B + 1) * sizeof *start);
     double *work = malloc(2 * B * maxlen * sizeof *work);   /* ex_union_groups */
     ex_batch bt = { 0 };
     node_optim *optim = NULL;
     node_error err;
     err.message[0] = '\0';
-    if (!grad || !gsum || !eps || !perm || !start || !work || ex_batch_init(&bt, B, cap, D) != 0) {
+    if (!grad || !gsum || !avg || !eps || !spl || !perm || !start || !work || ex_batch_init(&bt, B, cap, D) != 0) {
         fprintf(stderr, "latent_ode: out of memory\n");
         goto fail;
     }
@@ -54,7 +55,14 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     node_rng rng;
     node_rng_seed(&rng, (uint64_t)S->seed * 7919u + (uint64_t)E->n_obs);
     const node_grad_method how = S->backprop ? NODE_GRAD_BACKPROP : NODE_GRAD_ADJOINT;
+    node_sched sched = node_sched_constant(S->lr);
+    if (S->lr_min >= 0) {
+        sched.kind = NODE_SCHED_COSINE;
+        sched.T = S->iters > 0 ? S->iters : 1;
+        sched.lr_min = S->lr_min;
+    }
 
+    memcpy(avg, theta, P * sizeof *avg);
     ex_progress prog;
     double t_train = 0, t_first = 0, loss_ema = NAN, kl_ema = NAN, sum_f = 0, sum_b = 0,
            sum_g = 0;
@@ -63,6 +71,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     ex_progress_start(&prog, stderr, S->iters);
     for (long it = 1; it <= S->iters; it++) {
         double c0 = ex_clock();
+        CHECK("learning-rate schedule", NULL, node_optim_schedule(optim, &sched, it - 1));
         /* B distinct training series; the batch is solved on the union of their times,
            cut into sub-batches whose unions stay under the cap, gradients summed with
            the weights that make the total the mean over the B series. */
@@ -78,12 +87,26 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         stats.message[0] = '\0';
         for (size_t g = 0; g < ng && st == NODE_OK; g++) {
             const size_t Bg = start[g + 1] - start[g];
+            if (S->enc_frac < 1) {
+                const double wid = S->enc_frac_max > S->enc_frac ? S->enc_frac_max - S->enc_frac : 0;
+                if (wid > 0)
+                    node_rng_uniform(&rng, Bg, spl);
+                for (size_t b = 0; b < Bg; b++) {
+                    int64_t id;
+                    size_t n;
+                    const double *t, *x;
+                    node_tseries_get(d, perm[start[g] + b], &id, &n, &t, &x);
+                    const double f = S->enc_frac + (wid > 0 ? wid * spl[b] : 0);
+                    spl[b] = t[0] + f * (t[n - 1] - t[0]);
+                }
+            }
             CHECK("building a batch", err.message,
-                  ex_batch_fill(&bt, d, Bg, perm + start[g], E->t0, NULL, &err));
+                  ex_batch_fill(&bt, d, Bg, perm + start[g], E->t0,
+                                S->enc_frac < 1 ? spl : NULL, &err));
             node_rng_normal(&rng, Bg * L, eps);
             node_latent_terms terms;
             err.message[0] = stats.message[0] = '\0';
-            st = node_latent_loss(m, solver, Bg, bt.nt, bt.ts, bt.xs, bt.mask, bt.mask, eps,
+            st = node_latent_loss(m, solver, Bg, bt.nt, bt.ts, bt.xs, bt.enc, bt.mask, eps,
                                   &S->opt, how, &terms, grad, &stats, &err);
             if (st == NODE_OK) {
                 const double w = (double)Bg / (double)B;
@@ -95,6 +118,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
                 nb += terms.nfe_backward;
             }
         }
+        if (st == NODE_OK && S->clip > 0)
+            st = node_clip_grad_norm(P, gsum, S->clip, NULL);
         if (st == NODE_OK)
             st = node_optim_step(optim, theta, gsum);
         if (st != NODE_OK) {
@@ -111,6 +136,12 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
             continue;
         }
         fails_in_row = 0;
+        if (S->ema > 0) {
+            /* Bias-free start: the average is θ_0's until the decay's horizon fills. */
+            const double a = fmin(S->ema, (double)(counted + 1) / (double)(counted + 10));
+            for (size_t k = 0; k < P; k++)
+                avg[k] = a * avg[k] + (1.0 - a) * theta[k];
+        }
         t_train += ex_clock() - c0;
         if (counted == 0)
             t_first = t_train;   /* the first iteration pays for the workspaces */
@@ -126,6 +157,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
                          (long long)nf, (long long)nb, 1e3 * t_train / (double)counted);
     }
     ex_progress_end(&prog);
+    if (S->ema > 0 && counted > 0)
+        memcpy(theta, avg, P * sizeof *theta);   /* the model is the average from here on */
     R->iters = S->iters;
     /* After the first iteration, which allocates the workspaces (unless it is the only). */
     R->ms_per_iter = counted > 1 ? 1e3 * (t_train - t_first) / (double)(counted - 1)
@@ -139,7 +172,9 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
 fail:
     free(grad);
     free(gsum);
+    free(avg);
     free(eps);
+    free(spl);
     free(perm);
     free(start);
     free(work);

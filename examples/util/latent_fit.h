@@ -19,6 +19,15 @@ typedef struct ex_settings {
     long iters, rnn_iters, batch, seed, union_cap, union_cost, max_steps;
     long latent_dim, rnn_hidden, dyn_hidden, dec_hidden;
     double lr, obs_std, union_density;
+    double lr_min;          /* latent ODE: cosine decay of the rate from lr to lr_min
+                               over the iterations; < 0: constant lr */
+    double clip;            /* latent ODE: gradient-norm clipping (0: none) */
+    double enc_frac;        /* latent ODE training: the encoder sees each series' points
+                               in the first enc_frac of its time span (1: all) ... */
+    double enc_frac_max;    /* ... or, if larger, a fraction drawn uniformly in
+                               [enc_frac, enc_frac_max] per series and iteration */
+    double ema;             /* latent ODE: keep an exponential moving average of the
+                               parameters with this decay and end training on it (0: none) */
     int backprop;
     node_options opt;
     int use[EX_NMODELS];
