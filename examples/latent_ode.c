@@ -280,7 +280,7 @@ int main(int argc, char **argv)
     S.clip = 0;
     S.enc_frac = 1;
     S.enc_frac_max = -1;
-    S.ema = 0.999;
+    S.ema = 0;          /* the README's default-run figures are without it */
     S.out = "latent_out";
     double rtol = 1e-5, atol = 1e-7, noise = 0.1;
     long nspiral = 1000, ntest = 100;
