@@ -584,6 +584,7 @@ static void run(node_net *n, size_t batch, double t, const double *x, const doub
         job->t = t;
         job->x = x;
         job->out = n->out;
+        job->y = y;
         job->a = a;
         job->d0 = n->d0;
         job->d1 = n->d1;
@@ -612,13 +613,6 @@ static void run(node_net *n, size_t batch, double t, const double *x, const doub
         for (int id = 0; id < T; id++)
             s += n->jobs[id].gt;
         *vjp_t = s;
-    }
-    if (y) {
-        size_t k = n->nops;
-        while (k > 0 && !n->out[k - 1])
-            k--;
-        size_t osz = n->nops ? n->ops[n->nops - 1].out_size : n->c * n->h * n->w;
-        memcpy(y, k ? n->out[k - 1] : x, batch * osz * sizeof *y);
     }
 }
 

@@ -62,6 +62,7 @@ typedef struct node__net_job {
     double t;
     const double *x;            /* batch × in size (the caller's) */
     double *const *out;         /* [nops] batch × out size of each op */
+    double *y;                  /* batch × out size, or NULL */
     const double *a;            /* batch × out size, or NULL: forward only */
     double *d0, *d1;            /* batch × maxsize each: the reverse pass's Δ */
     double *stash;              /* batch × maxsize: Δ of a residual's skip path */

@@ -308,13 +308,16 @@ static void pass(const node_net *n, node__net_job *job)
             break;
         }
     }
+    size_t osz = n->nops ? n->ops[n->nops - 1].out_size : n->c * n->h * n->w;
+    if (job->y)   /* this thread's rows of the output */
+        memcpy(job->y + s0 * osz, buf_of(n, job, (sidx)n->nops - 1) + s0 * osz,
+               ns * osz * sizeof *job->y);
     if (!job->a)
         return;
 
     /* Reverse: Δ of the current op's output in cur, of its input into nxt.  Each
        thread owns the rows from s0 · maxsize on, whatever the layer's size. */
     size_t M = n->maxsize;
-    size_t osz = n->nops ? n->ops[n->nops - 1].out_size : n->c * n->h * n->w;
     double *cur = job->d0 + s0 * M, *nxt = job->d1 + s0 * M, *stash = job->stash + s0 * M;
     memcpy(cur, job->a + s0 * osz, ns * osz * sizeof *cur);
     for (size_t k = n->nops; k-- > 0;) {
