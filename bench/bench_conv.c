@@ -57,20 +57,6 @@ static void time_call(conv_case *c, int what, int rounds, double min_s, double *
     }
 }
 
-static double *filled(size_t n, unsigned seed)
-{
-    double *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "bench_conv: out of memory\n");
-        exit(1);
-    }
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = ((double)(seed >> 8) / 16777216.0) * 2.0 - 1.0;
-    }
-    return p;
-}
-
 int main(int argc, char **argv)
 {
     int quick = 0, rounds = 5;

@@ -219,6 +219,19 @@ MUTANTS = [
      "        S->pending = false;",
      "    if (snew == S->ref) {            /* no crossing (or a touch of 0 at a step end) */",
      "g touching zero at a step end without crossing is no event"),
+    # ---- networks of layers (net.h) ----
+    ("net-groupnorm-mean-term", "src/net/pass.c",
+     "                    dx[cc * HW + p] = rs * (gc * dy[cc * HW + p] - m1 - xh * m2);",
+     "                    dx[cc * HW + p] = rs * (gc * dy[cc * HW + p] - xh * m2);",
+     "group norm's input gradient subtracts the mean of dx̂ over its group"),
+    ("net-time-channel-sign", "src/net/pass.c",
+     "                                gt += ro[ox];",
+     "                                gt -= ro[ox];",
+     "a conv2d's time channel (ConcatConv2d) feeds vjp_t"),
+    ("net-thread-gradients-dropped", "src/net/net.c",
+     "            vjp_p[i] += n->jobs[id].gp[i];",
+     "            vjp_p[i] += 0.0 * n->jobs[id].gp[i];",
+     "the parameter gradient sums every thread's share of the batch"),
 ]
 
 
@@ -323,20 +336,7 @@ def main():
         print("%-28s %-45s %4.0f s  %s" % (name, what[:45], time.time() - t1, verdict),
               flush=True)
     # leave the build matching the unmutated sources
-    sh(["cmake", "--build", build, "-j", str(a.jobs)    # ---- networks of layers (net.h) ----
-    ("net-groupnorm-mean-term", "src/net/pass.c",
-     "                    dx[cc * HW + p] = rs * (gc * dy[cc * HW + p] - m1 - xh * m2);",
-     "                    dx[cc * HW + p] = rs * (gc * dy[cc * HW + p] - xh * m2);",
-     "group norm's input gradient subtracts the mean of dx̂ over its group"),
-    ("net-time-channel-sign", "src/net/pass.c",
-     "                                gt += ro[ox];",
-     "                                gt -= ro[ox];",
-     "a conv2d's time channel (ConcatConv2d) feeds vjp_t"),
-    ("net-thread-gradients-dropped", "src/net/net.c",
-     "            vjp_p[i] += n->jobs[id].gp[i];",
-     "            vjp_p[i] += 0.0 * n->jobs[id].gp[i];",
-     "the parameter gradient sums every thread's share of the batch"),
-], cwd=work)
+    sh(["cmake", "--build", build, "-j", str(a.jobs)], cwd=work)
     total = len(mutants)
     print("\nmutation score: %d / %d killed (%.0f %%) in %.0f s" %
           (killed, total, 100.0 * killed / total, time.time() - t0))

@@ -73,25 +73,19 @@ static void check_vjp(node_net *n, size_t batch, double t, double tol)
     for (size_t i = 0; i < no; i++)
         assert_true(y[i] == y2[i]);
     const double h = 1e-6;
-    for (size_t i = 0; i < ni; i++) {
-        double x0 = x[i];
-        x[i] = x0 + h;
-        double lp = lossf(n, batch, t, x, a);
-        x[i] = x0 - h;
-        double lm = lossf(n, batch, t, x, a);
-        x[i] = x0;
-        assert_close(gx[i], (lp - lm) / (2 * h), tol, tol);
-    }
-    double *th = node_net_params(n);
-    for (size_t i = 0; i < np; i++) {
-        double p0 = th[i];
-        th[i] = p0 + h;
-        double lp = lossf(n, batch, t, x, a);
-        th[i] = p0 - h;
-        double lm = lossf(n, batch, t, x, a);
-        th[i] = p0;
-        assert_close(gp[i], (lp - lm) / (2 * h), tol, tol);
-    }
+    /* the inputs, then the parameters: v[i] ± h against g[i] */
+    double *vs[2] = { x, node_net_params(n) }, *gs[2] = { gx, gp };
+    size_t ns[2] = { ni, np };
+    for (int w = 0; w < 2; w++)
+        for (size_t i = 0; i < ns[w]; i++) {
+            double v0 = vs[w][i];
+            vs[w][i] = v0 + h;
+            double lp = lossf(n, batch, t, x, a);
+            vs[w][i] = v0 - h;
+            double lm = lossf(n, batch, t, x, a);
+            vs[w][i] = v0;
+            assert_close(gs[w][i], (lp - lm) / (2 * h), tol, tol);
+        }
     double lp = lossf(n, batch, t + h, x, a), lm = lossf(n, batch, t - h, x, a);
     assert_close(gt, (lp - lm) / (2 * h), tol, tol);
     free(x); free(a); free(gx); free(gp); free(y); free(y2);
