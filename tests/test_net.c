@@ -457,6 +457,22 @@ static void test_threads_same_results(void **state)
     for (size_t i = 0; i < np; i++)
         assert_close(gp[1][i], gp[0][i], 1e-12, 1e-14);
     assert_close(gt[1], gt[0], 1e-12, 1e-14);
+#ifdef _OPENMP
+    /* called from inside a parallel region (by its main thread), where the nested
+       team has one thread: every sample is still computed, the same numbers */
+    assert_status(node_net_set_threads(n, 2), NODE_OK);
+    memset(y[1], 0, B * sz * sizeof(double));
+    memset(gx[1], 0, B * sz * sizeof(double));
+#   pragma omp parallel num_threads(2)
+    {
+#       pragma omp master
+        {
+            assert_status(node_net_vjp(n, B, 0.5, x, a, y[1], gx[1], gp[1], &gt[1]), NODE_OK);
+        }
+    }
+    assert_memory_equal(y[0], y[1], B * sz * sizeof(double));
+    assert_memory_equal(gx[0], gx[1], B * sz * sizeof(double));
+#endif
     /* 0 = the runtime's count: the same numbers */
     assert_status(node_net_set_threads(n, 0), NODE_OK);
     assert_status(node_net_forward(n, B, 0.5, x, y[1]), NODE_OK);
