@@ -26,6 +26,20 @@ static const double *buf_of(const node_net *n, const node__net_job *job, sidx k)
     return k < 0 ? job->x : job->out[k];
 }
 
+/* dst[0 .. n) = src[0 .. n) in blocks of 8 with the tail masked: rows of a few
+   doubles (6 for the ODE-Net's 6 × 6 maps), which a plain loop would turn into a
+   call of memcpy each (measured: 7 % of a conv vjp); this compiles to masked
+   vector moves where the level has them. */
+static inline void copy_short(size_t n, const double *restrict src, double *restrict dst)
+{
+    for (size_t b = 0; b < n; b += 8) {
+        size_t m = n - b;
+        for (size_t l = 0; l < 8; l++)
+            if (l < m)
+                dst[b + l] = src[b + l];
+    }
+}
+
 /* im2col through a padded plane: for each sample and channel the (H + 2 pad) ×
    (W + 2 pad) plane with its zero border (the time channel: t inside) is built once
    in scratch, and every kernel offset's row is then read from it without a branch.
@@ -59,8 +73,7 @@ static void im2col(const node__net_op *op, const double *restrict in, size_t nb,
                         const double *restrict sr = src + oy * S * Wp;
                         double *restrict ro = r + oy * OW;
                         if (S == 1)
-                            for (size_t ox = 0; ox < OW; ox++)
-                                ro[ox] = sr[ox];
+                            copy_short(OW, sr, ro);
                         else
                             for (size_t ox = 0; ox < OW; ox++)
                                 ro[ox] = sr[ox * S];
@@ -129,8 +142,7 @@ static void conv_fwd(const node_net *n, const node__net_op *op, const double *in
         n->nn->layer_fwd(op->oc, op->fan_in, op->ld, W, b, sc->X, sc->Z, sc->pack);
         for (size_t s = 0; s < nb; s++)
             for (size_t o = 0; o < op->oc; o++)
-                memcpy(out + (s0 + s) * op->out_size + o * P, sc->Z + o * op->ld + s * P,
-                       P * sizeof *out);
+                copy_short(P, sc->Z + o * op->ld + s * P, out + (s0 + s) * op->out_size + o * P);
     }
 }
 
@@ -148,7 +160,7 @@ static double conv_bwd(const node_net *n, const node__net_op *op, const double *
         for (size_t o = 0; o < op->oc; o++) {
             double *z = sc->Z + o * op->ld;
             for (size_t s = 0; s < nb; s++)
-                memcpy(z + s * P, dout + (s0 + s) * op->out_size + o * P, P * sizeof *z);
+                copy_short(P, dout + (s0 + s) * op->out_size + o * P, z + s * P);
             for (size_t p = nb * P; p < op->ld; p++)
                 z[p] = 0.0;
         }
