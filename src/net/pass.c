@@ -310,8 +310,10 @@ static void pass(const node_net *n, node__net_job *job)
     /* Reverse: Δ of the current op's output in cur, of its input into nxt.  Each
        thread owns the rows from s0 · maxsize on, whatever the layer's size. */
     size_t M = n->maxsize;
-    double *cur = job->d0 + s0 * M, *nxt = job->d1 + s0 * M, *stash = job->stash + s0 * M;
-    memcpy(cur, job->a + s0 * osz, ns * osz * sizeof *cur);
+    /* cur starts as the caller's a (only read: the last op is never a residual
+       start, the one op that adds into cur); then it alternates between d0 and d1. */
+    double *d0 = job->d0 + s0 * M, *d1 = job->d1 + s0 * M, *stash = job->stash + s0 * M;
+    double *cur = (double *)(uintptr_t)(job->a + s0 * osz), *nxt = d0;
     for (size_t k = n->nops; k-- > 0;) {
         const node__net_op *op = &n->ops[k];
         const double *in = buf_of(n, job, (sidx)k - 1) + s0 * op->in_size;
@@ -330,6 +332,12 @@ static void pass(const node_net *n, node__net_job *job)
                 break;
             if (node__act_registry[op->act_ix].unit_slope) {
                 memcpy(din, cur, total * sizeof *din);
+                break;
+            }
+            if (node__act_registry[op->act_ix].value == NODE_ACT_RELU) {
+                /* relu' = [z > 0] (act_relu's convention at 0), without the kernel */
+                for (size_t i = 0; i < total; i++)
+                    din[i] = in[i] > 0.0 ? cur[i] : 0.0;
                 break;
             }
             double *z = sc.act, *d = sc.act + NODE__NET_ACTCH;
@@ -362,9 +370,8 @@ static void pass(const node_net *n, node__net_job *job)
         default:   /* flatten: the same numbers */
             continue;
         }
-        double *sw = cur;
         cur = nxt;
-        nxt = sw;
+        nxt = nxt == d0 ? d1 : d0;
     }
     if (job->vjp_x) {
         size_t isz = n->c * n->h * n->w;
