@@ -141,9 +141,9 @@ static void test_dense_groupnorm_pool_vjp(void **state)
     randomize(n, 3);
     check_vjp(n, 3, 0.8, 1e-7);
     node_net_free(n);
-    /* dense straight from a C × H × W sample, no bias; every activation */
+    /* dense straight from a C × H × W sample, no bias, t an input; every activation */
     n = make(2, 3, 2);
-    assert_status(node_net_add_dense(n, 5, 0, 0, NULL), NODE_OK);
+    assert_status(node_net_add_dense(n, 5, 0, 1, NULL), NODE_OK);
     assert_status(node_net_add_act(n, NODE_ACT_TANH, NULL), NODE_OK);
     assert_status(node_net_add_dense(n, 4, 1, 1, NULL), NODE_OK);
     assert_status(node_net_add_act(n, NODE_ACT_SOFTPLUS, NULL), NODE_OK);
@@ -152,7 +152,7 @@ static void test_dense_groupnorm_pool_vjp(void **state)
     assert_status(node_net_add_dense(n, 3, 1, 0, NULL), NODE_OK);
     assert_status(node_net_add_act(n, NODE_ACT_SILU, NULL), NODE_OK);
     assert_status(node_net_add_act(n, NODE_ACT_SIGMOID, NULL), NODE_OK);
-    assert_int_equal(node_net_nparams(n), 12 * 5 + 7 * 4 + 5 * 4 + 5 * 3);
+    assert_int_equal(node_net_nparams(n), 13 * 5 + 7 * 4 + 5 * 4 + 5 * 3);
     randomize(n, 4);
     check_vjp(n, 5, 0.1, 1e-7);
     node_net_free(n);
@@ -521,6 +521,40 @@ static void test_no_allocation_once_reserved(void **state)
     node_net_free(n);
 }
 
+/* PyTorch's defaults: U(±1/√fan_in) for weights and biases (the time channel in
+   fan_in), group norm's γ = 1, β = 0; the same values for a seed. */
+static void test_init(void **state)
+{
+    (void)state;
+    node_net *n = make(3, 4, 4);
+    assert_status(node_net_add_conv2d(n, 5, 3, 3, 1, 1, 1, 1, NULL), NODE_OK);   /* fan 36 */
+    assert_status(node_net_add_groupnorm(n, 5, NULL), NODE_OK);
+    assert_status(node_net_add_flatten(n, NULL), NODE_OK);
+    assert_status(node_net_add_dense(n, 7, 1, 0, NULL), NODE_OK);               /* fan 80 */
+    node_net_init(n, 5);
+    const double *p = node_net_params(n);
+    size_t nc = 5 * 36 + 5, ng = 10, nd = 7 * 81, k = 0;
+    assert_int_equal(node_net_nparams(n), nc + ng + nd);
+    double mx = 0;
+    for (size_t i = 0; i < nc; i++, k++) {
+        assert_true(fabs(p[k]) <= 1.0 / 6.0);
+        mx = fabs(p[k]) > mx ? fabs(p[k]) : mx;
+    }
+    assert_true(mx > 0.8 / 6.0);   /* the whole range is used */
+    for (size_t i = 0; i < ng; i++, k++)
+        assert_true(p[k] == (i < 5 ? 1.0 : 0.0));
+    for (size_t i = 0; i < nd; i++, k++)
+        assert_true(fabs(p[k]) <= 1.0 / sqrt(80.0));
+    double *copy = alloc_d(k);
+    memcpy(copy, p, k * sizeof *copy);
+    node_net_init(n, 5);
+    assert_memory_equal(copy, p, k * sizeof *copy);
+    node_net_init(n, 6);
+    assert_true(copy[0] != p[0]);
+    free(copy);
+    node_net_free(n);
+}
+
 static void test_refused_arguments(void **state)
 {
     (void)state;
@@ -596,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_ode_adjoint_vs_backprop),
         cmocka_unit_test(test_threads_same_results),
         cmocka_unit_test(test_no_allocation_once_reserved),
+        cmocka_unit_test(test_init),
         cmocka_unit_test(test_refused_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
