@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     printf("threads  clock  forward [ms]  +vjp_x [ms]  +vjp_p [ms]   fwd GF/s  vjp_x GF/s"
            "  vjp_p GF/s   fwd %%  vjp_x %%  vjp_p %%  (%% of T cores' peak)\n");
     int maxt = node_net_openmp() ? 2 : 1;
-    double res[3][3];   /* [threads][product] GFLOP/s */
+    double res[3][3], whole[3] = { 0, 0, 0 };   /* [threads][product] GFLOP/s */
     for (int T = 1; T <= maxt; T++) {
         node_net_set_threads(c.n, T);
         if (node_net_reserve(c.n, batch) != NODE_OK) {
@@ -142,6 +142,10 @@ int main(int argc, char **argv)
         if (T == 2)
             printf("         CPU   %12.3f  %11.3f  %11.3f   (both threads together)\n",
                    1e3 * cp[0], 1e3 * cp[1], 1e3 * cp[2]);
+        whole[T] = 3.0 * gf / t[2];
+        printf("         the whole vjp (forward + both products): %.1f GFLOP/s, %.1f %% of the "
+               "formula's peak, %.1f %% of the measured FMA rate (x %d)\n", whole[T],
+               100 * whole[T] / (T * peak), 100 * whole[T] / (T * fma_rate), T);
     }
     if (maxt == 2)
         printf("speed-up on 2 threads (wall, 2 threads, vs CPU, 1 thread): forward %.2fx, "
@@ -149,11 +153,11 @@ int main(int argc, char **argv)
                res[2][0] / res[1][0], res[2][1] / res[1][1], res[2][2] / res[1][2]);
     printf("{\"bench\": \"conv\", \"batch\": %zu, \"width\": %zu, \"ghz\": %.3f, "
            "\"peak_gflops\": %.2f, \"fma_measured_gflops\": %.2f, "
-           "\"t1\": {\"fwd\": %.2f, \"vjp_x\": %.2f, \"vjp_p\": %.2f}",
-           batch, width, ghz, peak, fma_rate, res[1][0], res[1][1], res[1][2]);
+           "\"t1\": {\"fwd\": %.2f, \"vjp_x\": %.2f, \"vjp_p\": %.2f, \"vjp\": %.2f}",
+           batch, width, ghz, peak, fma_rate, res[1][0], res[1][1], res[1][2], whole[1]);
     if (maxt == 2)
-        printf(", \"t2\": {\"fwd\": %.2f, \"vjp_x\": %.2f, \"vjp_p\": %.2f}",
-               res[2][0], res[2][1], res[2][2]);
+        printf(", \"t2\": {\"fwd\": %.2f, \"vjp_x\": %.2f, \"vjp_p\": %.2f, \"vjp\": %.2f}",
+               res[2][0], res[2][1], res[2][2], whole[2]);
     printf("}\n");
     node_net_free(c.n);
     free(c.x); free(c.a); free(c.y); free(c.gx); free(c.gp);
