@@ -1,12 +1,14 @@
 /* bench_machine.h — what the benchmarks measure the machine with: a monotonic clock,
  * the core's clock rate (a dependent FMA chain) and its sustained FMA rate, for
- * GFLOP/s figures next to one core's double-precision peak.  Static functions:
- * included by the bench_*.c that need them.
+ * GFLOP/s figures next to one core's double-precision peak; and filled(), their
+ * inputs.  Static functions: included by the bench_*.c that need them.
  */
 #ifndef LIBNODE_BENCH_MACHINE_H
 #define LIBNODE_BENCH_MACHINE_H
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 /* The clock the measuring loops below read: wall time unless the includer defines
@@ -128,6 +130,21 @@ static double measure_fma_peak(long n)
     }
 #endif
     return peak_plain(n);
+}
+
+/* n pseudo-random values in [-1, 1) from seed (exits if out of memory). */
+static inline double *filled(size_t n, unsigned seed)
+{
+    double *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = ((double)(seed >> 8) / 16777216.0) * 2.0 - 1.0;
+    }
+    return p;
 }
 
 #endif /* LIBNODE_BENCH_MACHINE_H */

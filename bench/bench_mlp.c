@@ -67,20 +67,6 @@ static double time_it(void (*fn)(bench_case *), bench_case *c, int reps, double 
     return best;
 }
 
-static double *filled(size_t n, unsigned seed)
-{
-    double *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = ((double)(seed >> 8) / 16777216.0) * 2.0 - 1.0;
-    }
-    return p;
-}
-
 static void row(size_t batch, size_t nin, size_t width, size_t nout, int direct, int reps,
                 double min_s, double peak)
 {

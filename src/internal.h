@@ -386,6 +386,18 @@ typedef struct node__src {
     const char *name;   /* prefixes messages ("model.bin: ..."); NULL for none */
 } node__src;
 
+/* A parser's position in a source and the running CRC-32 of what it read. */
+typedef struct node__reader {
+    const node__src *src;
+    uint64_t pos;
+    uint32_t crc;
+    char *msg;
+} node__reader;
+
+/* Read n bytes at r->pos (r->pos + n <= size, the caller's check) into buf,
+   advancing pos and the CRC; or the status of a failed read. */
+NODE__HIDDEN node_status node__read_crc(node__reader *r, unsigned char *buf, size_t n);
+
 /* A sink: takes the next n bytes of the file, or fails with a status (its message
    already written by the sink). */
 typedef node_status (*node__write_fn)(void *ctx, const unsigned char *p, size_t n);

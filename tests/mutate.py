@@ -243,6 +243,19 @@ MUTANTS = [
      "    x2 += fmod(floor(x1) + 2, 2.0);",
      "    x2 += fmod(floor(x1) + 3, 2.0);",
      "the checkerboard sampler draws from its density"),
+    # ---- networks of layers (net.h) ----
+    ("net-groupnorm-mean-term", "src/net/pass.c",
+     "                    dx[cc * HW + p] = rs * (gc * dy[cc * HW + p] - m1 - xh * m2);",
+     "                    dx[cc * HW + p] = rs * (gc * dy[cc * HW + p] - xh * m2);",
+     "group norm's input gradient subtracts the mean of dx̂ over its group"),
+    ("net-time-channel-sign", "src/net/pass.c",
+     "                                gt += ro[ox];",
+     "                                gt -= ro[ox];",
+     "a conv2d's time channel (ConcatConv2d) feeds vjp_t"),
+    ("net-thread-gradients-dropped", "src/net/net.c",
+     "            vjp_p[i] += n->jobs[id].gp[i];",
+     "            vjp_p[i] += 0.0 * n->jobs[id].gp[i];",
+     "the parameter gradient sums every thread's share of the batch"),
 ]
 
 

@@ -73,25 +73,19 @@ static void check_vjp(node_net *n, size_t batch, double t, double tol)
     for (size_t i = 0; i < no; i++)
         assert_true(y[i] == y2[i]);
     const double h = 1e-6;
-    for (size_t i = 0; i < ni; i++) {
-        double x0 = x[i];
-        x[i] = x0 + h;
-        double lp = lossf(n, batch, t, x, a);
-        x[i] = x0 - h;
-        double lm = lossf(n, batch, t, x, a);
-        x[i] = x0;
-        assert_close(gx[i], (lp - lm) / (2 * h), tol, tol);
-    }
-    double *th = node_net_params(n);
-    for (size_t i = 0; i < np; i++) {
-        double p0 = th[i];
-        th[i] = p0 + h;
-        double lp = lossf(n, batch, t, x, a);
-        th[i] = p0 - h;
-        double lm = lossf(n, batch, t, x, a);
-        th[i] = p0;
-        assert_close(gp[i], (lp - lm) / (2 * h), tol, tol);
-    }
+    /* the inputs, then the parameters: v[i] ± h against g[i] */
+    double *vs[2] = { x, node_net_params(n) }, *gs[2] = { gx, gp };
+    size_t ns[2] = { ni, np };
+    for (int w = 0; w < 2; w++)
+        for (size_t i = 0; i < ns[w]; i++) {
+            double v0 = vs[w][i];
+            vs[w][i] = v0 + h;
+            double lp = lossf(n, batch, t, x, a);
+            vs[w][i] = v0 - h;
+            double lm = lossf(n, batch, t, x, a);
+            vs[w][i] = v0;
+            assert_close(gs[w][i], (lp - lm) / (2 * h), tol, tol);
+        }
     double lp = lossf(n, batch, t + h, x, a), lm = lossf(n, batch, t - h, x, a);
     assert_close(gt, (lp - lm) / (2 * h), tol, tol);
     free(x); free(a); free(gx); free(gp); free(y); free(y2);
@@ -147,9 +141,9 @@ static void test_dense_groupnorm_pool_vjp(void **state)
     randomize(n, 3);
     check_vjp(n, 3, 0.8, 1e-7);
     node_net_free(n);
-    /* dense straight from a C × H × W sample, no bias; every activation */
+    /* dense straight from a C × H × W sample, no bias, t an input; every activation */
     n = make(2, 3, 2);
-    assert_status(node_net_add_dense(n, 5, 0, 0, NULL), NODE_OK);
+    assert_status(node_net_add_dense(n, 5, 0, 1, NULL), NODE_OK);
     assert_status(node_net_add_act(n, NODE_ACT_TANH, NULL), NODE_OK);
     assert_status(node_net_add_dense(n, 4, 1, 1, NULL), NODE_OK);
     assert_status(node_net_add_act(n, NODE_ACT_SOFTPLUS, NULL), NODE_OK);
@@ -158,7 +152,7 @@ static void test_dense_groupnorm_pool_vjp(void **state)
     assert_status(node_net_add_dense(n, 3, 1, 0, NULL), NODE_OK);
     assert_status(node_net_add_act(n, NODE_ACT_SILU, NULL), NODE_OK);
     assert_status(node_net_add_act(n, NODE_ACT_SIGMOID, NULL), NODE_OK);
-    assert_int_equal(node_net_nparams(n), 12 * 5 + 7 * 4 + 5 * 4 + 5 * 3);
+    assert_int_equal(node_net_nparams(n), 13 * 5 + 7 * 4 + 5 * 4 + 5 * 3);
     randomize(n, 4);
     check_vjp(n, 5, 0.1, 1e-7);
     node_net_free(n);
@@ -463,6 +457,22 @@ static void test_threads_same_results(void **state)
     for (size_t i = 0; i < np; i++)
         assert_close(gp[1][i], gp[0][i], 1e-12, 1e-14);
     assert_close(gt[1], gt[0], 1e-12, 1e-14);
+#ifdef _OPENMP
+    /* called from inside a parallel region (by its main thread), where the nested
+       team has one thread: every sample is still computed, the same numbers */
+    assert_status(node_net_set_threads(n, 2), NODE_OK);
+    memset(y[1], 0, B * sz * sizeof(double));
+    memset(gx[1], 0, B * sz * sizeof(double));
+#   pragma omp parallel num_threads(2)
+    {
+#       pragma omp master
+        {
+            assert_status(node_net_vjp(n, B, 0.5, x, a, y[1], gx[1], gp[1], &gt[1]), NODE_OK);
+        }
+    }
+    assert_memory_equal(y[0], y[1], B * sz * sizeof(double));
+    assert_memory_equal(gx[0], gx[1], B * sz * sizeof(double));
+#endif
     /* 0 = the runtime's count: the same numbers */
     assert_status(node_net_set_threads(n, 0), NODE_OK);
     assert_status(node_net_forward(n, B, 0.5, x, y[1]), NODE_OK);
@@ -508,6 +518,40 @@ static void test_no_allocation_once_reserved(void **state)
     assert_status(node_net_forward(m, 3, 0.0, x, y), NODE_OK);
     node_net_free(m);
     free(x); free(y); free(gx); free(gp);
+    node_net_free(n);
+}
+
+/* PyTorch's defaults: U(±1/√fan_in) for weights and biases (the time channel in
+   fan_in), group norm's γ = 1, β = 0; the same values for a seed. */
+static void test_init(void **state)
+{
+    (void)state;
+    node_net *n = make(3, 4, 4);
+    assert_status(node_net_add_conv2d(n, 5, 3, 3, 1, 1, 1, 1, NULL), NODE_OK);   /* fan 36 */
+    assert_status(node_net_add_groupnorm(n, 5, NULL), NODE_OK);
+    assert_status(node_net_add_flatten(n, NULL), NODE_OK);
+    assert_status(node_net_add_dense(n, 7, 1, 0, NULL), NODE_OK);               /* fan 80 */
+    node_net_init(n, 5);
+    const double *p = node_net_params(n);
+    size_t nc = 5 * 36 + 5, ng = 10, nd = 7 * 81, k = 0;
+    assert_int_equal(node_net_nparams(n), nc + ng + nd);
+    double mx = 0;
+    for (size_t i = 0; i < nc; i++, k++) {
+        assert_true(fabs(p[k]) <= 1.0 / 6.0);
+        mx = fabs(p[k]) > mx ? fabs(p[k]) : mx;
+    }
+    assert_true(mx > 0.8 / 6.0);   /* the whole range is used */
+    for (size_t i = 0; i < ng; i++, k++)
+        assert_true(p[k] == (i < 5 ? 1.0 : 0.0));
+    for (size_t i = 0; i < nd; i++, k++)
+        assert_true(fabs(p[k]) <= 1.0 / sqrt(80.0));
+    double *copy = alloc_d(k);
+    memcpy(copy, p, k * sizeof *copy);
+    node_net_init(n, 5);
+    assert_memory_equal(copy, p, k * sizeof *copy);
+    node_net_init(n, 6);
+    assert_true(copy[0] != p[0]);
+    free(copy);
     node_net_free(n);
 }
 
@@ -586,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_ode_adjoint_vs_backprop),
         cmocka_unit_test(test_threads_same_results),
         cmocka_unit_test(test_no_allocation_once_reserved),
+        cmocka_unit_test(test_init),
         cmocka_unit_test(test_refused_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

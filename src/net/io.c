@@ -113,27 +113,16 @@ static node_status net_serialize(const void *obj, node__write_fn write, void *wc
 
 /* ---- parsing ------------------------------------------------------------------------- */
 
-typedef struct in {
-    const node__src *src;
-    uint64_t pos;
-    uint32_t crc;
-    char *msg;
-} in;
+typedef node__reader in;
 
-/* n bytes from the current position; running CRC. */
+/* n bytes from the current position (running CRC), if they end before the CRC. */
 static node_status get(in *r, unsigned char *buf, size_t n)
 {
-    const char *nm = r->src->name;
     if (r->src->size < 4 || n > r->src->size - 4 - r->pos)
-        return say(r->msg, NODE_EFORMAT, nm, "%llu bytes: truncated (a field at byte %llu "
-                   "runs past the checksum)", (unsigned long long)r->src->size,
+        return say(r->msg, NODE_EFORMAT, r->src->name, "%llu bytes: truncated (a field at "
+                   "byte %llu runs past the checksum)", (unsigned long long)r->src->size,
                    (unsigned long long)r->pos);
-    node_status st = r->src->read(r->src->ctx, r->pos, buf, n, r->msg);
-    if (st != NODE_OK)
-        return st;
-    r->pos += n;
-    r->crc = node__crc32(r->crc, buf, n);
-    return NODE_OK;
+    return node__read_crc(r, buf, n);
 }
 
 /* The header of network i and its layers: checked, and (nets non-NULL) the network

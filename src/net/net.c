@@ -251,7 +251,8 @@ static bool scratch_ok(const node__net_op *op)
     size_t a, b, B;
     if (op->kind != NODE__OP_CONV)
         return true;
-    return node__mul_ok(op->fan_in, op->ld, &a) && node__mul_ok(op->oc, op->ld, &b)
+    return node__mul_ok(op->h + 2 * op->pad, op->w + 2 * op->pad, &a) && a < SIZE_MAX / 64
+        && node__mul_ok(op->fan_in, op->ld, &a) && node__mul_ok(op->oc, op->ld, &b)
         && node__mul_ok(op->nb, op->oh * op->ow, &B) && node__mul_ok(op->oc, op->fan_in + 1, &a)
         && node__mul_ok(a, 8, &a) && node__mul_ok(B + op->fan_in, node__padw(op->oc), &b)
         && a < SIZE_MAX / 64 && b < SIZE_MAX / 64;
@@ -569,21 +570,28 @@ static void run(node_net *n, size_t batch, double t, const double *x, const doub
         T = (int)batch;
     if (vjp_p)
         memset(vjp_p, 0, n->nparams * sizeof *vjp_p);
+    /* The team may be smaller than asked (inside another parallel region, or with
+       OMP_DYNAMIC): the batch is split among the threads it has. */
+    int team = 1;
 #ifdef _OPENMP
 #   pragma omp parallel num_threads(T) if (T > 1)
 #endif
     {
-        int id = 0;
+        int id = 0, nt = 1;
 #ifdef _OPENMP
         id = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#   pragma omp single nowait
+        team = nt;
 #endif
         node__net_job *job = &n->jobs[id];
         memset(job, 0, sizeof *job);
-        job->s0 = batch * (size_t)id / (size_t)T;
-        job->s1 = batch * (size_t)(id + 1) / (size_t)T;
+        job->s0 = batch * (size_t)id / (size_t)nt;
+        job->s1 = batch * (size_t)(id + 1) / (size_t)nt;
         job->t = t;
         job->x = x;
         job->out = n->out;
+        job->y = y;
         job->a = a;
         job->d0 = n->d0;
         job->d1 = n->d1;
@@ -604,21 +612,14 @@ static void run(node_net *n, size_t batch, double t, const double *x, const doub
     }
     /* Threads 1 .. T-1 added in order: the same sums for a given thread count,
        whatever the scheduling. */
-    for (int id = 1; a && vjp_p && id < T; id++)
+    for (int id = 1; a && vjp_p && id < team; id++)
         for (size_t i = 0; i < n->nparams; i++)
             vjp_p[i] += n->jobs[id].gp[i];
     if (vjp_t) {
         double s = 0.0;
-        for (int id = 0; id < T; id++)
+        for (int id = 0; id < team; id++)
             s += n->jobs[id].gt;
         *vjp_t = s;
-    }
-    if (y) {
-        size_t k = n->nops;
-        while (k > 0 && !n->out[k - 1])
-            k--;
-        size_t osz = n->nops ? n->ops[n->nops - 1].out_size : n->c * n->h * n->w;
-        memcpy(y, k ? n->out[k - 1] : x, batch * osz * sizeof *y);
     }
 }
 

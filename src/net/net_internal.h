@@ -62,6 +62,7 @@ typedef struct node__net_job {
     double t;
     const double *x;            /* batch × in size (the caller's) */
     double *const *out;         /* [nops] batch × out size of each op */
+    double *y;                  /* batch × out size, or NULL */
     const double *a;            /* batch × out size, or NULL: forward only */
     double *d0, *d1;            /* batch × maxsize each: the reverse pass's Δ */
     double *stash;              /* batch × maxsize: Δ of a residual's skip path */
@@ -116,11 +117,11 @@ struct node_net {
 #define NODE__NET_ACTCH 2048
 
 /* One thread's scratch: the lowered products' col (X), output or Δ chunk (Z),
-   input gradient (G), packing buffer, weight-gradient scratch (bw), a bias
-   gradient nobody reads (gb), activation chunks (act), and the thread's parameter
-   gradient (gp, nparams). */
+   input gradient (G), weight-gradient scratch (bw, its packing buffer included), a
+   bias gradient nobody reads (gb), activation chunks (act), a padded input plane
+   (plane), and the thread's parameter gradient (gp, nparams). */
 typedef struct node__net_scr {
-    double *X, *Z, *G, *pack, *bw, *gb, *act, *gp;
+    double *X, *Z, *G, *bw, *gb, *act, *plane, *gp;
 } node__net_scr;
 
 /* Carve the scratch of one thread from p (NULL: only count); returns its doubles,
@@ -128,7 +129,7 @@ typedef struct node__net_scr {
    were checked for overflow when the layers were added. */
 static inline size_t node__net_carve(const node_net *n, double *p, node__net_scr *s)
 {
-    size_t maxI = 0, maxZ = 0, maxoc = 0, bw = 0;
+    size_t maxI = 0, maxZ = 0, maxoc = 0, bw = 0, plane = 0;
     for (size_t k = 0; k < n->nops; k++) {
         const node__net_op *op = &n->ops[k];
         if (op->kind != NODE__OP_CONV)
@@ -141,15 +142,16 @@ static inline size_t node__net_carve(const node_net *n, double *p, node__net_scr
         maxZ = op->oc * op->ld > maxZ ? op->oc * op->ld : maxZ;
         maxoc = op->oc > maxoc ? op->oc : maxoc;
         bw = need > bw ? need : bw;
+        size_t pl = (op->h + 2 * op->pad) * (op->w + 2 * op->pad);
+        plane = pl > plane ? pl : plane;
     }
-    size_t sz[8] = { maxI, maxZ, maxI, NODE__PACK, bw, maxoc, 2 * NODE__NET_ACTCH,
-                     n->nparams };
+    size_t sz[8] = { maxI, maxZ, maxI, bw, maxoc, 2 * NODE__NET_ACTCH, plane, n->nparams };
     double **dst[8];
     node__net_scr dummy;
     if (!s)
         s = &dummy;
-    dst[0] = &s->X; dst[1] = &s->Z; dst[2] = &s->G; dst[3] = &s->pack;
-    dst[4] = &s->bw; dst[5] = &s->gb; dst[6] = &s->act; dst[7] = &s->gp;
+    dst[0] = &s->X; dst[1] = &s->Z; dst[2] = &s->G; dst[3] = &s->bw;
+    dst[4] = &s->gb; dst[5] = &s->act; dst[6] = &s->plane; dst[7] = &s->gp;
     size_t total = 0;
     for (int i = 0; i < 8; i++) {
         *dst[i] = p ? p + total : NULL;

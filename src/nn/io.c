@@ -190,15 +190,11 @@ node_status node__mlp_save_mem(const node_mlp *m, unsigned char **buf, size_t *l
 
 /* ---- parsing ----------------------------------------------------------------------- */
 
-/* A source and the running CRC of what was read from it since the last rewind. */
-typedef struct in {
-    const node__mlp_src *src;
-    uint64_t pos;
-    uint32_t crc;
-    char *msg;
-} in;
+/* A source and the running CRC of what was read from it since the last rewind
+   (internal.h). */
+typedef node__reader in;
 
-static node_status get(in *r, unsigned char *buf, size_t n)
+node_status node__read_crc(node__reader *r, unsigned char *buf, size_t n)
 {
     node_status st = r->src->read(r->src->ctx, r->pos, buf, n, r->msg);
     if (st != NODE_OK)
@@ -230,7 +226,7 @@ static node_status read_head(in *r, head *h, size_t *sizes, node_activation *act
         return say(r->msg, NODE_EFORMAT, nm, "%llu bytes: too short for a model file",
                    (unsigned long long)s->size);
     unsigned char b[256];
-    node_status st = get(r, b, FIXED_HEAD);
+    node_status st = node__read_crc(r, b, FIXED_HEAD);
     if (st != NODE_OK)
         return st;
     if (memcmp(b, MAGIC, 8) != 0)
@@ -255,7 +251,7 @@ static node_status read_head(in *r, head *h, size_t *sizes, node_activation *act
     uint64_t P = 0, prev = 0;
     for (size_t k = 0; k <= L; k += 32) {
         size_t n = L + 1 - k < 32 ? L + 1 - k : 32;
-        if ((st = get(r, b, 8 * n)) != NODE_OK)
+        if ((st = node__read_crc(r, b, 8 * n)) != NODE_OK)
             return st;
         for (size_t i = 0; i < n; i++) {
             uint64_t v = node__get_u64(b + 8 * i);
@@ -289,7 +285,7 @@ static node_status read_head(in *r, head *h, size_t *sizes, node_activation *act
 
     for (size_t k = 0; k < L; k += 64) {
         size_t n = L - k < 64 ? L - k : 64;
-        if ((st = get(r, b, 4 * n)) != NODE_OK)
+        if ((st = node__read_crc(r, b, 4 * n)) != NODE_OK)
             return st;
         for (size_t i = 0; i < n; i++) {
             uint32_t a = node__get_u32(b + 4 * i);
@@ -317,7 +313,7 @@ static node_status read_params(in *r, node_mlp *m)
     size_t total = 8 * m->nparams;
     for (size_t off = 0; off < total;) {
         size_t n = total - off < ((size_t)1 << 20) ? total - off : (size_t)1 << 20;
-        node_status st = get(r, bytes + off, n);
+        node_status st = node__read_crc(r, bytes + off, n);
         if (st != NODE_OK)
             return st;
         off += n;
@@ -328,7 +324,7 @@ static node_status read_params(in *r, node_mlp *m)
     }
     uint32_t crc = r->crc;
     unsigned char c[4];
-    node_status st = get(r, c, 4);
+    node_status st = node__read_crc(r, c, 4);
     if (st != NODE_OK)
         return st;
     if (node__get_u32(c) != crc)

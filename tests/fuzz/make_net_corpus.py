@@ -10,7 +10,11 @@ Run from anywhere: python3 tests/fuzz/make_net_corpus.py
 """
 import os
 import struct
+import sys
 import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_corpus import with_crc  # noqa: E402  (the same checksum trailer)
 
 MAGIC = b"NODENET\x1a"
 DENSE, CONV, GN, ACT, POOL, FLAT, RES = range(1, 8)
@@ -56,10 +60,6 @@ def file(nets, version=1, flags=0, k=None, crc_ok=True):
     b = MAGIC + struct.pack("<IIQ", version, flags, len(nets) if k is None else k) + b"".join(nets)
     crc = zlib.crc32(b) & 0xFFFFFFFF
     return b + struct.pack("<I", crc if crc_ok else crc ^ 1)
-
-
-def with_crc(body):
-    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
 
 
 def main():
