@@ -315,6 +315,7 @@ struct node_solver {
     struct {
         size_t n, nt, np, nsteps, stride, nsaved, ncp;
         node_method method;
+        bool stages;   /* the plain records hold the step's stages too */
         int valid;
     } bp;
 };
@@ -362,7 +363,10 @@ NODE__HIDDEN node_status node__integrate(node_solver *s, const node__ode *ode,
 /* Exact backprop in two calls, for a caller that needs the solution before it knows
    dL/dys (node_cnf's maximum likelihood): node__backprop_record is node_solver_odeint
    (same checks and messages) that also records the solve in s as node_solver_backprop's
-   forward re-run does (opt->checkpoints included; sys->vjp required); then
+   forward re-run does (opt->checkpoints included; sys->vjp required), and, without
+   checkpoints and for a method whose dense output needs no extra stage (dopri5,
+   bosh3), the stages of every step too: (s + 1)·dim + 2 doubles a step instead of
+   dim + 2, and a reverse pass that evaluates no f, only the VJPs; then
    node__backprop_reverse(s, sys, ts, nt, ys, dLdys, ...) gives node_solver_backprop's
    gradients, bit for bit, without re-running the solve.  The same sys (dim, nparams),
    ts, nt and method; no other backprop on s in between (NODE_EINVAL otherwise). */

@@ -25,6 +25,7 @@ typedef struct recorder {
     node_status status;       /* ENOMEM from a failed tape growth */
     size_t ncp;               /* checkpointed: N (0 = plain), states saved, stride */
     size_t stride, nsaved;
+    size_t nstages;           /* plain, with the stages: k_0..k_{nstages-1} follow y */
 } recorder;
 
 /* The checkpointed recorder: (t, h) of step j = r->nsteps, and its state y if j is a
@@ -56,6 +57,24 @@ static node_status rec_checkpoint(recorder *r, double t, double h, const double 
     return NODE_OK;
 }
 
+/* The plain record [t, h, y, k_0 .. k_{nstages-1}] of the next step (k NULL: none). */
+static int rec_plain(recorder *r, double t, double h, const double *y, double *const *k)
+{
+    size_t n = r->dim, rs = n + 2 + r->nstages * n, need = (r->nsteps + 1) * rs;
+    if (node__grad_reserve(&r->s->tape, &r->s->tape_cap, need, rs, SIZE_MAX)) {
+        r->status = NODE_ENOMEM;
+        return 1;
+    }
+    double *rec = r->s->tape + r->nsteps * rs;
+    rec[0] = t;
+    rec[1] = h;
+    memcpy(rec + 2, y, n * sizeof(double));
+    for (size_t i = 0; k && i < r->nstages; i++)
+        memcpy(rec + 2 + (i + 1) * n, k[i], n * sizeof(double));
+    r->nsteps++;
+    return 0;
+}
+
 static int rec_step(void *ctx, double t, double h, const double *y)
 {
     recorder *r = ctx;
@@ -65,17 +84,14 @@ static int rec_step(void *ctx, double t, double h, const double *y)
         r->nsteps++;
         return 0;
     }
-    size_t rs = r->dim + 2, need = (r->nsteps + 1) * rs;
-    if (node__grad_reserve(&r->s->tape, &r->s->tape_cap, need, rs, SIZE_MAX)) {
-        r->status = NODE_ENOMEM;
-        return 1;
-    }
-    double *rec = r->s->tape + r->nsteps * rs;
-    rec[0] = t;
-    rec[1] = h;
-    memcpy(rec + 2, y, r->dim * sizeof(double));
-    r->nsteps++;
-    return 0;
+    return rec_plain(r, t, h, y, NULL);
+}
+
+/* The plain recorder with the stages (the observer's dense callback: every stage of
+   the step is computed by then; no step callback follows). */
+static int rec_stages(void *ctx, double t, double h, const double *y, double *const *k)
+{
+    return rec_plain(ctx, t, h, y, k);
 }
 
 static int rec_output(void *ctx, size_t i, double theta)
@@ -175,6 +191,7 @@ typedef struct rev {
     double *k[NODE__MAXSTAGES], *kb[NODE__MAXSTAGES];
     double *ybar, *tmp, *vy, *vp, *w, *dw;
     double tbar;              /* ∂L/∂t0 through the stage times t_n + c_i h */
+    bool stages;              /* the tape's records hold the S stages after y */
 } rev;
 
 /* Reverse the steps first .. first+count-1, last to first: their records [t, h, y] lie
@@ -186,8 +203,10 @@ static node_status reverse_steps(rev *c, const double *tape, size_t first, size_
     const node__tableau *tab = c->tab;
     const node_system *sys = c->sys;
     node_stats *stats = c->stats;
-    size_t n = c->n, np = c->np, S = c->S, rs = n + 2;
-    double *const *k = c->k, *const *kb = c->kb;
+    size_t n = c->n, np = c->np, S = c->S, rs = n + 2 + (c->stages ? S * n : 0);
+    double *const *kb = c->kb;
+    double *kk[NODE__MAXSTAGES];
+    double *const *k = kk;
     double *ybar = c->ybar, *tmp = c->tmp, *vy = c->vy, *vp = c->vp, *w = c->w, *dw = c->dw;
 
     for (size_t jj = count; jj-- > 0;) {
@@ -231,7 +250,12 @@ static node_status reverse_steps(rev *c, const double *tape, size_t first, size_
         int nst = any_out ? (int)S : last + 1;
         if (nst < 1)
             nst = 1;
-        int cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, 0, nst, tmp, &stats->nfe);
+        /* The stages: recorded with the step, or recomputed from y. */
+        int cb = 0;
+        for (size_t i = 0; i < S; i++)
+            kk[i] = c->stages ? (double *)(rec + 2 + (i + 1) * n) : c->k[i];
+        if (!c->stages)
+            cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, 0, nst, tmp, &stats->nfe);
         if (cb) {
             stats->callback_rc = cb;
             stats->t_reached = t_end;
@@ -401,8 +425,13 @@ static node_status bp_forward(node_solver *s, const node_system *sys, const doub
         ostep[i] = -1;
     size_t n = sys->dim;
     size_t ncp = (uint64_t)o->checkpoints > SIZE_MAX ? SIZE_MAX : (size_t)o->checkpoints;
-    recorder r = { s, n, 0, ostep, otheta, NODE_OK, ncp, 1, 0 };
-    node__observer obs = { .ctx = &r, .step = rec_step, .output = rec_output };
+    /* The record path keeps the stages with each plain record when the method needs
+       no extra evaluation for them (s_dense == s): its reverse pass evaluates no f. */
+    const node__tableau *tab = node__tableau_get(o->method);
+    bool stages = !rerun && !ncp && tab->s_dense == tab->s;
+    recorder r = { s, n, 0, ostep, otheta, NODE_OK, ncp, 1, 0, stages ? (size_t)tab->s : 0 };
+    node__observer obs = { .ctx = &r, .step = stages ? NULL : rec_step, .output = rec_output,
+                           .dense = stages ? rec_stages : NULL };
     fwd_ctx fc = { .sys = sys };
     node__ode fwd = { .dim = n, .f = fwd_f, .ctx = &fc };
     rc = node__integrate(s, &fwd, y0, ts, nt, ys ? ys : yf, o, stats, &obs);
@@ -433,6 +462,7 @@ static node_status bp_forward(node_solver *s, const node_system *sys, const doub
     s->bp.stride = r.stride;
     s->bp.nsaved = r.nsaved;
     s->bp.ncp = ncp;
+    s->bp.stages = stages;
     s->bp.valid = 1;
     return NODE_OK;
 }
@@ -457,6 +487,7 @@ static node_status bp_reverse(node_solver *s, const node_system *sys, const doub
     c.dLdys = dLdys;
     c.dLdp = dLdp;
     c.dLdts = dLdts;
+    c.stages = s->bp.stages;
     const size_t ncp = s->bp.ncp, nsteps = s->bp.nsteps, stride = s->bp.stride;
 
     memset(c.ybar, 0, n * sizeof(double));
