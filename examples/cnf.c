@@ -247,9 +247,9 @@ int main(int argc, char **argv)
                           "Continuous normalizing flow (Chen et al. 2018, Sec. 4): density "
                           "estimation on 2-D toys or your CSV points; with no arguments "
                           "torchdiffeq's examples/cnf.py (two circles, planar CNF width 64, "
-                          "1000 iterations: about a minute on one core; --iters 200 for a "
-                          "quicker look).  Closer to the data: --iters 3000 --sched cosine "
-                          "(two circles: test NLL within 0.05 nats of the true entropy).");
+                          "1000 iterations: about 20 s on one core).  Closer to the data: "
+                          "--iters 3000 --sched cosine (about 2 minutes; two circles: test "
+                          "NLL within 0.05 nats of the true entropy).");
     if (r != EX_ARGS_OK)
         return r == EX_ARGS_HELP ? 0 : 2;
 
@@ -398,7 +398,7 @@ int main(int argc, char **argv)
            atol, node_trace_name(trace), backprop ? "backprop" : "adjoint", lr, sched_s, iters,
            node_isa_name());
     if (iters == 1000 && argc == 1)
-        printf("(the full cnf.py run, about a minute; --iters N for a shorter one)\n");
+        printf("(the full cnf.py run, about 20 s; --iters N for a shorter one)\n");
     fflush(stdout);
 
     /* Training: the mean NLL of each batch, its gradient, one Adam step. */

@@ -32,8 +32,8 @@ while [ "$r" -le "$runs" ]; do
         tnfe=$(echo "$line" | sed -n 's/.*NFE fwd \([0-9.]*\)  NFE bwd \([0-9.]*\).*/\1 fwd \/ \2 bwd/p')
         ratio=$(awk -v a="$theirs" -v b="$ours" 'BEGIN { printf "%.1f", a / b }')
         echo "run $r $grad: libnode $ours ms/iter (NFE $onfe), torchdiffeq $theirs ms/iter (NFE $tnfe): ${ratio}x"
-        onum=$(echo "$onfe" | awk '{ print $1 + $3 }')
-        tnum=$(echo "$tnfe" | awk '{ print $1 + $3 }')
+        onum=$(echo "$onfe" | awk '{ print $1 + $4 }')
+        tnum=$(echo "$tnfe" | awk '{ print $1 + $4 }')
         echo "$grad $ours $theirs $onum $tnum" >> "$out/all.txt"
     done
     r=$((r + 1))
