@@ -210,7 +210,9 @@ int main(int argc, char **argv)
 {
     const double t_begin = ex_clock();
     const char *dataset_s = "circles", *model_s = "planar", *trace_s = "exact", *out = "cnf_out";
-    const char *train_path = NULL, *test_path = NULL;
+    const char *train_path = NULL, *test_path = NULL, *sched_s = "constant";
+    long step_size = 0;
+    double lr_min = 0, gamma = 0.1;
     long iters = 1000, batch = 512, width = 64, hidden = 32, seed = 1, ntest = 10000;
     long nentropy = 100000;
     double lr = 1e-3, rtol = 1e-5, atol = 1e-5, t1 = 10, base_var = 0;
@@ -224,6 +226,10 @@ int main(int argc, char **argv)
         { "--iters", EX_LONG, &iters, "N", "training iterations (torchdiffeq's cnf.py: 1000)" },
         { "--batch", EX_LONG, &batch, "B", "points per iteration" },
         { "--lr", EX_DOUBLE, &lr, "LR", "Adam learning rate" },
+        { "--sched", EX_STRING, &sched_s, "S", "learning-rate schedule: constant | cosine (LR to --lr-min over the iterations) | step (x --gamma every --step-size)" },
+        { "--lr-min", EX_DOUBLE, &lr_min, "LR", "cosine: the final rate" },
+        { "--step-size", EX_LONG, &step_size, "N", "step: iterations per decay (0: a third of --iters)" },
+        { "--gamma", EX_DOUBLE, &gamma, "G", "step: the decay factor" },
         { "--rtol", EX_DOUBLE, &rtol, "R", "dopri5 relative tolerance" },
         { "--atol", EX_DOUBLE, &atol, "A", "dopri5 absolute tolerance" },
         { "--t1", EX_DOUBLE, &t1, "T", "the flow runs over [0, T]" },
@@ -241,8 +247,9 @@ int main(int argc, char **argv)
                           "Continuous normalizing flow (Chen et al. 2018, Sec. 4): density "
                           "estimation on 2-D toys or your CSV points; with no arguments "
                           "torchdiffeq's examples/cnf.py (two circles, planar CNF width 64, "
-                          "1000 iterations: about 3 minutes on one core; --iters 200 for a "
-                          "quicker look).");
+                          "1000 iterations: about 20 s on one core).  Closer to the data: "
+                          "--iters 3000 --sched cosine (about 2 minutes; two circles: test "
+                          "NLL within 0.05 nats of the true entropy).");
     if (r != EX_ARGS_OK)
         return r == EX_ARGS_HELP ? 0 : 2;
 
@@ -264,6 +271,21 @@ int main(int argc, char **argv)
     if (!(lr >= 0) || !(rtol > 0) || !(atol > 0) || !(t1 > 0) || !(base_var >= 0))
         return ex_args_fail(argv[0], "--lr and --base-var must be >= 0, --rtol, --atol and "
                             "--t1 > 0");
+    node_sched sched = node_sched_constant(lr);
+    if (!strcmp(sched_s, "cosine")) {
+        sched.kind = NODE_SCHED_COSINE;
+        sched.T = iters > 0 ? iters : 1;
+        sched.lr_min = lr_min;
+    } else if (!strcmp(sched_s, "step")) {
+        sched.kind = NODE_SCHED_STEP;
+        sched.step_size = step_size > 0 ? step_size : (iters >= 3 ? iters / 3 : 1);
+        sched.gamma = gamma;
+    } else if (strcmp(sched_s, "constant")) {
+        return ex_args_fail(argv[0], "unknown --sched '%s' (constant, cosine, step)", sched_s);
+    }
+    if (!(lr_min >= 0) || lr_min > lr || !(gamma >= 0) || step_size < 0)
+        return ex_args_fail(argv[0], "--lr-min must be in [0, --lr], --gamma >= 0, "
+                            "--step-size >= 0");
     if (user && (!train_path || !test_path))
         return ex_args_fail(argv[0], "--train and --test go together");
     if (base_var == 0)
@@ -372,11 +394,11 @@ int main(int argc, char **argv)
     else
         printf("%zu-%ld-%ld-%ld-%zu tanh with t as an input", D, width, width, width, D);
     printf(" (%zu parameters), base N(0, %g I), t in [0, %g], dopri5 rtol %g atol %g, %s "
-           "trace, %s, Adam lr %g, %ld iterations; kernels %s\n", np, base_var, t1, rtol, atol,
-           node_trace_name(trace), backprop ? "backprop" : "adjoint", lr, iters,
+           "trace, %s, Adam lr %g (%s), %ld iterations; kernels %s\n", np, base_var, t1, rtol,
+           atol, node_trace_name(trace), backprop ? "backprop" : "adjoint", lr, sched_s, iters,
            node_isa_name());
     if (iters == 1000 && argc == 1)
-        printf("(the full cnf.py run, a few minutes; --iters N for a shorter one)\n");
+        printf("(the full cnf.py run, about 20 s; --iters N for a shorter one)\n");
     fflush(stdout);
 
     /* Training: the mean NLL of each batch, its gradient, one Adam step. */
@@ -393,6 +415,7 @@ int main(int argc, char **argv)
         } else {
             ex_toy_sample(toy, &rng, B, x);
         }
+        CHECK("the learning-rate schedule", NULL, node_optim_schedule(opt, &sched, it));
         double t_it = ex_clock(), nll;
         int64_t f = 0, b = 0;
         node_stats st;
@@ -549,6 +572,8 @@ int main(int argc, char **argv)
     ex_json_num(&j, "nfe_backward", iters ? nfe_b / iters : NAN);
     ex_json_int(&j, "iters", iters);
     ex_json_int(&j, "batch", (int64_t)B);
+    ex_json_num(&j, "lr", lr);
+    ex_json_str(&j, "sched", sched_s);
     ex_json_num(&j, "ms_per_iter", ms_iter);
     ex_json_num(&j, "seconds", seconds);
     ex_json_int(&j, "seed", seed);

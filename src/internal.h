@@ -310,6 +310,14 @@ struct node_solver {
        its controller constants) used instead of the registry's entry for the method
        it names.  NULL (node_solver_create's value): the registry. */
     const node__tableau *tableau;
+    /* Exact backprop's recorder, as the last recorded solve left it for the reverse
+       pass (grad/backprop.c; node__backprop_record / node__backprop_reverse). */
+    struct {
+        size_t n, nt, np, nsteps, stride, nsaved, ncp;
+        node_method method;
+        bool stages;   /* the plain records hold the step's stages too */
+        int valid;
+    } bp;
 };
 
 /* The largest state a solve accepts: its arrays (a few dozen vectors of dim
@@ -351,6 +359,26 @@ NODE__HIDDEN node_status node__integrate(node_solver *s, const node__ode *ode,
                                          const double *y0, const double *ts, size_t nt,
                                          double *ys, const node_options *opt,
                                          node_stats *stats, const node__observer *obs);
+
+/* Exact backprop in two calls, for a caller that needs the solution before it knows
+   dL/dys (node_cnf's maximum likelihood): node__backprop_record is node_solver_odeint
+   (same checks and messages) that also records the solve in s as node_solver_backprop's
+   forward re-run does (opt->checkpoints included; sys->vjp required), and, without
+   checkpoints and for a method whose dense output needs no extra stage (dopri5,
+   bosh3), the stages of every step too: (s + 1)·dim + 2 doubles a step instead of
+   dim + 2, and a reverse pass that evaluates no f, only the VJPs; then
+   node__backprop_reverse(s, sys, ts, nt, ys, dLdys, ...) gives node_solver_backprop's
+   gradients, bit for bit, without re-running the solve.  The same sys (dim, nparams),
+   ts, nt and method; no other backprop on s in between (NODE_EINVAL otherwise). */
+NODE__HIDDEN node_status node__backprop_record(node_solver *s, const node_system *sys,
+                                               const double *y0, const double *ts,
+                                               size_t nt, double *ys,
+                                               const node_options *opt, node_stats *stats);
+NODE__HIDDEN node_status node__backprop_reverse(node_solver *s, const node_system *sys,
+                                                const double *ts, size_t nt,
+                                                const double *ys, const double *dLdys,
+                                                double *dLdy0, double *dLdp, double *dLdts,
+                                                const node_options *opt, node_stats *stats);
 
 /* Make an empty solver object in place (its kernels chosen now, no workspace). */
 NODE__HIDDEN void node__solver_init(node_solver *s);

@@ -8,8 +8,11 @@
  * linear system (Van Loan 1978, as test_grad.c), backprop and central differences on
  * an MLP, and, on a dissipative linear system, against the analytic gradient where the
  * backsolve adjoint's backward reconstruction of z drifts.
+ * Backprop in two calls (node__backprop_record, then node__backprop_reverse: node_cnf's
+ * maximum likelihood) against node_solver_backprop, bit for bit, plain and checkpointed.
  */
 #include "test_util.h"
+#include "internal.h"
 
 #include <string.h>
 
@@ -189,6 +192,91 @@ static void test_ckpt_reused_solver(void **state)
     }
     node_solver_free(s);
     teardown(&fx);
+}
+
+/* A system that counts the calls of f and vjp of the one it wraps. */
+typedef struct counted {
+    const node_system *in;
+    long nf, nv;
+} counted;
+
+static int counted_f(void *ctx, double t, const double *y, double *dydt)
+{
+    counted *c = ctx;
+    c->nf++;
+    return c->in->f(c->in->ctx, t, y, dydt);
+}
+
+static int counted_vjp(void *ctx, double t, const double *y, const double *a, double *dydt,
+                       double *vjp_y, double *vjp_p, double *vjp_t)
+{
+    counted *c = ctx;
+    c->nv++;
+    return c->in->vjp(c->in->ctx, t, y, a, dydt, vjp_y, vjp_p, vjp_t);
+}
+
+/* The solve recorded once and reversed later: node_odeint's rows and
+   node_odeint_backprop's gradients, bit for bit, without the re-run's evaluations;
+   plain and checkpointed, forward and backward in time, adaptive and fixed steps.
+   dopri5 without checkpoints keeps the stages: its reverse pass calls no f, only
+   vjp.  Reversing what was not recorded (a fresh solver, another nt) is refused. */
+static void test_record_then_reverse_is_backprop(void **state)
+{
+    (void)state;
+    const node_method methods[] = { NODE_DOPRI5, NODE_RK4 };
+    const int64_t budgets[] = { 0, 3 };
+    for (int dir = 0; dir < 2; dir++)
+        for (size_t mi = 0; mi < 2; mi++)
+            for (size_t bi = 0; bi < 2; bi++) {
+                fixture fx;
+                setup(&fx, dir ? TS_DOWN : TS_UP);
+                counted cnt = { &fx.sys, 0, 0 };
+                node_system ws = fx.sys;
+                ws.ctx = &cnt;
+                ws.f = counted_f;
+                ws.vjp = counted_vjp;
+                node_options o = node_options_default();
+                o.method = methods[mi];
+                o.step = methods[mi] == NODE_RK4 ? 0.05 : 0;
+                o.checkpoints = budgets[bi];
+                const bool stages = methods[mi] == NODE_DOPRI5 && budgets[bi] == 0;
+                double ys[NT * DIM], yr[NT * DIM];
+                node_stats fs, rs;
+                assert_status(node_odeint(&fx.sys, fx.y0, fx.ts, NT, ys, &o, &fs), NODE_OK);
+                grads want, got;
+                backprop(&fx, ys, &o, &want);
+                node_solver *s;
+                assert_status(node_solver_create(&s), NODE_OK);
+                assert_status(node__backprop_record(s, &ws, fx.y0, fx.ts, NT, yr, &o, &rs),
+                              NODE_OK);
+                assert_memory_equal(yr, ys, sizeof ys);
+                assert_int_equal(rs.nfe, fs.nfe);
+                for (int rep = 0; rep < 2; rep++) {   /* a second reverse: the same */
+                    cnt.nf = cnt.nv = 0;
+                    assert_status(node__backprop_reverse(s, &ws, fx.ts, NT, yr, fx.W, got.y0,
+                                                         got.p, got.ts, &o, &got.st), NODE_OK);
+                    assert_memory_equal(got.y0, want.y0, sizeof got.y0);
+                    assert_memory_equal(got.p, want.p, fx.sys.nparams * sizeof(double));
+                    assert_memory_equal(got.ts, want.ts, sizeof got.ts);
+                    assert_int_equal(got.st.nfe, cnt.nf + cnt.nv);
+                    if (stages) {
+                        assert_int_equal(cnt.nf, 0);
+                        assert_true(got.st.nfe < want.st.nfe - fs.nfe);
+                    } else {   /* backprop's count has the re-run in it: the solve's */
+                        assert_int_equal(got.st.nfe, want.st.nfe - fs.nfe);
+                    }
+                }
+                assert_status(node__backprop_reverse(s, &ws, fx.ts, NT - 1, yr, fx.W,
+                                                     got.y0, got.p, NULL, &o, &got.st),
+                              NODE_EINVAL);
+                assert_non_null(strstr(got.st.message, "no recorded solve"));
+                node_solver_free(s);
+                assert_status(node_solver_create(&s), NODE_OK);
+                assert_status(node__backprop_reverse(s, &ws, fx.ts, NT, yr, fx.W, got.y0,
+                                                     got.p, NULL, &o, &got.st), NODE_EINVAL);
+                node_solver_free(s);
+                teardown(&fx);
+            }
 }
 
 /* Failing allocations in the checkpointed path: NODE_ENOMEM, nothing leaks. */
@@ -652,6 +740,7 @@ static void test_negative_checkpoints_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_then_reverse_is_backprop),
         cmocka_unit_test(test_ckpt_euler),
         cmocka_unit_test(test_ckpt_midpoint),
         cmocka_unit_test(test_ckpt_rk4),

@@ -3,7 +3,8 @@
  *    hypernetwork's outputs; div (exact) against the trace of a central-difference
  *    Jacobian of f and div (probe) against εᵀJε of it; div_vjp's products for z, θ
  *    and t against central differences of Σ_r a_rᵀf_r + b_r div_r (batch 3, b ≠ 0,
- *    both trace kinds); no allocation once the flow exists; inside a node_cnf, the
+ *    both trace kinds; and D = 2 with a batch of 70: the kernel's own 2-D copy, its
+ *    full and partial blocks of rows); no allocation once the flow exists; inside a node_cnf, the
  *    gradient of a loss of (x, dlogp) against central differences in θ and z0;
  *  - the discrete planar NF (node_planar_nf_*): log-det against log|det| of a
  *    central-difference Jacobian of the whole K-layer map; the gradient of a loss of
@@ -241,6 +242,107 @@ static void test_planar_vjp_against_fd(void **state)
     check_vjp(&fx, NULL);
     check_vjp(&fx, fx.eps);
     node_planar_free(fx.p);
+}
+
+/* D = 2 (the kernel's own copy) and a batch of 70 rows (one full block of the kernel's
+   columns and a partial one): f, both divergences and div_vjp against the same
+   references as above, at the rows next to the block edges; the parameter product of
+   the batch against central differences in every θ. */
+enum { D2 = 2, M2 = 5, B2 = 70 };
+
+static double phi2(const node_flow *fl, double t, const double *z, const double *eps,
+                   const double *a, const double *b)
+{
+    double f[B2 * D2], dv[B2], s = 0;
+    assert_int_equal(fl->div(fl->ctx, B2, t, z, eps, f, dv), 0);
+    for (size_t r = 0; r < B2; r++) {
+        s += b[r] * dv[r];
+        for (size_t i = 0; i < D2; i++)
+            s += a[r * D2 + i] * f[r * D2 + i];
+    }
+    return s;
+}
+
+static void test_planar_wide_batch_2d_against_fd(void **state)
+{
+    (void)state;
+    node_planar *p;
+    node_flow fl;
+    assert_status(node_planar_create(&p, D2, M2, 4, NULL), NODE_OK);
+    node_planar_init(p, 3);
+    const size_t np = node_planar_nparams(p), nout = 3 * M2 * D2 + M2;
+    double *th = node_planar_params(p);
+    for (size_t i = np - nout; i < np; i++)
+        th[i] += srand1(0.8);
+    assert_status(node_planar_flow(p, B2, &fl), NODE_OK);
+    double z[B2 * D2], eps[B2 * D2], a[B2 * D2], b[B2], t = 0.61;
+    for (size_t i = 0; i < B2 * D2; i++) {
+        z[i] = srand1(1.5);
+        eps[i] = urand() < 0.5 ? -1.0 : 1.0;
+        a[i] = srand1(1.0);
+    }
+    for (size_t r = 0; r < B2; r++)
+        b[r] = srand1(2.0);
+    const size_t rows[] = { 0, 7, 8, 63, 64, 69 };
+    const double h = 1e-5;
+    double *vp = test_malloc(np * sizeof(double));
+    for (int probe = 0; probe < 2; probe++) {
+        const double *e = probe ? eps : NULL;
+        double f[B2 * D2], dv[B2], vz[B2 * D2], vt, zz[B2 * D2], fp[B2 * D2], fm[B2 * D2];
+        assert_int_equal(fl.div_vjp(fl.ctx, B2, t, z, e, a, b, f, dv, vz, vp, &vt), 0);
+        for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+            size_t r = rows[k];
+            double J[D2 * D2], want = 0;
+            for (size_t j = 0; j < D2; j++) {
+                memcpy(zz, z, sizeof zz);
+                zz[r * D2 + j] += h;
+                assert_int_equal(fl.f(fl.ctx, B2, t, zz, fp), 0);
+                zz[r * D2 + j] -= 2 * h;
+                assert_int_equal(fl.f(fl.ctx, B2, t, zz, fm), 0);
+                for (size_t i = 0; i < D2; i++)
+                    J[i * D2 + j] = (fp[r * D2 + i] - fm[r * D2 + i]) / (2 * h);
+            }
+            for (size_t i = 0; i < D2; i++)
+                for (size_t j = 0; j < D2; j++)
+                    want += e ? e[r * D2 + i] * J[i * D2 + j] * e[r * D2 + j]
+                              : (i == j) * J[i * D2 + j];
+            assert_close(dv[r], want, 1e-7, 1e-9);
+            for (size_t j = 0; j < D2; j++) {
+                memcpy(zz, z, sizeof zz);
+                zz[r * D2 + j] += h;
+                double pp = phi2(&fl, t, zz, e, a, b);
+                zz[r * D2 + j] -= 2 * h;
+                double pm = phi2(&fl, t, zz, e, a, b);
+                assert_close(vz[r * D2 + j], (pp - pm) / (2 * h), 1e-6, 1e-8);
+            }
+        }
+        {   /* f of row 69 written out from the hypernetwork's outputs */
+            double o[3 * M2 * D2 + M2], want[D2] = { 0 };
+            assert_status(node_mlp_forward(node_planar_hypernet(p), 1, 0.0, &t, o), NODE_OK);
+            const double *W = o, *U = o + M2 * D2, *G = o + 2 * M2 * D2, *Bb = o + 3 * M2 * D2;
+            const double *zr = z + 69 * D2;
+            for (size_t m = 0; m < M2; m++) {
+                double hm = tanh(W[m * D2] * zr[0] + W[m * D2 + 1] * zr[1] + Bb[m]);
+                for (size_t i = 0; i < D2; i++)
+                    want[i] += U[m * D2 + i] / (1.0 + exp(-G[m * D2 + i])) * hm / M2;
+            }
+            for (size_t i = 0; i < D2; i++)
+                assert_close(f[69 * D2 + i], want[i], 1e-13, 1e-15);
+        }
+        for (size_t k = 0; k < np; k++) {
+            double keep = th[k];
+            th[k] = keep + h;
+            double pp = phi2(&fl, t, z, e, a, b);
+            th[k] = keep - h;
+            double pm = phi2(&fl, t, z, e, a, b);
+            th[k] = keep;
+            assert_close(vp[k], (pp - pm) / (2 * h), 1e-6, 1e-8);
+        }
+        double ft = (phi2(&fl, t + h, z, e, a, b) - phi2(&fl, t - h, z, e, a, b)) / (2 * h);
+        assert_close(vt, ft, 1e-6, 1e-8);
+    }
+    test_free(vp);
+    node_planar_free(p);
 }
 
 static void test_planar_calls_do_not_allocate(void **state)
@@ -639,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_planar_f_matches_the_formula),
         cmocka_unit_test(test_planar_div_against_fd_jacobian),
         cmocka_unit_test(test_planar_vjp_against_fd),
+        cmocka_unit_test(test_planar_wide_batch_2d_against_fd),
         cmocka_unit_test(test_planar_calls_do_not_allocate),
         cmocka_unit_test(test_planar_refuses_bad_arguments),
         cmocka_unit_test(test_planar_create_survives_failed_allocations),

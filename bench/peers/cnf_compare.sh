@@ -4,7 +4,9 @@
 # rtol = atol = 1e-5, exact trace, Adam 1e-3; torchdiffeq_cnf.py) against libnode's
 # examples/cnf at the same sizes, back to back on this machine, one thread each, float64,
 # both from their initial weights; adjoint, then backprop (cnf.py's default).  Prints ms
-# per iteration, NFE per iteration and the ratio; repeats RUNS times.
+# per iteration, NFE per iteration and the ratio; repeats RUNS times, then the best run
+# of each side (the least disturbed on a shared machine) and their ratio, and the time
+# per evaluation (ms/iter over fwd + bwd NFE).
 # Run: sh bench/peers/cnf_compare.sh        (BUILD=build ITERS=5 RUNS=1 PYTHONPATH=/work/peers)
 set -eu
 build=${BUILD:-build}
@@ -30,6 +32,16 @@ while [ "$r" -le "$runs" ]; do
         tnfe=$(echo "$line" | sed -n 's/.*NFE fwd \([0-9.]*\)  NFE bwd \([0-9.]*\).*/\1 fwd \/ \2 bwd/p')
         ratio=$(awk -v a="$theirs" -v b="$ours" 'BEGIN { printf "%.1f", a / b }')
         echo "run $r $grad: libnode $ours ms/iter (NFE $onfe), torchdiffeq $theirs ms/iter (NFE $tnfe): ${ratio}x"
+        onum=$(echo "$onfe" | awk '{ print $1 + $4 }')
+        tnum=$(echo "$tnfe" | awk '{ print $1 + $4 }')
+        echo "$grad $ours $theirs $onum $tnum" >> "$out/all.txt"
     done
     r=$((r + 1))
 done
+awk '{ if (!($1 in o) || $2 < o[$1]) o[$1] = $2; if (!($1 in t) || $3 < t[$1]) t[$1] = $3;
+       on[$1] = $4; tn[$1] = $5 }
+     END { for (g in o)
+             printf "best of %d %s: libnode %.2f ms/iter, torchdiffeq %.2f ms/iter: %.1fx; " \
+                    "per evaluation %.3f vs %.3f ms: %.1fx\n", NR / 2, g, o[g], t[g],
+                    t[g] / o[g], o[g] / on[g], t[g] / tn[g], (t[g] / tn[g]) / (o[g] / on[g]) }' \
+    "$out/all.txt"

@@ -115,7 +115,13 @@ typedef struct node_cnf_options {
                                  default) means t0 = 0, t1 = 1 */
     double base_var;          /* the base density N(0, base_var · I); 0 = 1 */
     node_trace_kind trace;    /* default NODE_TRACE_EXACT */
-    node_grad_method grad;    /* default NODE_GRAD_ADJOINT */
+    node_grad_method grad;    /* default NODE_GRAD_ADJOINT; with NODE_GRAD_BACKPROP
+                                 every transport records its solve (the tape of
+                                 node_odeint_backprop, opt.ode.checkpoints included;
+                                 without checkpoints and with dopri5 or bosh3 the
+                                 stages too, s + 1 times the state per step), so that
+                                 its gradient runs no second forward solve (and, with
+                                 the stages, evaluates no f: only VJPs) */
     uint64_t seed;            /* of the Hutchinson probes (node_cnf_seed re-seeds) */
     uint64_t reserved_[8];    /* leave zero */
 } node_cnf_options;

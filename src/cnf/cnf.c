@@ -420,7 +420,10 @@ static node_status transport_run(node_cnf *c, size_t batch, const double *x_in,
     node_system sys;
     make_system(c, batch, probe ? c->eps : NULL, &sys);
     const double ts[2] = { t_from, t_to };
-    st = node_solver_odeint(c->solver, &sys, c->y0, ts, 2, c->ys, &c->opt.ode, stats);
+    /* For exact backprop the solve is recorded now, so that its gradient needs no
+       second forward solve. */
+    st = (c->opt.grad == NODE_GRAD_BACKPROP ? node__backprop_record : node_solver_odeint)(
+        c->solver, &sys, c->y0, ts, 2, c->ys, &c->opt.ode, stats);
     if (st != NODE_OK)
         return st;
     c->have_last = true;
@@ -476,8 +479,8 @@ static node_status grad_run(node_cnf *c, const double *dL_dxout, const double *d
     const double ts[2] = { c->last_from, c->last_to };
     double *dp = c->flow.nparams ? dL_dtheta : NULL;
     node_status st = (c->opt.grad == NODE_GRAD_ADJOINT ? node_solver_adjoint
-                      : node_solver_backprop)(c->solver, &sys, ts, 2, c->ys, c->dlys, c->dy0,
-                                              dp, NULL, &c->opt.ode, stats);
+                      : node__backprop_reverse)(c->solver, &sys, ts, 2, c->ys, c->dlys, c->dy0,
+                                                dp, NULL, &c->opt.ode, stats);
     if (st != NODE_OK)
         return st;
     if (dL_dxin)

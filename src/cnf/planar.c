@@ -9,10 +9,11 @@
  * g_m = ∂L/∂s_m = (1/M)(aᵀu_m h'(s_m) + b c_m h''(s_m)) (c_m the unit's u_mᵀw_m or
  * (εᵀu_m)(w_mᵀε)) to z, to the hypernetwork's outputs, and then through the
  * hypernetwork (node_mlp_vjp_ws, x = [t]) to θ and t.  H is evaluated once per call:
- * t is shared by the batch.  The workspace depends on D and M only, so no call
+ * t is shared by the batch.  The rows go through planar_kern.c (one fused pass for
+ * f, div and the VJP, vectorized over rows, per instruction-set level).  The workspace depends on D and M only, so no call
  * allocates once the flow exists.
  */
-#include "internal.h"
+#include "cnf/planar_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -25,6 +26,9 @@ struct node_planar {
     double *out;          /* nout: H(t) = [W, U, G, B] */
     double *gout;         /* nout: the cotangent of H(t) */
     double *u;            /* M×D: U ⊙ node__sigmoid(G) */
+    double *cu;           /* M: u_mᵀw_m */
+    double *scratch;      /* node__planar_scratch_len(D, M) */
+    const node__planar_kernels *kern;   /* chosen when the flow is made */
 };
 
 node_status node_planar_create(node_planar **out, size_t dim, size_t units, size_t hidden,
@@ -43,7 +47,7 @@ node_status node_planar_create(node_planar **out, size_t dim, size_t units, size
         hidden = 32;   /* torchdiffeq's cnf.py: --hidden_dim 32 */
     size_t md, nout;
     if (!node__mul_ok(units, dim, &md) || !node__mul_ok(md, 3, &nout)
-        || !node__add_ok(nout, units, &nout) || nout > SIZE_MAX / (4 * sizeof(double)))
+        || !node__add_ok(nout, units, &nout) || nout > SIZE_MAX / (64 * sizeof(double)))
         return node__err_end(err, node__msg(msg, NODE_EINVAL,
                                             "units = %zu and dim = %zu: the hypernetwork's "
                                             "3·units·dim + units outputs overflow a size",
@@ -55,6 +59,7 @@ node_status node_planar_create(node_planar **out, size_t dim, size_t units, size
     p->M = units;
     p->H = hidden;
     p->nout = nout;
+    p->kern = NODE__KERNEL_TABLE(node__isa_select(), node__planar_kernels);
     const size_t sizes[4] = { 1, hidden, hidden, nout };
     const node_activation acts[3] = { NODE_ACT_TANH, NODE_ACT_TANH, NODE_ACT_IDENTITY };
     node_status st = node_mlp_create(&p->hyper, 3, sizes, acts, 0);
@@ -64,7 +69,9 @@ node_status node_planar_create(node_planar **out, size_t dim, size_t units, size
         p->out = node__malloc(nout * sizeof(double));
         p->gout = node__malloc(nout * sizeof(double));
         p->u = node__malloc(md * sizeof(double));
-        if (!p->out || !p->gout || !p->u)
+        p->cu = node__malloc(units * sizeof(double));
+        p->scratch = node__malloc(node__planar_scratch_len(dim, units) * sizeof(double));
+        if (!p->out || !p->gout || !p->u || !p->cu || !p->scratch)
             st = NODE_ENOMEM;
     }
     if (st != NODE_OK) {
@@ -87,6 +94,8 @@ void node_planar_free(node_planar *p)
     node__free(p->out);
     node__free(p->gout);
     node__free(p->u);
+    node__free(p->cu);
+    node__free(p->scratch);
     node__free(p);
 }
 
@@ -102,17 +111,28 @@ node_mlp *node_planar_hypernet(node_planar *p) { return p ? p->hyper : NULL; }
 
 /* ---- evaluation ------------------------------------------------------------------ */
 
-/* H(t) into p->out and the gated u into p->u. */
+/* H(t) into p->out, the gated u into p->u and u_mᵀw_m into p->cu. */
 static int hyper_eval(node_planar *p, double t)
 {
     const double x = t;
     if (node_mlp_forward_ws(p->hyper, p->ws, 1, 0.0, &x, p->out) != NODE_OK)
         return (int)NODE_EINVAL;
-    const size_t md = p->M * p->D;
-    const double *U = p->out + md, *G = p->out + 2 * md;
+    const size_t D = p->D, md = p->M * D;
+    const double *W = p->out, *U = p->out + md, *G = p->out + 2 * md;
     for (size_t i = 0; i < md; i++)
         p->u[i] = U[i] * node__sigmoid(G[i]);
+    for (size_t m = 0; m < p->M; m++)
+        p->cu[m] = node__dot(D, p->u + m * D, W + m * D);
     return 0;
+}
+
+/* The kernel's view of the units H(t) gave. */
+static node__planar_units units_of(const node_planar *p)
+{
+    const size_t md = p->M * p->D;
+    node__planar_units k = { p->D, p->M, p->out, p->out + 3 * md, p->u, p->cu,
+                             p->scratch };
+    return k;
 }
 
 static bool bad_call(const node_planar *p, size_t batch, const double *z)
@@ -128,20 +148,8 @@ static int planar_f(void *ctx, size_t batch, double t, const double *z, double *
     int rc = hyper_eval(p, t);
     if (rc)
         return rc;
-    const size_t D = p->D, M = p->M;
-    const double *W = p->out, *B = p->out + 3 * M * D, inv = 1.0 / (double)M;
-    for (size_t r = 0; r < batch; r++) {
-        const double *zr = z + r * D;
-        double *o = dzdt + r * D;
-        for (size_t i = 0; i < D; i++)
-            o[i] = 0;
-        for (size_t m = 0; m < M; m++) {
-            double h = tanh(node__dot(D, W + m * D, zr) + B[m]) * inv;
-            const double *um = p->u + m * D;
-            for (size_t i = 0; i < D; i++)
-                o[i] += um[i] * h;
-        }
-    }
+    node__planar_units k = units_of(p);
+    p->kern->pass(&k, batch, z, NULL, NULL, NULL, dzdt, NULL, NULL, NULL, NULL, NULL);
     return 0;
 }
 
@@ -154,27 +162,8 @@ static int planar_div(void *ctx, size_t batch, double t, const double *z, const 
     int rc = hyper_eval(p, t);
     if (rc)
         return rc;
-    const size_t D = p->D, M = p->M;
-    const double *W = p->out, *B = p->out + 3 * M * D, inv = 1.0 / (double)M;
-    for (size_t r = 0; r < batch; r++) {
-        const double *zr = z + r * D, *er = eps ? eps + r * D : NULL;
-        double *o = dzdt ? dzdt + r * D : NULL;
-        if (o)
-            for (size_t i = 0; i < D; i++)
-                o[i] = 0;
-        double d = 0;
-        for (size_t m = 0; m < M; m++) {
-            const double *wm = W + m * D, *um = p->u + m * D;
-            double h = tanh(node__dot(D, wm, zr) + B[m]);
-            double c = er ? node__dot(D, er, um) * node__dot(D, wm, er)
-                          : node__dot(D, um, wm);
-            d += (1.0 - h * h) * c;
-            if (o)
-                for (size_t i = 0; i < D; i++)
-                    o[i] += um[i] * (h * inv);
-        }
-        div[r] = d * inv;
-    }
+    node__planar_units k = units_of(p);
+    p->kern->pass(&k, batch, z, eps, NULL, NULL, dzdt, div, NULL, NULL, NULL, NULL);
     return 0;
 }
 
@@ -188,70 +177,16 @@ static int planar_div_vjp(void *ctx, size_t batch, double t, const double *z,
     int rc = hyper_eval(p, t);
     if (rc)
         return rc;
-    const size_t D = p->D, M = p->M, md = M * D;
-    const double *W = p->out, *G = p->out + 2 * md, *B = p->out + 3 * md;
-    const double inv = 1.0 / (double)M;
+    const size_t md = p->M * p->D;
     const bool want_h = vjp_p || vjp_t;
     /* gout = [dW, du (then dU), dG, dB], summed over the rows. */
     double *dW = p->gout, *du = p->gout + md, *dG = p->gout + 2 * md, *dB = p->gout + 3 * md;
-    if (want_h)
-        memset(p->gout, 0, p->nout * sizeof(double));
-    for (size_t r = 0; r < batch; r++) {
-        const double *zr = z + r * D, *ar = a + r * D, *er = eps ? eps + r * D : NULL;
-        const double br = b ? b[r] : 0.0;
-        double *vz = vjp_z + r * D, *o = dzdt ? dzdt + r * D : NULL;
-        for (size_t i = 0; i < D; i++) {
-            vz[i] = 0;
-            if (o)
-                o[i] = 0;
-        }
-        double d = 0;
-        for (size_t m = 0; m < M; m++) {
-            const double *wm = W + m * D, *um = p->u + m * D;
-            double h = tanh(node__dot(D, wm, zr) + B[m]);
-            double h1 = 1.0 - h * h, h2 = -2.0 * h * h1;
-            double eu = 0, we = 0, c;
-            if (er) {
-                eu = node__dot(D, er, um);
-                we = node__dot(D, wm, er);
-                c = eu * we;
-            } else {
-                c = node__dot(D, um, wm);
-            }
-            d += h1 * c;
-            if (o)
-                for (size_t i = 0; i < D; i++)
-                    o[i] += um[i] * (h * inv);
-            double g = (node__dot(D, ar, um) * h1 + br * c * h2) * inv;   /* ∂L/∂s_m */
-            for (size_t i = 0; i < D; i++)
-                vz[i] += g * wm[i];
-            if (!want_h)
-                continue;
-            double *dwm = dW + m * D, *dum = du + m * D;
-            double bh = br * h1 * inv;   /* the weight of ∂c_m/∂(w_m, u_m) */
-            dB[m] += g;
-            for (size_t i = 0; i < D; i++) {
-                dwm[i] += g * zr[i];
-                dum[i] += ar[i] * (h * inv);
-            }
-            if (er) {
-                for (size_t i = 0; i < D; i++) {
-                    dwm[i] += bh * eu * er[i];
-                    dum[i] += bh * we * er[i];
-                }
-            } else {
-                for (size_t i = 0; i < D; i++) {
-                    dwm[i] += bh * um[i];
-                    dum[i] += bh * wm[i];
-                }
-            }
-        }
-        if (div)
-            div[r] = d * inv;
-    }
+    node__planar_units k = units_of(p);
+    p->kern->pass(&k, batch, z, eps, a, b, dzdt, div, vjp_z, want_h ? dW : NULL, du, dB);
     if (!want_h)
         return 0;
     /* u = U ⊙ σ(G): dU = du σ(G), dG = du U σ(G)(1 − σ(G)) = du u (1 − σ(G)). */
+    const double *G = p->out + 2 * md;
     for (size_t i = 0; i < md; i++) {
         double sg = node__sigmoid(G[i]);
         double dui = du[i];

@@ -25,6 +25,7 @@ typedef struct recorder {
     node_status status;       /* ENOMEM from a failed tape growth */
     size_t ncp;               /* checkpointed: N (0 = plain), states saved, stride */
     size_t stride, nsaved;
+    size_t nstages;           /* plain, with the stages: k_0..k_{nstages-1} follow y */
 } recorder;
 
 /* The checkpointed recorder: (t, h) of step j = r->nsteps, and its state y if j is a
@@ -56,6 +57,24 @@ static node_status rec_checkpoint(recorder *r, double t, double h, const double 
     return NODE_OK;
 }
 
+/* The plain record [t, h, y, k_0 .. k_{nstages-1}] of the next step (k NULL: none). */
+static int rec_plain(recorder *r, double t, double h, const double *y, double *const *k)
+{
+    size_t n = r->dim, rs = n + 2 + r->nstages * n, need = (r->nsteps + 1) * rs;
+    if (node__grad_reserve(&r->s->tape, &r->s->tape_cap, need, rs, SIZE_MAX)) {
+        r->status = NODE_ENOMEM;
+        return 1;
+    }
+    double *rec = r->s->tape + r->nsteps * rs;
+    rec[0] = t;
+    rec[1] = h;
+    memcpy(rec + 2, y, n * sizeof(double));
+    for (size_t i = 0; k && i < r->nstages; i++)
+        memcpy(rec + 2 + (i + 1) * n, k[i], n * sizeof(double));
+    r->nsteps++;
+    return 0;
+}
+
 static int rec_step(void *ctx, double t, double h, const double *y)
 {
     recorder *r = ctx;
@@ -65,17 +84,14 @@ static int rec_step(void *ctx, double t, double h, const double *y)
         r->nsteps++;
         return 0;
     }
-    size_t rs = r->dim + 2, need = (r->nsteps + 1) * rs;
-    if (node__grad_reserve(&r->s->tape, &r->s->tape_cap, need, rs, SIZE_MAX)) {
-        r->status = NODE_ENOMEM;
-        return 1;
-    }
-    double *rec = r->s->tape + r->nsteps * rs;
-    rec[0] = t;
-    rec[1] = h;
-    memcpy(rec + 2, y, r->dim * sizeof(double));
-    r->nsteps++;
-    return 0;
+    return rec_plain(r, t, h, y, NULL);
+}
+
+/* The plain recorder with the stages (the observer's dense callback: every stage of
+   the step is computed by then; no step callback follows). */
+static int rec_stages(void *ctx, double t, double h, const double *y, double *const *k)
+{
+    return rec_plain(ctx, t, h, y, k);
 }
 
 static int rec_output(void *ctx, size_t i, double theta)
@@ -175,6 +191,7 @@ typedef struct rev {
     double *k[NODE__MAXSTAGES], *kb[NODE__MAXSTAGES];
     double *ybar, *tmp, *vy, *vp, *w, *dw;
     double tbar;              /* ∂L/∂t0 through the stage times t_n + c_i h */
+    bool stages;              /* the tape's records hold the S stages after y */
 } rev;
 
 /* Reverse the steps first .. first+count-1, last to first: their records [t, h, y] lie
@@ -186,8 +203,10 @@ static node_status reverse_steps(rev *c, const double *tape, size_t first, size_
     const node__tableau *tab = c->tab;
     const node_system *sys = c->sys;
     node_stats *stats = c->stats;
-    size_t n = c->n, np = c->np, S = c->S, rs = n + 2;
-    double *const *k = c->k, *const *kb = c->kb;
+    size_t n = c->n, np = c->np, S = c->S, rs = n + 2 + (c->stages ? S * n : 0);
+    double *const *kb = c->kb;
+    double *kk[NODE__MAXSTAGES];
+    double *const *k = kk;
     double *ybar = c->ybar, *tmp = c->tmp, *vy = c->vy, *vp = c->vp, *w = c->w, *dw = c->dw;
 
     for (size_t jj = count; jj-- > 0;) {
@@ -231,7 +250,12 @@ static node_status reverse_steps(rev *c, const double *tape, size_t first, size_
         int nst = any_out ? (int)S : last + 1;
         if (nst < 1)
             nst = 1;
-        int cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, 0, nst, tmp, &stats->nfe);
+        /* The stages: recorded with the step, or recomputed from y. */
+        int cb = 0;
+        for (size_t i = 0; i < S; i++)
+            kk[i] = c->stages ? (double *)(rec + 2 + (i + 1) * n) : c->k[i];
+        if (!c->stages)
+            cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, 0, nst, tmp, &stats->nfe);
         if (cb) {
             stats->callback_rc = cb;
             stats->t_reached = t_end;
@@ -345,6 +369,176 @@ static node_status replay(rev *c, const double *steps, const double *y0, size_t 
     return NODE_OK;
 }
 
+/* The reverse pass's view of s->work for a solve of sys over nt rows by o's method:
+   c set up over it (its dLd* fields and np left for the caller), *yf the nt · n rows
+   a forward run may write.  The layout depends on sys->dim, sys->nparams, nt and the
+   method only, so that node__backprop_reverse finds the recorder's output places
+   (ostep, otheta) where node__backprop_record left them.
+   work: [yf (nt·n) | ostep, otheta (nt each) | k, kbar (S·n each) | ybar, tmp, vy
+          (n each) | vp (nparams) | w, dw (S each)] */
+static node_status bp_setup(node_solver *s, const node_system *sys, size_t nt,
+                            const node_options *o, node_stats *stats, rev *c, double **yf)
+{
+    const node__tableau *tab = node__tableau_get(o->method);
+    size_t n = sys->dim, np = sys->nparams;
+    size_t S = (size_t)tab->s_dense;
+    if (n > SIZE_MAX / 64 / (S + 2) || np > SIZE_MAX / 64 || nt > SIZE_MAX / 64 / (n + 2))
+        return NODE_ENOMEM;
+    size_t need = nt * (n + 2) + 2 * S * n + 3 * n + np + 2 * S;
+    node_status rc = node__grow(&s->work, &s->work_cap, need);
+    if (rc)
+        return rc;
+    *yf = s->work;
+    double *ostep = s->work + nt * n, *otheta = ostep + nt;
+    double *kbuf = otheta + nt, *kbar = kbuf + S * n;
+    *c = (rev){ .sys = sys, .kern = s->kern, .tab = tab, .stats = stats,
+                .ostep = ostep, .otheta = otheta, .n = n, .S = S, .io = nt - 1 };
+    c->ode = (node__ode){ .dim = n, .f = sys->f, .ctx = sys->ctx };
+    c->ybar = kbar + S * n;
+    c->tmp = c->ybar + n;
+    c->vy = c->tmp + n;
+    c->vp = c->vy + n;
+    c->w = c->vp + np;
+    c->dw = c->w + S;
+    for (size_t i = 0; i < S; i++) {
+        c->k[i] = kbuf + i * n;
+        c->kb[i] = kbar + i * n;
+    }
+    return NODE_OK;
+}
+
+/* The recorded forward solve from y0 (ys: its rows, NULL = the scratch rows of
+   s->work), its recorder's state kept in s->bp.  rerun: backprop's own re-run (its
+   failures say so); else a solve in its own right (node_odeint's messages). */
+static node_status bp_forward(node_solver *s, const node_system *sys, const double *y0,
+                              const double *ts, size_t nt, double *ys, const node_options *o,
+                              node_stats *stats, bool rerun)
+{
+    rev c;
+    double *yf;
+    s->bp.valid = 0;
+    node_status rc = bp_setup(s, sys, nt, o, stats, &c, &yf);
+    if (rc)
+        return rc;
+    double *ostep = (double *)c.ostep, *otheta = (double *)c.otheta;
+    for (size_t i = 0; i < nt; i++)
+        ostep[i] = -1;
+    size_t n = sys->dim;
+    size_t ncp = (uint64_t)o->checkpoints > SIZE_MAX ? SIZE_MAX : (size_t)o->checkpoints;
+    /* The record path keeps the stages with each plain record when the method needs
+       no extra evaluation for them (s_dense == s): its reverse pass evaluates no f. */
+    const node__tableau *tab = node__tableau_get(o->method);
+    bool stages = !rerun && !ncp && tab->s_dense == tab->s;
+    recorder r = { s, n, 0, ostep, otheta, NODE_OK, ncp, 1, 0, stages ? (size_t)tab->s : 0 };
+    node__observer obs = { .ctx = &r, .step = stages ? NULL : rec_step, .output = rec_output,
+                           .dense = stages ? rec_stages : NULL };
+    fwd_ctx fc = { .sys = sys };
+    node__ode fwd = { .dim = n, .f = fwd_f, .ctx = &fc };
+    rc = node__integrate(s, &fwd, y0, ts, nt, ys ? ys : yf, o, stats, &obs);
+    if (rc) {
+        if (rerun)
+            return forward_failed(stats, r.status ? r.status : rc, &fc, o);
+        if (r.status)
+            return node__msg(stats->message, r.status, "out of memory for backprop's tape "
+                             "after %lld steps", (long long)stats->naccept);
+        return rc;
+    }
+    /* The last row may have been copied from the end of the last step rather than
+       interpolated: it is the dense output at θ = 1 of that step. */
+    if (nt > 1 && ostep[nt - 1] < 0 && r.nsteps > 0) {
+        ostep[nt - 1] = (double)(r.nsteps - 1);
+        otheta[nt - 1] = 1;
+    }
+    for (size_t i = 1; i < nt; i++)
+        if (ostep[i] < 0)          /* the integrator broke the observer contract */
+            return node__msg(stats->message, NODE_ECALLBACK,
+                             "internal error: ys[%zu] of the forward %s lies in no step", i,
+                             rerun ? "re-run" : "solve");
+    s->bp.n = n;
+    s->bp.nt = nt;
+    s->bp.np = sys->nparams;
+    s->bp.method = o->method;
+    s->bp.nsteps = r.nsteps;
+    s->bp.stride = r.stride;
+    s->bp.nsaved = r.nsaved;
+    s->bp.ncp = ncp;
+    s->bp.stages = stages;
+    s->bp.valid = 1;
+    return NODE_OK;
+}
+
+/* The reverse pass over the solve bp_forward recorded last. */
+static node_status bp_reverse(node_solver *s, const node_system *sys, const double *ts,
+                              size_t nt, const double *dLdys, double *dLdy0, double *dLdp,
+                              double *dLdts, const node_options *o, node_stats *stats)
+{
+    if (!s->bp.valid || s->bp.n != sys->dim || s->bp.nt != nt
+        || s->bp.np != sys->nparams || s->bp.method != o->method)
+        return node__msg(stats->message, NODE_EINVAL,
+                         "no recorded solve of this system (dim %zu, %zu rows) to reverse",
+                         sys->dim, nt);
+    rev c;
+    double *yf;
+    node_status rc = bp_setup(s, sys, nt, o, stats, &c, &yf);
+    if (rc)
+        return rc;
+    size_t n = c.n, np = dLdp ? sys->nparams : 0;
+    c.np = np;
+    c.dLdys = dLdys;
+    c.dLdp = dLdp;
+    c.dLdts = dLdts;
+    c.stages = s->bp.stages;
+    const size_t ncp = s->bp.ncp, nsteps = s->bp.nsteps, stride = s->bp.stride;
+
+    memset(c.ybar, 0, n * sizeof(double));
+    if (np)
+        memset(dLdp, 0, np * sizeof(double));
+    if (!ncp) {
+        rc = reverse_steps(&c, s->tape, 0, nsteps, ts[nt - 1]);
+    } else if (nsteps > 0) {
+        /* Segment by segment, last first: steps [a, b) rebuilt from the state saved at
+           a into a tape of at most `stride` records, then reversed. */
+        size_t seg = stride < nsteps ? stride : nsteps;
+        if (seg > SIZE_MAX / (n + 2) ||
+            (rc = node__grow(&s->tape, &s->tape_cap, seg * (n + 2))) != NODE_OK)
+            return node__msg(stats->message, NODE_ENOMEM,
+                             "out of memory for a checkpoint segment's tape (%zu steps)", seg);
+        for (size_t cp = s->bp.nsaved; cp-- > 0 && !rc;) {
+            size_t a = cp * stride, b = a + stride < nsteps ? a + stride : nsteps;
+            double t_after = b < nsteps ? s->steps[2 * b] : ts[nt - 1];
+            rc = replay(&c, s->steps, s->ckpt + cp * n, a, b, s->tape, t_after);
+            if (!rc)
+                rc = reverse_steps(&c, s->tape, a, b - a, t_after);
+        }
+    }
+    if (rc)
+        return rc;
+    stats->t_reached = ts[0];
+
+    /* The outputs once at the end, O(dim + nparams + nt): vjp_p and vjp_t are summed
+       into them without a check per stage. */
+    axpy(n, 1.0, dLdys, c.ybar);   /* row 0 is y0 itself */
+    if (node__nonfinite(c.ybar, n))
+        return nonfinite_output(stats->message, "dL/dy0", c.ybar, n,
+                                "the cotangent overflowed");
+    memcpy(dLdy0, c.ybar, n * sizeof(double));
+    if (np && node__nonfinite(dLdp, np))
+        return nonfinite_output(stats->message, "dL/dθ", dLdp, np,
+                                "sys->vjp wrote a non-finite vjp_p, or the sum overflowed");
+    if (dLdts) {
+        /* Shifting t0 shifts every step (sizes fixed): the stage times move, and
+           each θ_i = (ts[i] - t_n)/h moves opposite to ts[i]. */
+        double sum = 0;
+        for (size_t i = 1; i < nt; i++)
+            sum += dLdts[i];
+        dLdts[0] = c.tbar - sum;
+        if (node__nonfinite(dLdts, nt))
+            return nonfinite_output(stats->message, "dL/dts", dLdts, nt,
+                                    "sys->vjp wrote a non-finite vjp_t, or the sum overflowed");
+    }
+    return NODE_OK;
+}
+
 node_status node_solver_backprop(node_solver *s, const node_system *sys,
                                  const double *ts, size_t nt,
                                  const double *ys, const double *dLdys,
@@ -357,116 +551,56 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
     node__stats_begin(stats);
     node_options o;
     node_status rc = node__grad_begin(s, sys, ts, nt, ys, dLdys, dLdy0, dLdp, opt, &o, stats);
-    if (rc)
-        return node__stats_end(stats, rc);
-    const node__tableau *tab = node__tableau_get(o.method);
-    size_t n = sys->dim, np = dLdp ? sys->nparams : 0;
-    size_t S = (size_t)tab->s_dense;
+    if (!rc)
+        rc = bp_forward(s, sys, ys, ts, nt, NULL, &o, stats, true);
+    if (!rc)
+        rc = bp_reverse(s, sys, ts, nt, dLdys, dLdy0, dLdp, dLdts, &o, stats);
+    stats->rows_done = 0;
+    return node__stats_end(stats, rc);
+}
 
-    /* work: [ys (nt·n) | ostep, otheta (nt each) | k, kbar (S·n each) |
-              ybar, tmp, vy (n each) | vp (np) | w, dw (S each)] */
-    if (n > SIZE_MAX / 64 / (S + 2) || np > SIZE_MAX / 64 || nt > SIZE_MAX / 64 / (n + 2))
-        return node__stats_end(stats, NODE_ENOMEM);
-    size_t need = nt * (n + 2) + 2 * S * n + 3 * n + np + 2 * S;
-    if ((rc = node__grow(&s->work, &s->work_cap, need)))
-        return node__stats_end(stats, rc);
-    double *yf = s->work, *ostep = yf + nt * n, *otheta = ostep + nt;
-    double *kbuf = otheta + nt, *kbar = kbuf + S * n;
-    rev c = { .sys = sys, .kern = s->kern, .tab = tab, .stats = stats, .dLdys = dLdys,
-              .ostep = ostep, .otheta = otheta, .dLdp = dLdp, .dLdts = dLdts,
-              .n = n, .np = np, .S = S, .io = nt - 1 };
-    c.ode = (node__ode){ .dim = n, .f = sys->f, .ctx = sys->ctx };
-    c.ybar = kbar + S * n;
-    c.tmp = c.ybar + n;
-    c.vy = c.tmp + n;
-    c.vp = c.vy + n;
-    c.w = c.vp + np;
-    c.dw = c.w + S;
-    for (size_t i = 0; i < S; i++) {
-        c.k[i] = kbuf + i * n;
-        c.kb[i] = kbar + i * n;
-    }
-    for (size_t i = 0; i < nt; i++)
-        ostep[i] = -1;
+node_status node__backprop_record(node_solver *s, const node_system *sys, const double *y0,
+                                  const double *ts, size_t nt, double *ys,
+                                  const node_options *opt, node_stats *stats)
+{
+    node_stats local;
+    if (!stats)
+        stats = &local;
+    node__stats_begin(stats);
+    char *msg = stats->message;
+    node_status rc = NODE_OK;
+    node_options o;
+    if (!s)
+        rc = node__msg(msg, NODE_EINVAL, "the solver object is NULL");
+    else if ((rc = node__check_state(sys, y0, "y0", msg)) != NODE_OK)
+        ;
+    else if (!ys)
+        rc = node__msg(msg, NODE_EINVAL, "ys is NULL");
+    else if ((rc = node__options_resolve(opt, &o, msg)) != NODE_OK)
+        ;
+    else if ((rc = node__check_ts(ts, nt, msg)) != NODE_OK)
+        ;
+    else if (!sys->vjp)
+        rc = node__msg(msg, NODE_EINVAL, "sys->vjp is NULL: backprop needs it");
+    else
+        rc = bp_forward(s, sys, y0, ts, nt, ys, &o, stats, false);
+    return node__stats_end(stats, rc);
+}
 
-    /* Forward, recorded. */
-    size_t ncp = (uint64_t)o.checkpoints > SIZE_MAX ? SIZE_MAX : (size_t)o.checkpoints;
-    recorder r = { s, n, 0, ostep, otheta, NODE_OK, ncp, 1, 0 };
-    node__observer obs = { .ctx = &r, .step = rec_step, .output = rec_output };
-    fwd_ctx fc = { .sys = sys };
-    node__ode fwd = { .dim = n, .f = fwd_f, .ctx = &fc };
-    rc = node__integrate(s, &fwd, ys, ts, nt, yf, &o, stats, &obs);
-    if (rc) {
-        rc = forward_failed(stats, r.status ? r.status : rc, &fc, &o);
-        goto out;
-    }
-    /* The last row may have been copied from the end of the last step rather than
-       interpolated: it is the dense output at θ = 1 of that step. */
-    if (nt > 1 && ostep[nt - 1] < 0 && r.nsteps > 0) {
-        ostep[nt - 1] = (double)(r.nsteps - 1);
-        otheta[nt - 1] = 1;
-    }
-    for (size_t i = 1; i < nt; i++)
-        if (ostep[i] < 0) {        /* the integrator broke the observer contract */
-            rc = node__msg(stats->message, NODE_ECALLBACK,
-                           "internal error: ys[%zu] of the forward re-run lies in no step", i);
-            goto out;
-        }
-
-    memset(c.ybar, 0, n * sizeof(double));
-    if (np)
-        memset(dLdp, 0, np * sizeof(double));
-    if (!ncp) {
-        rc = reverse_steps(&c, s->tape, 0, r.nsteps, ts[nt - 1]);
-    } else if (r.nsteps > 0) {
-        /* Segment by segment, last first: steps [a, b) rebuilt from the state saved at
-           a into a tape of at most `stride` records, then reversed. */
-        size_t seg = r.stride < r.nsteps ? r.stride : r.nsteps;
-        if (seg > SIZE_MAX / (n + 2) ||
-            (rc = node__grow(&s->tape, &s->tape_cap, seg * (n + 2))) != NODE_OK) {
-            rc = node__msg(stats->message, NODE_ENOMEM,
-                           "out of memory for a checkpoint segment's tape (%zu steps)", seg);
-            goto out;
-        }
-        for (size_t cp = r.nsaved; cp-- > 0 && !rc;) {
-            size_t a = cp * r.stride, b = a + r.stride < r.nsteps ? a + r.stride : r.nsteps;
-            double t_after = b < r.nsteps ? s->steps[2 * b] : ts[nt - 1];
-            rc = replay(&c, s->steps, s->ckpt + cp * n, a, b, s->tape, t_after);
-            if (!rc)
-                rc = reverse_steps(&c, s->tape, a, b - a, t_after);
-        }
-    }
-    if (rc)
-        goto out;
-    stats->t_reached = ts[0];
-
-    /* The outputs once at the end, O(dim + nparams + nt): vjp_p and vjp_t are summed
-       into them without a check per stage. */
-    axpy(n, 1.0, dLdys, c.ybar);   /* row 0 is y0 itself */
-    if (node__nonfinite(c.ybar, n)) {
-        rc = nonfinite_output(stats->message, "dL/dy0", c.ybar, n, "the cotangent overflowed");
-        goto out;
-    }
-    memcpy(dLdy0, c.ybar, n * sizeof(double));
-    if (np && node__nonfinite(dLdp, np)) {
-        rc = nonfinite_output(stats->message, "dL/dθ", dLdp, np,
-                              "sys->vjp wrote a non-finite vjp_p, or the sum overflowed");
-        goto out;
-    }
-    if (dLdts) {
-        /* Shifting t0 shifts every step (sizes fixed): the stage times move, and
-           each θ_i = (ts[i] - t_n)/h moves opposite to ts[i]. */
-        double sum = 0;
-        for (size_t i = 1; i < nt; i++)
-            sum += dLdts[i];
-        dLdts[0] = c.tbar - sum;
-        if (node__nonfinite(dLdts, nt)) {
-            rc = nonfinite_output(stats->message, "dL/dts", dLdts, nt,
-                                  "sys->vjp wrote a non-finite vjp_t, or the sum overflowed");
-            goto out;
-        }
-    }
-out:
+node_status node__backprop_reverse(node_solver *s, const node_system *sys,
+                                   const double *ts, size_t nt,
+                                   const double *ys, const double *dLdys,
+                                   double *dLdy0, double *dLdp, double *dLdts,
+                                   const node_options *opt, node_stats *stats)
+{
+    node_stats local;
+    if (!stats)
+        stats = &local;
+    node__stats_begin(stats);
+    node_options o;
+    node_status rc = node__grad_begin(s, sys, ts, nt, ys, dLdys, dLdy0, dLdp, opt, &o, stats);
+    if (!rc)
+        rc = bp_reverse(s, sys, ts, nt, dLdys, dLdy0, dLdp, dLdts, &o, stats);
     stats->rows_done = 0;
     return node__stats_end(stats, rc);
 }

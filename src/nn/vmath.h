@@ -1,0 +1,131 @@
+/* vmath.h — branch-free exp / expm1 / tanh / sigmoid of one double that the compiler
+ * vectorizes inside a loop (Cody & Waite range reduction x = k ln2 + r, an economized
+ * polynomial for expm1 on |r| <= ln2/2, 2^k built from the exponent bits; Muller,
+ * "Elementary Functions", 3rd ed., ch. 11).  Static inline: for the kernel files
+ * (act.c, src/cnf/planar_kern.c), which are compiled once per instruction-set level.
+ * Never installed.
+ */
+#ifndef LIBNODE_VMATH_H
+#define LIBNODE_VMATH_H
+
+#include "nn/nn_internal.h"
+
+#include <string.h>
+
+/* ---- vectorizable exp / expm1 -------------------------------------------------- */
+
+static const double LOG2E  = 1.4426950408889634074;
+/* ln 2 split so that k * LN2_HI is exact for |k| < 2^11 (LN2_HI has 32 bits). */
+static const double LN2_HI = 6.93147180369123816490e-01;
+static const double LN2_LO = 1.90821492927058770002e-10;
+static const double SHIFT  = 6755399441055744.0;   /* 0x1.8p52: rounds to integers */
+
+static inline uint64_t as_u64(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static inline double as_f64(uint64_t u)
+{
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* 2^k for an integer-valued kd in [-1022, 1023]: kd + 0x1.8p52 holds k in its low
+   bits, and (k + 1023) << 52 is the exponent field of 2^k. */
+static inline double pow2i(double kd)
+{
+    return as_f64((as_u64(kd + SHIFT) + 1023u) << 52);
+}
+
+/* expm1(r) = r + r² h(r) for |r| <= 0.3466 (ln2/2 plus rounding slack): h is the
+   Taylor series of (expm1(r) - r)/r² to degree 23, economized to degree 9 with
+   Chebyshev polynomials on [-0.3466, 0.3466] in exact rational arithmetic
+   (Lanczos' economization; |error of h| < 1.1e-16, i.e. < 0.2 ulp of expm1).
+   Horner with fused multiply-adds. */
+static inline double expm1_poly(double r)
+{
+    double p = 2.5105215165649368e-08;
+    p = NODE__FMA(p, r, 2.7620086491464514e-07);
+    p = NODE__FMA(p, r, 2.7557255404417599e-06);
+    p = NODE__FMA(p, r, 2.4801521299750923e-05);
+    p = NODE__FMA(p, r, 0.00019841269874817515);
+    p = NODE__FMA(p, r, 0.001388888891721154);
+    p = NODE__FMA(p, r, 0.0083333333333261358);
+    p = NODE__FMA(p, r, 0.041666666666624129);
+    p = NODE__FMA(p, r, 0.16666666666666671);
+    p = NODE__FMA(p, r, 0.50000000000000011);
+    return NODE__FMA(p * r, r, r);
+}
+
+/* Range reduction u = k ln2 + r, |r| <= ln2/2 (+ rounding): returns r and
+   writes t = k + 0x1.8p52, whose low bits hold k (see pow2i). */
+static inline double reduce(double u, double *t)
+{
+    double ts = NODE__FMA(u, LOG2E, SHIFT);
+    double k = ts - SHIFT;
+    *t = ts;
+    return NODE__FMA(-k, LN2_LO, NODE__FMA(-k, LN2_HI, u));
+}
+
+/* 2^k from t = k + 0x1.8p52 (k in [-1022, 1023]). */
+static inline double pow2_shifted(double t)
+{
+    return as_f64((as_u64(t) + 1023u) << 52);
+}
+
+/* expm1(u) for u in [-40, 40] (NaN propagates): 2^k (1 + p) - 1 = 2^k p + (2^k - 1),
+   both terms exact or singly rounded; no cancellation since 2^k (1+p) >= 1/√2. */
+static inline double expm1_core(double u)
+{
+    double t, r = reduce(u, &t);
+    double s = pow2_shifted(t);
+    return NODE__FMA(s, expm1_poly(r), s - 1.0);
+}
+
+/* exp(v) for v in [-746, 0]: 2^k split in two factors so that a subnormal result
+   underflows gradually instead of building an invalid exponent. */
+static inline double exp_neg_core(double v)
+{
+    double t, r = reduce(v, &t);
+    double k = t - SHIFT;
+    double kh = (k * 0.5 + SHIFT) - SHIFT;
+    double s1 = pow2i(kh), s2 = pow2i(k - kh);
+    return NODE__FMA(s2, expm1_poly(r), s2) * s1;
+}
+
+/* tanh(x) = sign(x) e / (e + 2), e = expm1(2|x|): no cancellation anywhere, so the
+   error stays within ~1.5 ulp from tiny x to the saturation at |x| = 20
+   (tanh(20) rounds to 1). */
+static inline double tanh_core(double x)
+{
+    double ax = fabs(x);
+    ax = ax > 20.0 ? 20.0 : ax;                   /* a NaN stays NaN (vminpd order) */
+    double u = 2.0 * ax;
+    double t = NODE__FMA(u, LOG2E, SHIFT), k = t - SHIFT;
+    /* One rounded ln 2 is enough here: its error k·2e-17 in r is damped by
+       tanh's sensitivity (1 - y²)/2 where k is large. */
+    double r = NODE__FMA(-k, 0.69314718055994530942, u);
+    double s = pow2_shifted(t), p = expm1_poly(r);
+    /* e = 2^k p + (2^k - 1) and e + 2 = 2^k p + (2^k + 1), each rounded once. */
+    double num = NODE__FMA(s, p, s - 1.0), den = NODE__FMA(s, p, s + 1.0);
+    return copysign(num / den, x);                /* NaN in, NaN out: no select */
+}
+
+/* sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) <= 1:
+   finite and accurate for every x, including ±1000.  Writes σ(x) and σ(-x). */
+static inline void sigmoid_core(double x, double *sp, double *sm)
+{
+    double v = -fabs(x);
+    v = v < -746.0 ? -746.0 : v;
+    double e = exp_neg_core(v);
+    double q = 1.0 / (1.0 + e);
+    double small = e * q;
+    *sp = x >= 0.0 ? q : small;
+    *sm = x >= 0.0 ? small : q;                   /* NaN in: e, q, small are NaN */
+}
+
+#endif /* LIBNODE_VMATH_H */
