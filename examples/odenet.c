@@ -340,19 +340,19 @@ int main(int argc, char **argv)
         }
         const double secs = ex_clock() - t0;
         train_seconds += secs;
-        nfe_f_epoch = nf / (double)nb;
-        nfe_b_epoch = nbw / (double)nb;
+        nfe_f_epoch = kind == EX_NET_RESNET ? NAN : nf / (double)nb;   /* no solver */
+        nfe_b_epoch = kind == EX_NET_RESNET ? NAN : nbw / (double)nb;
         train_err = 1.0 - (double)correct / (double)seen;
         if (evaluate(&m, &test, B, x, labels, idx, &te, msg, sizeof msg) != 0) {
             ex_progress_end(&pr);
             fprintf(stderr, "odenet: testing after epoch %ld: %s\n", ep + 1, msg);
             goto done;
         }
-        ex_progress_print(&pr, "epoch %ld/%ld: train error %.2f%% (running, augmented), test "
-                          "error %.2f%%, loss %.4f; NFE-F %.1f, NFE-B %.1f per batch (test NFE-F "
-                          "%.1f); %.1f s training, %.0f images/s", ep + 1, epochs,
-                          100 * train_err, 100 * te.error, te.loss, nfe_f_epoch, nfe_b_epoch,
-                          te.nfe_f, secs, (double)seen / secs);
+        ex_progress_print(&pr, "%s", "");   /* clears the live line on a terminal */
+        printf("epoch %ld/%ld: train error %.2f%% (running, augmented), test error %.2f%%, "
+               "loss %.4f; NFE-F %.1f, NFE-B %.1f per batch (test NFE-F %.1f); %.1f s "
+               "training, %.0f images/s\n", ep + 1, epochs, 100 * train_err, 100 * te.error,
+               te.loss, nfe_f_epoch, nfe_b_epoch, te.nfe_f, secs, (double)seen / secs);
         fflush(stdout);
     }
     ex_progress_end(&pr);
@@ -416,7 +416,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < EX_FIG3_NTOL; k++) {
             double a, b, e, s;
             ex_fig3_means(&fig, k, &a, &b, &e, &s);
-            printf("| 1e-%d | %.1f | %.1f | %.2f | %.2e | %.3f |\n", k, a, b, b / a, e, s);
+            printf("| 1e%d | %.1f | %.1f | %.2f | %.2e | %.3f |\n", -k, a, b, b / a, e, s);
             if (fabs(pow(10.0, -k) - tol) <= 1e-9 * tol)
                 ratio = b / a;
         }

@@ -161,7 +161,7 @@ int ex_fig3_write_svg(const char *path, const ex_fig3 *f, const char *title)
     const char *labels[EX_FIG3_NTOL];
     char lab[EX_FIG3_NTOL][16];
     for (int k = 0; k < EX_FIG3_NTOL; k++) {
-        snprintf(lab[k], sizeof lab[k], "tol 1e-%d", k);
+        snprintf(lab[k], sizeof lab[k], k ? "tol 1e-%d" : "tol 1e%d", k);
         labels[k] = lab[k];
     }
 
