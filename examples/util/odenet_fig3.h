@@ -12,7 +12,7 @@
 #include "odenet_model.h"
 
 #define EX_FIG3_NTOL 6
-#define EX_FIG3_REF_TOL 1e-8
+#define EX_FIG3_REF_TOL 1e-7
 
 typedef struct ex_fig3_point {
     double tol;
