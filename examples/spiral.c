@@ -25,7 +25,7 @@
 #define GRID 21   /* vector-field arrows per side, as the demo's 21 × 21 mgrid */
 
 /* The learned field MLP(y³) on the grid over [-2, 2]²: xy (GRID² × 2) in, f out. */
-static node_status field_on_grid(node_mlp *m, double *xy, double *u, double *f)
+static node_status field_on_grid(node_mlp *m, int cube, double *xy, double *u, double *f)
 {
     for (int i = 0; i < GRID; i++)
         for (int j = 0; j < GRID; j++) {
@@ -34,7 +34,7 @@ static node_status field_on_grid(node_mlp *m, double *xy, double *u, double *f)
             p[1] = -2.0 + 4.0 * i / (GRID - 1);
         }
     for (int k = 0; k < 2 * GRID * GRID; k++)
-        u[k] = xy[k] * xy[k] * xy[k];
+        u[k] = cube ? xy[k] * xy[k] * xy[k] : xy[k];
     return node_mlp_forward(m, GRID * GRID, 0.0, u, f);
 }
 
@@ -134,7 +134,7 @@ int main(int argc, char **argv)
     double rtol = 1e-7, atol = 1e-9, lr = 1e-3, step = 0;
     const char *method_name = "dopri5", *opt_name = "rmsprop", *out_dir = "spiral_out";
     const char *load = NULL, *save = NULL;
-    int backprop = 0;
+    int backprop = 0, plain = 0;
     const ex_arg args[] = {
         { "--iters", EX_LONG, &iters, "N", "training iterations" },
         { "--seed", EX_LONG, &seed, "S", "seed of the initial weights and the batches" },
@@ -150,6 +150,7 @@ int main(int argc, char **argv)
         { "--test-freq", EX_LONG, &test_freq, "K", "full-trajectory loss every K iterations" },
         { "--plot-freq", EX_LONG, &plot_freq, "K", "rewrite the figure every K iterations (0: at the end)" },
         { "--backprop", EX_FLAG, &backprop, NULL, "exact backprop through the solver instead of the adjoint" },
+        { "--plain-mlp", EX_FLAG, &plain, NULL, "learn dy/dt = MLP(y) (node_mlp_system) instead of MLP(y^3)" },
         { "--out", EX_STRING, &out_dir, "DIR", "output folder" },
         { "--load", EX_STRING, &load, "MODEL", "start from this model file (an MLP 2 -> ... -> 2)" },
         { "--save", EX_STRING, &save, "MODEL", "where to save the trained model (default DIR/spiral.model)" },
@@ -251,7 +252,10 @@ int main(int argc, char **argv)
     /* Workspaces, all before the loop: the two systems (a batch of B rows for training,
        one row for the full trajectory), batch buffers, the grid of the figure. */
     node_system sys_batch, sys_one;
-    if (ex_cubic_init(&mb, m, B, &sys_batch) || ex_cubic_init(&m1, m, 1, &sys_one))
+    if (plain) {
+        CHECK("the MLP's system", NULL, node_mlp_system(m, B, &sys_batch));
+        CHECK("the MLP's system", NULL, node_mlp_system(m, 1, &sys_one));
+    } else if (ex_cubic_init(&mb, m, B, &sys_batch) || ex_cubic_init(&m1, m, 1, &sys_one))
         goto nomem;
     CHECK("reserving the MLP's workspace", NULL,
           node_mlp_reserve(m, B > GRID * GRID ? B : GRID * GRID));
@@ -290,8 +294,9 @@ int main(int argc, char **argv)
     else
         snprintf(solver_desc, sizeof solver_desc, "%s rtol %g atol %g",
                  node_method_name(opt.method), rtol, atol);
-    printf("spiral: MLP %s on y^3 (%zu parameters), %s, %s gradients, "
-           "%s lr %g, batch %zu x %zu points, %ld iterations (kernels: %s)\n", shape, P,
+    printf("spiral: MLP %s on %s (%zu parameters), %s, %s gradients, "
+           "%s lr %g, batch %zu x %zu points, %ld iterations (kernels: %s)\n", shape,
+           plain ? "y" : "y^3", P,
            solver_desc, backprop ? "backprop" : "adjoint", opt_name, lr, B, T, iters,
            node_isa_name());
     fflush(stdout);
@@ -352,7 +357,7 @@ int main(int argc, char **argv)
                              "NFE fwd %ld bwd %ld | %.2f ms/it", (int)snprintf(NULL, 0, "%ld", iters),
                              it, iters, loss, traj_loss, nfe_f, nfe_b, 1e3 * t_train / (double)it);
         if ((plot_freq > 0 && it > 0 && it % plot_freq == 0) || it == iters) {
-            CHECK("evaluating the learned field", NULL, field_on_grid(m, gxy, gu, gf));
+            CHECK("evaluating the learned field", NULL, field_on_grid(m, !plain, gxy, gu, gf));
             if (write_figure(svg_path, N, t, ytrue, ypred, gxy, gf, it) != 0)
                 ex_progress_print(&prog, "spiral: cannot write %s: %s\n", svg_path,
                                   strerror(errno));
@@ -403,6 +408,7 @@ int main(int argc, char **argv)
     ex_json_int(&j, "iterations", iters);
     ex_json_str(&j, "method", node_method_name(opt.method));
     ex_json_str(&j, "gradient", backprop ? "backprop" : "adjoint");
+    ex_json_str(&j, "dynamics", plain ? "mlp" : "cubic");
     ex_json_num(&j, "ms_per_iteration", iters ? 1e3 * t_train / (double)iters : 0.0);
     ex_json_num(&j, "trajectory_mae", traj_loss);
     ex_json_num(&j, "late_mean_mae", late_n > 1 ? late_sum / (double)late_n : traj_loss);

@@ -9,6 +9,7 @@
 #define LIBNODE_INTERNAL_H
 
 #include "libnode.h"
+#include <math.h>
 #include <stdbool.h>
 
 #if defined(__GNUC__) && __GNUC__ >= 4
@@ -107,6 +108,36 @@ static inline bool node__add_ok(size_t a, size_t b, size_t *out)
         return false;
     *out = a + b;
     return true;
+}
+
+/* ---- small numerics shared by the models ---------------------------------------- */
+
+/* SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): the initialisers' stream, the same
+   on every platform. */
+static inline uint64_t node__splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
+/* aᵀb of n entries, summed in order. */
+static inline double node__dot(size_t n, const double *a, const double *b)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* 1/(1 + e^−x) without overflow for either sign. */
+static inline double node__sigmoid(double x)
+{
+    if (x >= 0)
+        return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
 }
 
 /* ---- little-endian fields of the model files --------------------------------------- */

@@ -229,6 +229,30 @@ MUTANTS = [
      "            o[i] = from[i];",
      "        memmove(o, from, len);",
      "inflate copies an overlapping match byte by byte (a run, distance < length)"),
+    # ---- planar flows (issue #11) ----
+    ("planar-div-second-derivative", "src/cnf/planar.c",
+     "            double h1 = 1.0 - h * h, h2 = -2.0 * h * h1;",
+     "            double h1 = 1.0 - h * h, h2 = 2.0 * h * h1;",
+     "the planar CNF's divergence VJP uses tanh'' = -2 tanh tanh'"),
+    ("planar-gate-gradient", "src/cnf/planar.c",
+     "        dG[i] = dui * p->u[i] * (1.0 - sg);",
+     "        dG[i] = 0;",
+     "the planar CNF's gradient goes through the gates u = U sigmoid(G)"),
+    ("planar-nf-no-invertibility-fix", "src/cnf/planar_nf.c",
+     ("            double c = (softplus(wu) - 1.0 - wu) / ww;",
+      "            f->mu[k] = softplus(wu) - 1.0;"),
+     ("            double c = 0;",
+      "            f->mu[k] = wu;"),
+     "every planar NF layer is invertible (u-hat of Rezende & Mohamed's appendix A)"),
+    # ---- the CNF example's data (examples/util/cnfdata.c; test_cnfdata) ----
+    ("circles-density-sigma", "examples/util/cnfdata.c",
+     "    const double s2 = CIRCLES_NOISE * CIRCLES_NOISE, rho = hypot(x[0], x[1]);",
+     "    const double s2 = 1.1 * CIRCLES_NOISE * CIRCLES_NOISE, rho = hypot(x[0], x[1]);",
+     "the two circles' exact density (the entropy beside the CNF's test NLL)"),
+    ("checkerboard-sampler-shift", "examples/util/cnfdata.c",
+     "    x2 += fmod(floor(x1) + 2, 2.0);",
+     "    x2 += fmod(floor(x1) + 3, 2.0);",
+     "the checkerboard sampler draws from its density"),
 ]
 
 

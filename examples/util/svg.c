@@ -169,6 +169,16 @@ void ex_svg_dot(ex_svg *s, double x, double y, double r, const char *color)
             "fill=\"%s\"/>\n", s->npanel, page_x(s, x), page_y(s, y), r, color);
 }
 
+void ex_svg_rect(ex_svg *s, double x0, double y0, double x1, double y1, const char *color)
+{
+    if (!s->f || !isfinite(x0 + y0 + x1 + y1))
+        return;
+    double a = page_x(s, x0), b = page_x(s, x1), c = page_y(s, y1), d = page_y(s, y0);
+    fprintf(s->f, "<rect clip-path=\"url(#clip%d)\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" "
+            "height=\"%.2f\" fill=\"%s\" shape-rendering=\"crispEdges\"/>\n", s->npanel,
+            a < b ? a : b, c < d ? c : d, fabs(b - a), fabs(d - c), color);
+}
+
 void ex_svg_arrow(ex_svg *s, double x, double y, double dx, double dy,
                   const char *color, double width, double opacity)
 {

@@ -42,6 +42,10 @@ void ex_svg_line(ex_svg *s, size_t n, const double *x, size_t xstride,
 /* A dot of radius r pixels at (x, y). */
 void ex_svg_dot(ex_svg *s, double x, double y, double r, const char *color);
 
+/* A filled rectangle with corners (x0, y0) and (x1, y1), data coordinates, no stroke
+   (density maps: one cell each). */
+void ex_svg_rect(ex_svg *s, double x0, double y0, double x1, double y1, const char *color);
+
 /* An arrow from (x, y) to (x + dx, y + dy), data coordinates, with a head. */
 void ex_svg_arrow(ex_svg *s, double x, double y, double dx, double dy,
                   const char *color, double width, double opacity);

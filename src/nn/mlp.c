@@ -136,15 +136,6 @@ node_activation node_mlp_activation(const node_mlp *m, size_t layer)
 
 /* ---- initialisation ----------------------------------------------------------- */
 
-/* SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): the same stream on every platform. */
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
 void node_mlp_init(node_mlp *m, uint64_t seed)
 {
     if (!m)
@@ -156,7 +147,7 @@ void node_mlp_init(node_mlp *m, uint64_t seed)
         size_t n = (m->fan_in[k] + 1) * m->sizes[k + 1];
         double *p = m->theta + m->woff[k];
         for (size_t i = 0; i < n; i++) {
-            double u = (double)(splitmix64(&s) >> 11) * 0x1p-53;   /* top 53 bits */
+            double u = (double)(node__splitmix64(&s) >> 11) * 0x1p-53;   /* top 53 bits */
             p[i] = (2.0 * u - 1.0) * bound;
         }
     }
