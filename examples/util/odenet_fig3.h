@@ -1,7 +1,7 @@
 /* odenet_fig3.h — the paper's Figure 3 ("Statistics of a trained ODE-Net") for a
  * model of odenet_model.h: for every tolerance 1e0 … 1e-5 (rtol = atol) and a few
  * test batches, the ODE block's forward NFE, its numerical error against a solve at
- * 1e-8, the forward solve's wall time, and the adjoint's backward NFE; the NFE-F of
+ * 1e-7, the forward solve's wall time, and the adjoint's backward NFE; the NFE-F of
  * every training batch.  Four SVG panels and a CSV of the points.
  */
 #ifndef EX_ODENET_FIG3_H

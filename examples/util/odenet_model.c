@@ -203,7 +203,7 @@ int ex_odenet_adopt(ex_odenet *m, ex_netkind kind, node_net *const *nets, size_t
         node_net_free(ref[i]);
     }
     if (!same) {
-        snprintf(err->message, sizeof err->message, "its networks are not an %s of width %zu "
+        snprintf(err->message, sizeof err->message, "its networks are not those of a %s of width %zu "
                  "(layers or parameters differ; --network must match the saved model, "
                  "odenet and rknet share theirs)", ex_netkind_name(kind), c);
         return -1;
