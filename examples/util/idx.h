@@ -1,16 +1,14 @@
 /* idx.h — read IDX files (LeCun's MNIST format: a magic, big-endian dimensions, then
- * the items) as Debian ships them, gzip-compressed (dataset-fashion-mnist), or plain;
- * with a small inflate of its own (RFC 1951 stored, fixed and dynamic Huffman blocks,
- * RFC 1952 members with their CRC-32 and ISIZE checked), so no new dependency.
- * Every malformed, truncated or missing file gets a one-line message naming it.
+ * the items) as Debian ships them, gzip-compressed (dataset-fashion-mnist; inflated by
+ * gunzip.h, no new dependency), or plain.  Every malformed, truncated or missing file
+ * gets a one-line message naming it.  Return values as gunzip.h's.
  */
 #ifndef EX_IDX_H
 #define EX_IDX_H
 
 #include <stddef.h>
 
-/* Return values: 0, or these. */
-enum { EX_IDX_OK = 0, EX_IDX_ENOMEM = 1, EX_IDX_EINPUT = 2 };
+#include "gunzip.h"
 
 #define EX_IDX_MAXDIM 8
 
@@ -21,14 +19,6 @@ typedef struct ex_idx {
     size_t size;             /* the product of the dims: bytes in data */
     unsigned char *data;     /* owned (free with ex_idx_free) */
 } ex_idx;
-
-/* Decompress a gzip stream (one member or several, concatenated) of n bytes.
-   EX_IDX_OK and *out (malloc'ed, the caller frees) / *outn; EX_IDX_EINPUT with a
-   one-line message in msg (prefixed with name, may be NULL) for a bad magic, a
-   truncated header or stream, invalid deflate data, a CRC-32 or ISIZE mismatch,
-   trailing bytes; EX_IDX_ENOMEM.  Nothing is returned on failure. */
-int ex_gunzip(const unsigned char *in, size_t n, unsigned char **out, size_t *outn,
-              const char *name, char *msg, size_t msgn);
 
 /* Parse an IDX image in memory (plain, or gzip-compressed: told by its first two
    bytes).  Only unsigned bytes (type 0x08); 1 to EX_IDX_MAXDIM dimensions, each
