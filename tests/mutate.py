@@ -219,6 +219,16 @@ MUTANTS = [
      "        S->pending = false;",
      "    if (snew == S->ref) {            /* no crossing (or a touch of 0 at a step end) */",
      "g touching zero at a step end without crossing is no event"),
+    # ---- the examples' IDX reader (examples/util/gunzip.c, tests/test_idx.c) ----
+    ("idx-crc-ignored", "examples/util/gunzip.c",
+     "        if (crc != want_crc) {",
+     "        if (0) {",
+     "the IDX reader refuses a gzip member whose CRC-32 does not match"),
+    ("idx-overlap-memmove", "examples/util/gunzip.c",
+     "        for (size_t i = 0; i < len; i++)   /* byte by byte: the copy may overlap */\n"
+     "            o[i] = from[i];",
+     "        memmove(o, from, len);",
+     "inflate copies an overlapping match byte by byte (a run, distance < length)"),
     # ---- planar flows (issue #11) ----
     ("planar-div-second-derivative", "src/cnf/planar_kern.c",
      "                g[c] = -2.0 * bs[c] * cm[c] * h[c];",
