@@ -403,7 +403,9 @@ int main(int argc, char **argv)
         { "--out", EX_STRING, &out_dir, "DIR", "output folder" },
     };
     int pr = ex_args_parse(argc, argv, args, sizeof args / sizeof args[0],
-                           "Density matching (Fig. 4 of Chen et al. 2018): planar CNF vs planar NF.");
+                           "Density matching (Fig. 4 of Chen et al. 2018): planar CNF vs planar NF.  "
+                           "With no arguments: 500 CNF and 5,000 NF iterations on U1-U4 (about a "
+                           "minute); the README's table: --iters 5000 (about 22 minutes; the CNF is then lower in 4 of 12 pairs).");
     if (pr != EX_ARGS_OK)
         return pr == EX_ARGS_HELP ? 0 : 2;
     long tl[NTARGET], sl[NSIZE_MAX];
