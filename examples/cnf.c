@@ -25,6 +25,7 @@
 #include "json.h"
 #include "progress.h"
 #include "rng.h"
+#include "sched.h"
 #include "svg.h"
 
 #define CHECK(what, msg, call)                                                          \
@@ -271,21 +272,10 @@ int main(int argc, char **argv)
     if (!(lr >= 0) || !(rtol > 0) || !(atol > 0) || !(t1 > 0) || !(base_var >= 0))
         return ex_args_fail(argv[0], "--lr and --base-var must be >= 0, --rtol, --atol and "
                             "--t1 > 0");
-    node_sched sched = node_sched_constant(lr);
-    if (!strcmp(sched_s, "cosine")) {
-        sched.kind = NODE_SCHED_COSINE;
-        sched.T = iters > 0 ? iters : 1;
-        sched.lr_min = lr_min;
-    } else if (!strcmp(sched_s, "step")) {
-        sched.kind = NODE_SCHED_STEP;
-        sched.step_size = step_size > 0 ? step_size : (iters >= 3 ? iters / 3 : 1);
-        sched.gamma = gamma;
-    } else if (strcmp(sched_s, "constant")) {
-        return ex_args_fail(argv[0], "unknown --sched '%s' (constant, cosine, step)", sched_s);
-    }
-    if (!(lr_min >= 0) || lr_min > lr || !(gamma >= 0) || step_size < 0)
-        return ex_args_fail(argv[0], "--lr-min must be in [0, --lr], --gamma >= 0, "
-                            "--step-size >= 0");
+    node_sched sched;
+    char why[160];
+    if (ex_sched_make(sched_s, lr, lr_min, step_size, gamma, iters, &sched, why, sizeof why))
+        return ex_args_fail(argv[0], "%s", why);
     if (user && (!train_path || !test_path))
         return ex_args_fail(argv[0], "--train and --test go together");
     if (base_var == 0)
