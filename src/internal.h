@@ -347,6 +347,14 @@ NODE__HIDDEN node_status node__options_resolve(const node_options *opt, node_opt
    strictly decreasing; msg (may be NULL) receives the reason. */
 NODE__HIDDEN node_status node__check_ts(const double *ts, size_t nt, char *msg);
 
+/* The arguments of a forward solve (node_solver_odeint, backprop's recorded solve):
+   a solver object, sys and y0 (node__check_state), ys, the options (resolved into *o)
+   and ts.  NODE_EINVAL with the reason in msg otherwise. */
+NODE__HIDDEN node_status node__solve_check(const node_solver *s, const node_system *sys,
+                                           const double *y0, const double *ts, size_t nt,
+                                           const double *ys, const node_options *opt,
+                                           node_options *o, char *msg);
+
 /* Integrate ode from y0 at ts[0], writing y(ts[i]) as rows of ys (nt × dim) with
    dense output; the last step ends exactly on ts[nt-1].  opt must come from
    node__options_resolve; opt->max_steps bounds the steps attempted in this call.

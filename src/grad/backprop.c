@@ -567,22 +567,11 @@ node_status node__backprop_record(node_solver *s, const node_system *sys, const 
     if (!stats)
         stats = &local;
     node__stats_begin(stats);
-    char *msg = stats->message;
-    node_status rc = NODE_OK;
     node_options o;
-    if (!s)
-        rc = node__msg(msg, NODE_EINVAL, "the solver object is NULL");
-    else if ((rc = node__check_state(sys, y0, "y0", msg)) != NODE_OK)
-        ;
-    else if (!ys)
-        rc = node__msg(msg, NODE_EINVAL, "ys is NULL");
-    else if ((rc = node__options_resolve(opt, &o, msg)) != NODE_OK)
-        ;
-    else if ((rc = node__check_ts(ts, nt, msg)) != NODE_OK)
-        ;
-    else if (!sys->vjp)
-        rc = node__msg(msg, NODE_EINVAL, "sys->vjp is NULL: backprop needs it");
-    else
+    node_status rc = node__solve_check(s, sys, y0, ts, nt, ys, opt, &o, stats->message);
+    if (rc == NODE_OK && !sys->vjp)
+        rc = node__msg(stats->message, NODE_EINVAL, "sys->vjp is NULL: backprop needs it");
+    if (rc == NODE_OK)
         rc = bp_forward(s, sys, y0, ts, nt, ys, &o, stats, false);
     return node__stats_end(stats, rc);
 }

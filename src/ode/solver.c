@@ -79,6 +79,23 @@ node_status node__check_state(const node_system *sys, const double *y0, const ch
     return NODE_OK;
 }
 
+node_status node__solve_check(const node_solver *s, const node_system *sys,
+                              const double *y0, const double *ts, size_t nt,
+                              const double *ys, const node_options *opt, node_options *o,
+                              char *msg)
+{
+    node_status st;
+    if (!s)
+        return node__msg(msg, NODE_EINVAL, "the solver object is NULL");
+    if ((st = node__check_state(sys, y0, "y0", msg)) != NODE_OK)
+        return st;
+    if (!ys)
+        return node__msg(msg, NODE_EINVAL, "ys is NULL");
+    if ((st = node__options_resolve(opt, o, msg)) != NODE_OK)
+        return st;
+    return node__check_ts(ts, nt, msg);
+}
+
 node_status node_solver_odeint(node_solver *s, const node_system *sys, const double *y0,
                                const double *ts, size_t nt, double *ys,
                                const node_options *opt, node_stats *stats)
@@ -87,20 +104,9 @@ node_status node_solver_odeint(node_solver *s, const node_system *sys, const dou
     if (!stats)
         stats = &local;
     node__stats_begin(stats);
-    char *msg = stats->message;
-    node_status st = NODE_OK;
     node_options o;
-    if (!s)
-        st = node__msg(msg, NODE_EINVAL, "the solver object is NULL");
-    else if ((st = node__check_state(sys, y0, "y0", msg)) != NODE_OK)
-        ;
-    else if (!ys)
-        st = node__msg(msg, NODE_EINVAL, "ys is NULL");
-    else if ((st = node__options_resolve(opt, &o, msg)) != NODE_OK)
-        ;
-    else if ((st = node__check_ts(ts, nt, msg)) != NODE_OK)
-        ;
-    else {
+    node_status st = node__solve_check(s, sys, y0, ts, nt, ys, opt, &o, stats->message);
+    if (st == NODE_OK) {
         node__ode ode = { sys->dim, sys->f, sys->ctx, NULL, NULL };
         st = node__integrate(s, &ode, y0, ts, nt, ys, &o, stats, NULL);
     }
