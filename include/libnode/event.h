@@ -3,6 +3,13 @@
  * the event time by the implicit function theorem (Chen, Amos & Nickel, "Learning
  * neural event functions for ordinary differential equations", ICLR 2021; torchdiffeq's
  * odeint_event).  Include <libnode.h> rather than this file.
+ *
+ * Threads: as everywhere in libnode (core.h): the node_odeint_* calls are reentrant;
+ * a node_solver is used by one thread at a time; the callbacks of sys and of the
+ * event are called only from the calling thread.
+ * Errors: every call returns a node_status, and its node_stats (may be NULL) says
+ * which argument, callback or time and why, as for node_odeint (core.h); outputs are
+ * unspecified after a failure and nothing leaks.
  */
 #ifndef LIBNODE_EVENT_H
 #define LIBNODE_EVENT_H
