@@ -94,12 +94,7 @@ static int run_case(const double *ytrue, const double *ts, size_t width, size_t 
             } while (dup);
             pick[i] = p;
         }
-        for (size_t i = 0; i < B; i++)
-            for (size_t q = 0; q < BT; q++) {
-                by[(q * B + i) * 2] = ytrue[2 * (pick[i] + q)];
-                by[(q * B + i) * 2 + 1] = ytrue[2 * (pick[i] + q) + 1];
-            }
-        memcpy(y0, by, 2 * B * sizeof *y0);
+        ex_spiral_windows(ytrue, BT, B, pick, by, y0);
 
         node_stats fs = { 0 }, bs = { 0 };
         double L, t0 = now();
@@ -169,14 +164,7 @@ int main(int argc, char **argv)
 
     /* Data: the spiral y' = y³A from (2, 0), 1000 points on [0, 25], DOP853 at 1e-12. */
     static double ts_full[DATA], ytrue[2 * DATA];
-    for (int i = 0; i < DATA; i++)
-        ts_full[i] = 25.0 * i / (DATA - 1);
-    const double y0[2] = { 2.0, 0.0 };
-    node_system truth = { .dim = 2, .f = ex_spiral_true_f };
-    node_options ref = node_options_default();
-    ref.method = NODE_DOP853;
-    ref.rtol = ref.atol = 1e-12;
-    node_status st = node_odeint(&truth, y0, ts_full, DATA, ytrue, &ref, NULL);
+    node_status st = ex_spiral_data(DATA, ts_full, ytrue, NULL);
     if (st != NODE_OK) {
         fprintf(stderr, "bench_train: reference solve: %s\n", node_strerror(st));
         return 1;

@@ -205,17 +205,9 @@ int main(int argc, char **argv)
     ypred = malloc(2 * N * sizeof *ypred);
     if (!t || !ytrue || !ypred)
         goto nomem;
-    for (size_t i = 0; i < N; i++)
-        t[i] = 25.0 * (double)i / (double)(N - 1);
     {
-        const double y0[2] = { 2.0, 0.0 };
-        node_system truth = { .dim = 2, .f = ex_spiral_true_f };
-        node_options ref = node_options_default();
-        ref.method = NODE_DOP853;
-        ref.rtol = ref.atol = 1e-12;
         node_stats rs;
-        CHECK("solving the true trajectory", rs.message,
-              node_odeint(&truth, y0, t, N, ytrue, &ref, &rs));
+        CHECK("solving the true trajectory", rs.message, ex_spiral_data(N, t, ytrue, &rs));
     }
 
     /* Model: MLP 2 → 50 (tanh) → 2, W ~ N(0, 0.1²) and b = 0 as the demo, or a file. */
@@ -314,12 +306,7 @@ int main(int argc, char **argv)
         if (it > 0) {
             double t0 = ex_clock();
             ex_rng_sample(&rng, N - T, B, perm, pick);
-            for (size_t i = 0; i < B; i++)
-                for (size_t k = 0; k < T; k++) {
-                    by[(k * B + i) * 2] = ytrue[2 * (pick[i] + k)];
-                    by[(k * B + i) * 2 + 1] = ytrue[2 * (pick[i] + k) + 1];
-                }
-            memcpy(by0, by, 2 * B * sizeof *by0);
+            ex_spiral_windows(ytrue, T, B, pick, by, by0);
             node_stats fs, bs;
             CHECK("forward solve", fs.message,
                   node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &opt, &fs));

@@ -2,6 +2,7 @@
 #include "spiral_model.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int ex_spiral_true_f(void *ctx, double t, const double *y, double *dydt)
 {
@@ -12,6 +13,30 @@ int ex_spiral_true_f(void *ctx, double t, const double *y, double *dydt)
     dydt[0] = u0 * A[0][0] + u1 * A[1][0];
     dydt[1] = u0 * A[0][1] + u1 * A[1][1];
     return 0;
+}
+
+node_status ex_spiral_data(size_t N, double *t, double *ytrue, node_stats *stats)
+{
+    for (size_t i = 0; i < N; i++)
+        t[i] = 25.0 * (double)i / (double)(N - 1);
+    const double y0[2] = { 2.0, 0.0 };
+    node_system truth = { .dim = 2, .f = ex_spiral_true_f };
+    node_options ref = node_options_default();
+    ref.method = NODE_DOP853;
+    ref.rtol = ref.atol = 1e-12;
+    return node_odeint(&truth, y0, t, N, ytrue, &ref, stats);
+}
+
+void ex_spiral_windows(const double *ytrue, size_t T, size_t B, const size_t *pick,
+                       double *by, double *y0)
+{
+    for (size_t i = 0; i < B; i++)
+        for (size_t k = 0; k < T; k++) {
+            by[(k * B + i) * 2] = ytrue[2 * (pick[i] + k)];
+            by[(k * B + i) * 2 + 1] = ytrue[2 * (pick[i] + k) + 1];
+        }
+    if (y0)
+        memcpy(y0, by, 2 * B * sizeof *y0);
 }
 
 /* The cube goes in front of the network.  Chain rule for the vjp, with u = y³:

@@ -13,6 +13,18 @@
 /* dy/dt = (y³) A with A = [[-0.1, 2], [-2, -0.1]]; dim 2, no parameters. */
 int ex_spiral_true_f(void *ctx, double t, const double *y, double *dydt);
 
+/* The demo's data: N >= 2 times evenly spaced on [0, 25] into t, and the true
+   trajectory from y0 = (2, 0) at those times into ytrue (N × 2), solved tightly
+   (DOP853, rtol = atol = 1e-12).  The solver's status; stats (may be NULL) as
+   node_odeint's. */
+node_status ex_spiral_data(size_t N, double *t, double *ytrue, node_stats *stats);
+
+/* A batch of B windows of T consecutive points: window i starts at data point
+   pick[i].  by (T × B × 2, the layout of a solve's ys) gets the targets; y0 (B × 2,
+   may be NULL) the windows' first points. */
+void ex_spiral_windows(const double *ytrue, size_t T, size_t B, const size_t *pick,
+                       double *by, double *y0);
+
 /* The model's context: the network and two batch × 2 buffers (y³ and aᵀ∂MLP/∂u). */
 typedef struct ex_cubic_model {
     node_mlp *mlp;

@@ -1,0 +1,226 @@
+/* test_spiral_mpi.c — data-parallel training (examples/spiral_mpi.c) against the
+ * single-process run: the serial build trains as examples/spiral.c does (same data,
+ * weights, batches and steps: the same final model); under mpiexec, one rank gives the
+ * serial loss trajectory bit for bit, two ranks on uneven shards (3 + 4 windows) and
+ * three ranks on two windows (one shard empty) give it up to the order of the
+ * gradient's summation (1e-12 relative); a bad flag exits 2 with one message.
+ * Launches the programs CMake names in the environment; exit status 77 (skipped) when
+ * there is no MPI, no mpiexec or no examples.  Tests may use POSIX.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "test_util.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static const char *mpiexec, *mpiflags, *spiral, *spiral_mpi, *serial;
+static char dir[64];
+
+enum { ITERS = 8 };
+/* sgd (not rmsprop): a step proportional to the gradient, so a wrongly scaled shard
+   shows in every later loss; a short trajectory (200 points) keeps the runs short. */
+#define TRAIN "--iters 8 --data-size 200 --opt sgd --lr 0.05"
+
+/* Run the command (printf-style) with its output in DIR/log; the exit status. */
+static int run(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof cmd - 64);
+    snprintf(cmd + n, sizeof cmd - (size_t)n, " > %s/log 2>&1", dir);
+    int rc = system(cmd);
+    return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* The text of DIR/log (static buffer). */
+static const char *log_text(void)
+{
+    static char buf[1 << 16];
+    char path[128];
+    snprintf(path, sizeof path, "%s/log", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The number after "key": on the last line of DIR/log (the JSON object). */
+static double json_num(const char *key)
+{
+    const char *text = log_text(), *last = text, *p;
+    size_t len = strlen(text);
+    while (len > 0 && text[len - 1] == '\n')
+        len--;
+    for (p = text; p < text + len; p++)
+        if (*p == '\n')
+            last = p + 1;
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    p = strstr(last, pat);
+    if (!p) {
+        print_error("no %s in the JSON line of:\n%s\n", key, text);
+        fail();
+    }
+    return strtod(p + strlen(pat), NULL);
+}
+
+/* The ITERS losses of a --loss-out file. */
+static void read_losses(const char *name, double *loss)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        print_error("%s was not written; the run said:\n%s\n", path, log_text());
+        fail();
+    }
+    long it;
+    for (int k = 0; k < ITERS; k++) {
+        assert_int_equal(fscanf(f, "%ld %lf", &it, &loss[k]), 2);
+        assert_int_equal(it, k + 1);
+        assert_true(isfinite(loss[k]) && loss[k] > 0);
+    }
+    fclose(f);
+}
+
+/* The serial run with batch B: its losses and final full-trajectory MAE. */
+static void run_serial(int B, const char *name, double *loss, double *traj)
+{
+    assert_int_equal(run("%s --batch-size %d " TRAIN " --out %s/s --loss-out %s/%s", serial, B,
+                         dir, dir, name), 0);
+    assert_int_equal((int)json_num("mpi"), 0);
+    *traj = json_num("trajectory_mae");
+    read_losses(name, loss);
+}
+
+/* P ranks under mpiexec with global batch B. */
+static void run_ranks(int P, int B, const char *name, double *loss, double *traj)
+{
+    int rc = run("%s %s -np %d %s --batch-size %d " TRAIN " --out %s/p --loss-out %s/%s",
+                 mpiexec, mpiflags, P, spiral_mpi, B, dir, dir, name);
+    if (rc != 0) {
+        print_error("mpiexec -np %d exited %d:\n%s\n", P, rc, log_text());
+        fail();
+    }
+    assert_int_equal((int)json_num("ranks"), P);
+    assert_int_equal((int)json_num("batch"), B);
+    assert_true(strstr(log_text(), "\"ranks_agree\": true") != NULL);
+    *traj = json_num("trajectory_mae");
+    read_losses(name, loss);
+}
+
+static double serial7[ITERS], serial7_traj;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "test_spiral_mpi_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- tests -------------------------------------------------------------------------- */
+
+/* The serial build is spiral.c's training, step for step: its final model gives the
+   same full-trajectory error as spiral's (to the 10 digits of the JSON lines). */
+static void test_serial_build_trains_as_spiral_c(void **state)
+{
+    (void)state;
+    assert_int_equal(run("%s --method rk4 --batch-size 7 " TRAIN " --test-freq 8 --out %s/a",
+                         spiral, dir), 0);
+    double want = json_num("trajectory_mae");
+    run_serial(7, "serial7.txt", serial7, &serial7_traj);
+    assert_close(serial7_traj, want, 1e-9, 0);
+}
+
+/* One rank: MPI's sum over one rank changes nothing, so the losses are the serial
+   build's bit for bit. */
+static void test_one_rank_equals_the_serial_build_exactly(void **state)
+{
+    (void)state;
+    double got[ITERS], traj;
+    run_ranks(1, 7, "np1.txt", got, &traj);
+    for (int k = 0; k < ITERS; k++)
+        assert_true(got[k] == serial7[k]);
+    assert_true(traj == serial7_traj);
+}
+
+/* Two ranks, shards of 3 and 4 windows: the same training up to summation order. */
+static void test_two_uneven_shards_equal_the_serial_run(void **state)
+{
+    (void)state;
+    double got[ITERS], traj;
+    run_ranks(2, 7, "np2.txt", got, &traj);
+    for (int k = 0; k < ITERS; k++)
+        assert_close(got[k], serial7[k], 1e-12, 0);
+    assert_close(traj, serial7_traj, 1e-9, 0);
+}
+
+/* Three ranks, two windows: shards of 0, 1 and 1 (an empty one adds nothing). */
+static void test_more_ranks_than_windows(void **state)
+{
+    (void)state;
+    double want[ITERS], got[ITERS], want_traj, traj;
+    run_serial(2, "serial2.txt", want, &want_traj);
+    run_ranks(3, 2, "np3.txt", got, &traj);
+    for (int k = 0; k < ITERS; k++)
+        assert_close(got[k], want[k], 1e-12, 0);
+}
+
+/* A bad flag: exit status 2 from every rank, the message printed once (rank 0). */
+static void test_bad_flag_exits_2_with_one_message(void **state)
+{
+    (void)state;
+    int rc = run("%s %s -np 2 %s --iters 0", mpiexec, mpiflags, spiral_mpi);
+    assert_int_equal(rc, 2);
+    const char *text = log_text(), *p = strstr(text, "--iters must be");
+    assert_non_null(p);
+    assert_null(strstr(p + 1, "--iters must be"));
+}
+
+int main(void)
+{
+    mpiexec = getenv("LIBNODE_MPIEXEC");
+    mpiflags = getenv("LIBNODE_MPIEXEC_FLAGS");
+    spiral = getenv("LIBNODE_SPIRAL");
+    spiral_mpi = getenv("LIBNODE_SPIRAL_MPI");
+    serial = getenv("LIBNODE_SPIRAL_SERIAL");
+    const char *need[] = { mpiexec, spiral, spiral_mpi, serial };
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if (!need[i] || !need[i][0] || access(need[i], X_OK) != 0) {
+            printf("test_spiral_mpi: skipped: %s\n", i == 0 || !need[i]
+                   ? "no MPI (libopenmpi-dev and openmpi-bin), or the examples are not built"
+                   : "a program it runs is missing");
+            return 77;
+        }
+    if (!mpiflags)
+        mpiflags = "";
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_serial_build_trains_as_spiral_c),
+        cmocka_unit_test(test_one_rank_equals_the_serial_build_exactly),
+        cmocka_unit_test(test_two_uneven_shards_equal_the_serial_run),
+        cmocka_unit_test(test_more_ranks_than_windows),
+        cmocka_unit_test(test_bad_flag_exits_2_with_one_message),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
