@@ -274,7 +274,25 @@ MUTANTS = [
      "            vjp_p[i] += n->jobs[id].gp[i];",
      "            vjp_p[i] += 0.0 * n->jobs[id].gp[i];",
      "the parameter gradient sums every thread's share of the batch"),
+    # ---- data-parallel training over MPI (examples/spiral_mpi.c; test_spiral_mpi) ----
+    # (built with the examples; skipped, not counted, where CMake finds no MPI)
+    ("mpi-shard-unweighted", "examples/spiral_mpi.c",
+     "    const double w = (double)b / (double)B;",
+     "    const double w = 1.0;",
+     "P ranks train as one process with the global batch (the mean loss)"),
+    ("mpi-shard-offset", "examples/spiral_mpi.c",
+     "ex_spiral_windows(ytrue, T, b, pick + lo, by, by0);",
+     "ex_spiral_windows(ytrue, T, b, pick, by, by0);",
+     "each rank solves its own contiguous shard of the batch"),
+    ("mpi-no-allreduce", "examples/spiral_mpi.c",
+     "        MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);",
+     "        (void)buf;",
+     "the ranks' gradients are summed (every rank takes the same step)"),
 ]
+
+# Mutants of the MPI example: the tree is then configured with the examples, and they
+# are skipped (reported, not counted) when CMake finds no MPI.
+MPI_PREFIX = "examples/spiral_mpi"
 
 
 # The tests that look after each part of the tree: a mutant's own tests are built and
@@ -295,6 +313,7 @@ FIRST = [
                   "test_tableau", "test_grad_contract"]),
     ("src/train/", ["test_train", "test_train_contract"]),
     ("examples/util/cnfdata", ["test_cnfdata"]),
+    (MPI_PREFIX, ["test_spiral_mpi"]),
     ("examples/util/", ["test_idx"]),
 ]
 
@@ -362,12 +381,20 @@ def main():
         shutil.rmtree(src)
     copy_tree(src)
     t0 = time.time()
+    mpi = any(m[1].startswith(MPI_PREFIX) for m in mutants)
     cfg = sh(["cmake", "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
-              "-DLIBNODE_BUILD_EXAMPLES=OFF", "-DLIBNODE_BUILD_BENCH=OFF",
+              "-DLIBNODE_BUILD_EXAMPLES=" + ("ON" if mpi else "OFF"), "-DLIBNODE_BUILD_BENCH=OFF",
               "-DLIBNODE_BUILD_SHARED=OFF", "-DLIBNODE_WERROR=OFF"], cwd=work)
     if cfg.returncode != 0:
         print(cfg.stdout, file=sys.stderr)
         return 2
+    with open(os.path.join(build, "CMakeCache.txt")) as fh:
+        if mpi and "LIBNODE_WITH_MPI:INTERNAL=ON" not in fh.read():
+            skipped = [m[0] for m in mutants if m[1].startswith(MPI_PREFIX)]
+            print("skipped (CMake found no MPI): " + ", ".join(skipped))
+            mutants = [m for m in mutants if not m[1].startswith(MPI_PREFIX)]
+            if not mutants:
+                return 0
     ctest = ["ctest", "--test-dir", build, "-j", str(a.jobs), "--timeout", "300"]
     base = sh(["cmake", "--build", build, "-j", str(a.jobs)], cwd=work)
     if base.returncode != 0 or sh(ctest, cwd=work).returncode != 0:
