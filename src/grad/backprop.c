@@ -190,6 +190,7 @@ typedef struct rev {
     size_t n, np, S, io;      /* io: the last output row not yet taken in */
     double *k[NODE__MAXSTAGES], *kb[NODE__MAXSTAGES];
     double *ybar, *tmp, *vy, *vp, *w, *dw;
+    double *tsrec;            /* a recorded solve's ts (opt->record) */
     double tbar;              /* ∂L/∂t0 through the stage times t_n + c_i h */
     bool stages;              /* the tape's records hold the S stages after y */
 } rev;
@@ -375,7 +376,9 @@ static node_status replay(rev *c, const double *steps, const double *y0, size_t 
    method only, so that node__backprop_reverse finds the recorder's output places
    (ostep, otheta) where node__backprop_record left them.
    work: [yf (nt·n) | ostep, otheta (nt each) | k, kbar (S·n each) | ybar, tmp, vy
-          (n each) | vp (nparams) | w, dw (S each)] */
+          (n each) | vp (nparams) | w, dw (S each) | tsrec (nt)]
+   yf and tsrec also keep the rows and times of a solve recorded for a later
+   node_solver_backprop (opt->record), which compares them with its ys and ts. */
 static node_status bp_setup(node_solver *s, const node_system *sys, size_t nt,
                             const node_options *o, node_stats *stats, rev *c, double **yf)
 {
@@ -384,7 +387,7 @@ static node_status bp_setup(node_solver *s, const node_system *sys, size_t nt,
     size_t S = (size_t)tab->s_dense;
     if (n > SIZE_MAX / 64 / (S + 2) || np > SIZE_MAX / 64 || nt > SIZE_MAX / 64 / (n + 2))
         return NODE_ENOMEM;
-    size_t need = nt * (n + 2) + 2 * S * n + 3 * n + np + 2 * S;
+    size_t need = nt * (n + 3) + 2 * S * n + 3 * n + np + 2 * S;
     node_status rc = node__grow(&s->work, &s->work_cap, need);
     if (rc)
         return rc;
@@ -400,6 +403,7 @@ static node_status bp_setup(node_solver *s, const node_system *sys, size_t nt,
     c->vp = c->vy + n;
     c->w = c->vp + np;
     c->dw = c->w + S;
+    c->tsrec = c->dw + S;
     for (size_t i = 0; i < S; i++) {
         c->k[i] = kbuf + i * n;
         c->kb[i] = kbar + i * n;
@@ -425,10 +429,11 @@ static node_status bp_forward(node_solver *s, const node_system *sys, const doub
         ostep[i] = -1;
     size_t n = sys->dim;
     size_t ncp = (uint64_t)o->checkpoints > SIZE_MAX ? SIZE_MAX : (size_t)o->checkpoints;
-    /* The record path keeps the stages with each plain record when the method needs
-       no extra evaluation for them (s_dense == s): its reverse pass evaluates no f. */
+    /* A plain record keeps the step's stages when the method needs no extra
+       evaluation for them (s_dense == s: dopri5, bosh3): the reverse pass then
+       evaluates no f, only one vjp per stage of every accepted step. */
     const node__tableau *tab = node__tableau_get(o->method);
-    bool stages = !rerun && !ncp && tab->s_dense == tab->s;
+    bool stages = !ncp && tab->s_dense == tab->s;
     recorder r = { s, n, 0, ostep, otheta, NODE_OK, ncp, 1, 0, stages ? (size_t)tab->s : 0 };
     node__observer obs = { .ctx = &r, .step = stages ? NULL : rec_step, .output = rec_output,
                            .dense = stages ? rec_stages : NULL };
@@ -463,8 +468,29 @@ static node_status bp_forward(node_solver *s, const node_system *sys, const doub
     s->bp.nsaved = r.nsaved;
     s->bp.ncp = ncp;
     s->bp.stages = stages;
+    s->bp.solve = !rerun;
+    if (!rerun) {   /* what a later node_solver_backprop must be given to reuse it */
+        memcpy(yf, ys, nt * n * sizeof(double));
+        memcpy(c.tsrec, ts, nt * sizeof(double));
+    }
     s->bp.valid = 1;
     return NODE_OK;
+}
+
+/* Whether the solve recorded last is node_solver_odeint's (opt->record) of sys over
+   exactly ts with exactly the rows ys, by o's method and checkpoints: then
+   node_solver_backprop reverses it instead of re-running it. */
+static bool bp_recorded(node_solver *s, const node_system *sys, const double *ts, size_t nt,
+                        const double *ys, const node_options *o, node_stats *stats)
+{
+    rev c;
+    double *yf;
+    if (!o->record || !s->bp.valid || !s->bp.solve || s->bp.n != sys->dim || s->bp.nt != nt ||
+        s->bp.np != sys->nparams || s->bp.method != o->method ||
+        s->bp.ncp != (size_t)o->checkpoints || bp_setup(s, sys, nt, o, stats, &c, &yf))
+        return false;
+    return memcmp(ys, yf, nt * sys->dim * sizeof(double)) == 0 &&
+           memcmp(ts, c.tsrec, nt * sizeof(double)) == 0;
 }
 
 /* The reverse pass over the solve bp_forward recorded last. */
@@ -551,7 +577,7 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
     node__stats_begin(stats);
     node_options o;
     node_status rc = node__grad_begin(s, sys, ts, nt, ys, dLdys, dLdy0, dLdp, opt, &o, stats);
-    if (!rc)
+    if (!rc && !bp_recorded(s, sys, ts, nt, ys, &o, stats))
         rc = bp_forward(s, sys, ys, ts, nt, NULL, &o, stats, true);
     if (!rc)
         rc = bp_reverse(s, sys, ts, nt, dLdys, dLdy0, dLdp, dLdts, &o, stats);
