@@ -191,6 +191,11 @@ typedef struct rev {
     double *k[NODE__MAXSTAGES], *kb[NODE__MAXSTAGES];
     double *ybar, *tmp, *vy, *vp, *w, *dw;
     double *tsrec;            /* a recorded solve's ts (opt->record) */
+    double *kc;               /* FSAL: the cotangent of k_0 of the step after the one
+                                 being reversed, which is its last stage (the same f
+                                 value): one vjp at that point serves both */
+    bool carry;               /* kc holds such a cotangent */
+    double *kf;               /* recomputed stages: that k_0, for the step before */
     double tbar;              /* ∂L/∂t0 through the stage times t_n + c_i h */
     bool stages;              /* the tape's records hold the S stages after y */
 } rev;
@@ -230,6 +235,16 @@ static node_status reverse_steps(rev *c, const double *tape, size_t first, size_
         }
         for (size_t i = (size_t)tab->s; i < S; i++)
             memset(kb[i], 0, n * sizeof(double));
+        /* FSAL: the next step's k_0 is this step's last stage k_{s-1} = f(t + h, y_{n+1})
+           (A_{s-1} = b), one f call in the forward pass: its cotangent joins this
+           one's, and vjp is linear in it, so the two need one call, not two. */
+        const bool merged = c->carry;
+        if (merged) {
+            axpy(n, 1.0, c->kc, kb[tab->s - 1]);
+            need[tab->s - 1] = true;
+            last = tab->s - 1 > last ? tab->s - 1 : last;
+            c->carry = false;
+        }
 
         /* Outputs in this step: y_out = y_n + h Σ w_i(θ) k_i. */
         size_t o_hi = c->io;
@@ -255,8 +270,19 @@ static node_status reverse_steps(rev *c, const double *tape, size_t first, size_
         int cb = 0;
         for (size_t i = 0; i < S; i++)
             kk[i] = c->stages ? (double *)(rec + 2 + (i + 1) * n) : c->k[i];
-        if (!c->stages)
-            cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, 0, nst, tmp, &stats->nfe);
+        if (!c->stages) {
+            /* Merged: k_{s-1} is the next step's k_0, recomputed already (kf). */
+            int fs = merged && nst >= tab->s ? tab->s - 1 : nst;
+            cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, 0, fs, tmp, &stats->nfe);
+            if (!cb && fs < nst) {
+                memcpy(k[fs], c->kf, n * sizeof(double));
+                if (fs + 1 < nst)
+                    cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, fs + 1, nst, tmp,
+                                         &stats->nfe);
+            }
+            if (!cb && tab->fsal && step > 0)   /* the step before's k_{s-1} */
+                memcpy(c->kf, k[0], n * sizeof(double));
+        }
         if (cb) {
             stats->callback_rc = cb;
             stats->t_reached = t_end;
@@ -292,6 +318,11 @@ static node_status reverse_steps(rev *c, const double *tape, size_t first, size_
         for (int i = nst - 1; i >= 0; i--) {
             if (!need[i])
                 continue;
+            if (i == 0 && tab->fsal && step > 0) {   /* to the step before (see above) */
+                memcpy(c->kc, kb[0], n * sizeof(double));
+                c->carry = true;
+                break;
+            }
             const double *Ai = tab->A + (size_t)i * S;
             node__rk_combine(c->kern, n, y, h, Ai, i, k, tmp);
             double vt = 0, ti = t + tab->c[i] * h;
@@ -376,7 +407,7 @@ static node_status replay(rev *c, const double *steps, const double *y0, size_t 
    method only, so that node__backprop_reverse finds the recorder's output places
    (ostep, otheta) where node__backprop_record left them.
    work: [yf (nt·n) | ostep, otheta (nt each) | k, kbar (S·n each) | ybar, tmp, vy
-          (n each) | vp (nparams) | w, dw (S each) | tsrec (nt)]
+          (n each) | vp (nparams) | w, dw (S each) | tsrec (nt) | kc, kf (n each)]
    yf and tsrec also keep the rows and times of a solve recorded for a later
    node_solver_backprop (opt->record), which compares them with its ys and ts. */
 static node_status bp_setup(node_solver *s, const node_system *sys, size_t nt,
@@ -385,9 +416,9 @@ static node_status bp_setup(node_solver *s, const node_system *sys, size_t nt,
     const node__tableau *tab = node__tableau_get(o->method);
     size_t n = sys->dim, np = sys->nparams;
     size_t S = (size_t)tab->s_dense;
-    if (n > SIZE_MAX / 64 / (S + 2) || np > SIZE_MAX / 64 || nt > SIZE_MAX / 64 / (n + 2))
+    if (n > SIZE_MAX / 64 / (S + 2) || np > SIZE_MAX / 64 || nt > SIZE_MAX / 64 / (n + 3))
         return NODE_ENOMEM;
-    size_t need = nt * (n + 3) + 2 * S * n + 3 * n + np + 2 * S;
+    size_t need = nt * (n + 3) + 2 * S * n + 5 * n + np + 2 * S;
     node_status rc = node__grow(&s->work, &s->work_cap, need);
     if (rc)
         return rc;
@@ -404,6 +435,8 @@ static node_status bp_setup(node_solver *s, const node_system *sys, size_t nt,
     c->w = c->vp + np;
     c->dw = c->w + S;
     c->tsrec = c->dw + S;
+    c->kc = c->tsrec + nt;
+    c->kf = c->kc + n;
     for (size_t i = 0; i < S; i++) {
         c->k[i] = kbuf + i * n;
         c->kb[i] = kbar + i * n;
