@@ -318,6 +318,7 @@ struct node_solver {
         bool stages;   /* the plain records hold the step's stages too */
         bool solve;    /* recorded by node_solver_odeint (opt->record), its ys and ts
                           kept for node_solver_backprop to compare */
+        double rtol, atol, step, max_step;   /* the options of that solve */
         int valid;
     } bp;
 };

@@ -502,6 +502,10 @@ static node_status bp_forward(node_solver *s, const node_system *sys, const doub
     s->bp.ncp = ncp;
     s->bp.stages = stages;
     s->bp.solve = !rerun;
+    s->bp.rtol = o->rtol;
+    s->bp.atol = o->atol;
+    s->bp.step = o->step;
+    s->bp.max_step = o->max_step;
     if (!rerun) {   /* what a later node_solver_backprop must be given to reuse it */
         memcpy(yf, ys, nt * n * sizeof(double));
         memcpy(c.tsrec, ts, nt * sizeof(double));
@@ -511,7 +515,8 @@ static node_status bp_forward(node_solver *s, const node_system *sys, const doub
 }
 
 /* Whether the solve recorded last is node_solver_odeint's (opt->record) of sys over
-   exactly ts with exactly the rows ys, by o's method and checkpoints: then
+   exactly ts with exactly the rows ys, with o's method, tolerances, steps and
+   checkpoints (max_steps aside: it only bounds a solve that succeeded): then
    node_solver_backprop reverses it instead of re-running it. */
 static bool bp_recorded(node_solver *s, const node_system *sys, const double *ts, size_t nt,
                         const double *ys, const node_options *o, node_stats *stats)
@@ -520,7 +525,9 @@ static bool bp_recorded(node_solver *s, const node_system *sys, const double *ts
     double *yf;
     if (!o->record || !s->bp.valid || !s->bp.solve || s->bp.n != sys->dim || s->bp.nt != nt ||
         s->bp.np != sys->nparams || s->bp.method != o->method ||
-        s->bp.ncp != (size_t)o->checkpoints || bp_setup(s, sys, nt, o, stats, &c, &yf))
+        s->bp.ncp != (size_t)o->checkpoints || s->bp.rtol != o->rtol ||
+        s->bp.atol != o->atol || s->bp.step != o->step || s->bp.max_step != o->max_step ||
+        bp_setup(s, sys, nt, o, stats, &c, &yf))
         return false;
     return memcmp(ys, yf, nt * sys->dim * sizeof(double)) == 0 &&
            memcmp(ts, c.tsrec, nt * sizeof(double)) == 0;
