@@ -16,7 +16,8 @@ extern "C" {
    dLdp (nparams, may be NULL: the parameter work is then skipped, vjp_p = NULL) and
    dLdts (nt, may be NULL: vjp_t = NULL).  sys->f and sys->vjp are required.
    stats (may be NULL) counts the backward work (for backprop, the recorded forward
-   re-run included) and, after a failure, says where and why (node_stats).
+   re-run included, unless opt->record let it reverse the forward solve's own
+   recording) and, after a failure, says where and why (node_stats).
    NODE_EINVAL for NULL or empty arguments, bad ts or options, a NaN or Inf in ys or
    dLdys (the message names the entry), and for a dLdp given with sys->nparams == 0
    (there would be nothing to write: a silent no-op hides a mis-built system);
