@@ -214,28 +214,56 @@ int main(int argc, char **argv)
     printf("## Backward/forward NFE: y' = tanh(W y + b), dim %d, %d params, t in [0, %g]\n\n",
            NN, NN * NN + NN, ts[1]);
     printf("| method | tol | forward NFE | adjoint NFE | ratio | seminorm NFE | ratio | "
-           "backprop NFE |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+           "backprop NFE | ratio | backprop + record NFE | ratio | adjoint err | seminorm err |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     node_method ms[3] = { NODE_BOSH3, NODE_DOPRI5, NODE_DOP853 };
     double tols[4] = { 1e-4, 1e-6, 1e-8, 1e-10 };
+    enum { NG = NN + NN * NN + NN };
+    node_solver *rs;
+    if (check(node_solver_create(&rs), "solver"))
+        return 1;
     for (int k = 0; k < 3; k++)
         for (int j = 0; j < 4; j += quick ? 3 : 1) {
             node_options o = node_options_default();
             o.method = ms[k];
             o.rtol = o.atol = tols[j];
-            node_stats sf, sa, ss, sb;
+            node_stats sf, sa, ss, sb, sr;
+            double ga[NG], gs[NG], gb[NG], yr[2 * NN];
             if (check(node_odeint(&sys, y0, ts, 2, ys, &o, &sf), "forward") ||
-                check(node_odeint_adjoint(&sys, ts, 2, ys, w, g0, gp, NULL, &o, &sa), "adjoint") ||
-                check(node_odeint_backprop(&sys, ts, 2, ys, w, g0, gp, NULL, &o, &sb), "backprop"))
+                check(node_odeint_adjoint(&sys, ts, 2, ys, w, ga, ga + NN, NULL, &o, &sa),
+                      "adjoint") ||
+                check(node_odeint_backprop(&sys, ts, 2, ys, w, gb, gb + NN, NULL, &o, &sb),
+                      "backprop"))
                 return 1;
             o.seminorm = 1;
-            if (check(node_odeint_adjoint(&sys, ts, 2, ys, w, g0, gp, NULL, &o, &ss), "seminorm"))
+            if (check(node_odeint_adjoint(&sys, ts, 2, ys, w, gs, gs + NN, NULL, &o, &ss),
+                      "seminorm"))
                 return 1;
-            printf("| %s | %.0e | %ld | %ld | %.2f | %ld | %.2f | %ld |\n",
+            /* exact backprop reversing the forward solve's own recording */
+            o.seminorm = 0;
+            o.record = 1;
+            if (check(node_solver_odeint(rs, &sys, y0, ts, 2, yr, &o, NULL), "recorded forward") ||
+                check(node_solver_backprop(rs, &sys, ts, 2, yr, w, g0, gp, NULL, &o, &sr),
+                      "backprop + record"))
+                return 1;
+            /* max-norm relative error of [dL/dy0, dL/dθ] against exact backprop */
+            double ea = 0, es = 0, sc = 0;
+            for (size_t i = 0; i < NG; i++) {
+                ea = fmax(ea, fabs(ga[i] - gb[i]));
+                es = fmax(es, fabs(gs[i] - gb[i]));
+                sc = fmax(sc, fabs(gb[i]));
+            }
+            printf("| %s | %.0e | %ld | %ld | %.2f | %ld | %.2f | %ld | %.2f | %ld | %.2f | "
+                   "%.1e | %.1e |\n",
                    node_method_name(ms[k]), tols[j], sf.nfe, sa.nfe,
                    (double)sa.nfe / (double)sf.nfe, ss.nfe, (double)ss.nfe / (double)sf.nfe,
-                   sb.nfe);
+                   sb.nfe, (double)sb.nfe / (double)sf.nfe, sr.nfe,
+                   (double)sr.nfe / (double)sf.nfe, ea / sc, es / sc);
         }
+    node_solver_free(rs);
+    printf("\n(backprop's NFE include its forward re-run; backprop + record reverses "
+           "node_solver_odeint's recording (opt->record): vjp calls alone.  err: max-norm "
+           "error of [dL/dy0, dL/dθ] relative to exact backprop's)\n");
 
     /* ---- time ---- */
     int reps = quick ? 20 : 500;
@@ -244,7 +272,9 @@ int main(int argc, char **argv)
     node_solver *s;
     if (check(node_solver_create(&s), "solver"))
         return 1;
-    double tf = 0, ta = 0, tb = 0;
+    double tf = 0, ta = 0, tb = 0, trf = 0, trb = 0;
+    node_options orec = o;
+    orec.record = 1;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
         node_status rc = node_solver_odeint(s, &sys, y0, ts, 2, ys, &o, NULL);
@@ -253,15 +283,23 @@ int main(int argc, char **argv)
         double t2 = now();
         rc = rc ? rc : node_solver_backprop(s, &sys, ts, 2, ys, w, g0, gp, NULL, &o, NULL);
         double t3 = now();
+        rc = rc ? rc : node_solver_odeint(s, &sys, y0, ts, 2, ys, &orec, NULL);
+        double t4 = now();
+        rc = rc ? rc : node_solver_backprop(s, &sys, ts, 2, ys, w, g0, gp, NULL, &orec, NULL);
+        double t5 = now();
         if (check(rc, "timing"))
             return 1;
         tf += t1 - t0;
         ta += t2 - t1;
         tb += t3 - t2;
+        trf += t4 - t3;
+        trb += t5 - t4;
     }
     node_solver_free(s);
     printf("\n## Time per call (dopri5, rtol = atol = 1e-8, same problem, %d reps)\n\n", reps);
-    printf("| forward (µs) | adjoint (µs) | backprop (µs) |\n|---:|---:|---:|\n");
-    printf("| %.1f | %.1f | %.1f |\n", 1e6 * tf / reps, 1e6 * ta / reps, 1e6 * tb / reps);
+    printf("| forward (µs) | adjoint (µs) | backprop (µs) | recorded forward (µs) | "
+           "backprop + record (µs) |\n|---:|---:|---:|---:|---:|\n");
+    printf("| %.1f | %.1f | %.1f | %.1f | %.1f |\n", 1e6 * tf / reps, 1e6 * ta / reps,
+           1e6 * tb / reps, 1e6 * trf / reps, 1e6 * trb / reps);
     return 0;
 }

@@ -4,7 +4,8 @@
  * [0, 5], and the Lorenz system (σ = 10, ρ = 28, β = 8/3) over [0, 5] (about 4.5
  * Lyapunov times; also with outputs every 0.5).  Methods: the backsolve adjoint, with
  * the seminorm, the interpolating adjoint (restarts at ts, and at √steps more points),
- * exact backprop, and checkpointed backprop at three budgets.
+ * exact backprop (with its forward re-run, and reversing the forward solve's own
+ * recording: opt->record), and checkpointed backprop at three budgets.
  * Columns: relative error (max-norm over [dL/dy0, dL/dθ]) against the exact discrete
  * gradient (plain backprop at the same tolerance) and against a high-accuracy
  * reference (backprop with DOP853 at rtol 1e-12), NFE of the forward solve and of the
@@ -134,10 +135,11 @@ static int lorenz_vjp(void *ctx, double t, const double *y, const double *a, dou
 
 /* ---- methods ----------------------------------------------------------------------- */
 
-enum { M_ADJ, M_SEMI, M_INTERP, M_INTERP_CK, M_BP, M_CK4, M_CKSQ, M_CKQ, NMETH };
+enum { M_ADJ, M_SEMI, M_INTERP, M_INTERP_CK, M_BP, M_BPREC, M_CK4, M_CKSQ, M_CKQ, NMETH };
 static const char *meth_name[NMETH] = {
     "backsolve adjoint", "adjoint + seminorm", "interpolating adjoint",
     "interpolating adjoint, √steps restarts", "exact backprop",
+    "exact backprop, recorded forward (opt->record)",
     "checkpointed backprop, N = 4", "checkpointed backprop, N = √steps",
     "checkpointed backprop, N = steps/4"
 };
@@ -181,11 +183,24 @@ static void run(const problem *p, int m, int64_t ck, const node_options *o0, con
     node_options o = *o0;
     o.seminorm = m == M_SEMI;
     o.checkpoints = m >= M_CK4 || m == M_INTERP_CK ? ck : 0;
+    o.record = m == M_BPREC;
     node_solver *s;
     node_stats st;
     if (node_solver_create(&s) != NODE_OK) {
         r->st = NODE_ENOMEM;
         return;
+    }
+    if (m == M_BPREC) {   /* the solve that backprop then reverses (not timed) */
+        double *yr = malloc(p->nt * n * sizeof *yr);
+        r->st = yr ? node_solver_odeint(s, &p->sys, p->y0, p->ts, p->nt, yr, &o, &st)
+                   : NODE_ENOMEM;
+        if (r->st == NODE_OK && memcmp(yr, ys, p->nt * n * sizeof *yr) != 0)
+            r->st = NODE_EINVAL;   /* not the rows given: would re-run */
+        free(yr);
+        if (r->st != NODE_OK) {
+            node_solver_free(s);
+            return;
+        }
     }
     double t0 = now();
     if (m <= M_SEMI)

@@ -1,9 +1,11 @@
 /* bench_train.c — time per training iteration of a neural ODE: forward solve +
- * backward (adjoint, adjoint with seminorm, or exact backprop) + Adam step, in the
+ * backward (adjoint, adjoint with seminorm, exact backprop with its forward re-run, or
+ * exact backprop reversing the forward solve's recording: opt->record) + Adam step, in the
  * setting of torchdiffeq's ode_demo (MLP 2-50-2 on y³, batch 20 × 10 points, dopri5
  * at 1e-7/1e-9, MSE) and a wide one (MLP 2-256-2, batch 256).  One thread.  The same
  * protocol as bench/peers/torchdiffeq_bench.py.  Prints a Markdown table.
  * Run: ./bench_train [--quick] [--iters N] [--case demo|wide] [--grad adjoint|backprop|...]
+ * NFE bwd / NFE fwd is printed as its own column.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <libnode.h>
@@ -28,8 +30,9 @@ static double now(void)
 /* ---- one case -------------------------------------------------------------------------- */
 
 enum { DATA = 1000, BT = 10, REPEATS = 3 };
-enum grad_mode { ADJOINT, SEMINORM, BACKPROP };
-static const char *const mode_name[] = { "adjoint", "adjoint+seminorm", "backprop" };
+enum grad_mode { ADJOINT, SEMINORM, BACKPROP, RECORDED };
+static const char *const mode_name[] = { "adjoint", "adjoint+seminorm", "backprop",
+                                         "backprop+record" };
 
 typedef struct result {
     double ms, fwd_ms, bwd_ms, opt_us, nfe_f, nfe_b, loss0, loss1;
@@ -73,6 +76,7 @@ static int run_case(const double *ytrue, const double *ts, size_t width, size_t 
         goto out;
     node_options opt = node_options_default();   /* dopri5, 1e-7, 1e-9 */
     opt.seminorm = mode == SEMINORM;
+    opt.record = mode == RECORDED;   /* backprop reverses the forward solve's recording */
     TRY(node_solver_create(&s));
     node_optim_config oc;
     TRY(node_optim_defaults(NODE_OPTIM_ADAM, &oc));
@@ -101,7 +105,7 @@ static int run_case(const double *ytrue, const double *ts, size_t width, size_t 
         TRY(node_solver_odeint(s, &sys, y0, ts, BT, pred, &opt, &fs));
         TRY(node_loss_mse(BT * 2 * B, pred, by, NULL, &L, dl));
         double t1 = now();
-        if (mode == BACKPROP)
+        if (mode >= BACKPROP)
             TRY(node_solver_backprop(s, &sys, ts, BT, pred, dl, dy0, grad, NULL, &opt, &bs));
         else
             TRY(node_solver_adjoint(s, &sys, ts, BT, pred, dl, dy0, grad, NULL, &opt, &bs));
@@ -157,7 +161,7 @@ int main(int argc, char **argv)
             grad_only = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--quick] [--iters N] [--case demo|wide] "
-                    "[--grad adjoint|adjoint+seminorm|backprop]\n", argv[0]);
+                    "[--grad adjoint|adjoint+seminorm|backprop|backprop+record]\n", argv[0]);
             return 2;
         }
     }
@@ -176,10 +180,10 @@ int main(int argc, char **argv)
     };
     printf("Training iteration = dopri5 forward (rtol 1e-7, atol 1e-9, %d outputs) + MSE + "
            "backward + Adam step; one thread; W ~ N(0, 0.1), seeded batches; median of %d runs%s.\n"
-           "NFE bwd: vector-Jacobian products (one f evaluation each).\n\n", BT, quick ? 1 : REPEATS,
+           "NFE bwd: the gradient call's f and vjp calls (one each; backprop's include its forward re-run, backprop+record has none).\n\n", BT, quick ? 1 : REPEATS,
            quick ? " (--quick)" : "");
-    printf("| setting | gradient | ms / iter | forward ms | backward ms | Adam µs | NFE fwd | NFE bwd |\n");
-    printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    printf("| setting | gradient | ms / iter | forward ms | backward ms | Adam µs | NFE fwd | NFE bwd | bwd / fwd |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         if (only && strncmp(cases[k].name, only, strlen(only)) != 0)
             continue;
@@ -187,7 +191,7 @@ int main(int argc, char **argv)
         long warm = quick ? 1 : cases[k].warm;
         if (iters < 1)
             iters = 1;
-        for (int mode = ADJOINT; mode <= BACKPROP; mode++) {
+        for (int mode = ADJOINT; mode <= RECORDED; mode++) {
             if (grad_only && strcmp(grad_only, mode_name[mode]) != 0)
                 continue;
             /* Each repeat re-runs the same seeded training window (same NFE); the
@@ -205,8 +209,9 @@ int main(int argc, char **argv)
                     rs[b - 1] = tmp;
                 }
             r = rs[nrep / 2];
-            printf("| %s | %s | %.3f | %.3f | %.3f | %.1f | %.1f | %.1f |\n", cases[k].name,
-                   mode_name[mode], r.ms, r.fwd_ms, r.bwd_ms, r.opt_us, r.nfe_f, r.nfe_b);
+            printf("| %s | %s | %.3f | %.3f | %.3f | %.1f | %.1f | %.1f | %.2f |\n", cases[k].name,
+                   mode_name[mode], r.ms, r.fwd_ms, r.bwd_ms, r.opt_us, r.nfe_f, r.nfe_b,
+                   r.nfe_b / r.nfe_f);
             fflush(stdout);
         }
     }

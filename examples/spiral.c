@@ -297,6 +297,10 @@ int main(int argc, char **argv)
        by the adjoint (or backprop), optimizer step.  Allocates nothing (the solver's
        workspaces are paid for by a first solve below; --backprop's tape may still grow
        if a later batch needs more steps).  Snapshots write files. */
+    /* --backprop: the batch's solve is recorded and backprop reverses it (no re-run:
+       its NFE are the vjp calls alone, fewer than the forward's) */
+    node_options topt = opt;
+    topt.record = backprop;
     ex_progress prog;
     double traj_loss = NAN, loss = NAN, t_train = 0, late_sum = 0;
     long late_n = 0;   /* checks in the last quarter: the snapshot MAE is noisy */
@@ -309,13 +313,13 @@ int main(int argc, char **argv)
             ex_spiral_windows(ytrue, T, B, pick, by, by0);
             node_stats fs, bs;
             CHECK("forward solve", fs.message,
-                  node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &opt, &fs));
+                  node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &topt, &fs));
             CHECK("loss", err.message,
                   node_loss(NODE_LOSS_MAE, T * 2 * B, pred, by, NULL, 0, &loss, dLdp, &err));
             if (backprop)
                 CHECK("backprop", bs.message,
                       node_solver_backprop(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
-                                           NULL, &opt, &bs));
+                                           NULL, &topt, &bs));
             else
                 CHECK("adjoint", bs.message,
                       node_solver_adjoint(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
@@ -355,13 +359,13 @@ int main(int argc, char **argv)
             node_stats ws_;
             fill_rows(B, ytrue, by0);
             CHECK("warm-up solve", ws_.message,
-                  node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &opt, &ws_));
+                  node_solver_odeint(solver, &sys_batch, by0, bt, T, pred, &topt, &ws_));
             for (size_t k = 0; k < T * 2 * B; k++)
                 dLdp[k] = 0.0;
             if (backprop)
                 CHECK("warm-up backprop", ws_.message,
                       node_solver_backprop(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,
-                                           NULL, &opt, &ws_));
+                                           NULL, &topt, &ws_));
             else
                 CHECK("warm-up adjoint", ws_.message,
                       node_solver_adjoint(solver, &sys_batch, bt, T, pred, dLdp, dLdy0, grad,

@@ -26,7 +26,7 @@ static const abi_entry abi[] = {
     F(node_options, method), F(node_options, rtol), F(node_options, atol),
     F(node_options, step), F(node_options, max_step), F(node_options, max_steps),
     F(node_options, adjoint_rtol), F(node_options, adjoint_atol), F(node_options, seminorm),
-    F(node_options, checkpoints), F(node_options, reserved_),
+    F(node_options, checkpoints), F(node_options, record), F(node_options, reserved_),
 
     T(node_stats),
     F(node_stats, nfe), F(node_stats, nsteps), F(node_stats, naccept),

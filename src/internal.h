@@ -316,6 +316,9 @@ struct node_solver {
         size_t n, nt, np, nsteps, stride, nsaved, ncp;
         node_method method;
         bool stages;   /* the plain records hold the step's stages too */
+        bool solve;    /* recorded by node_solver_odeint (opt->record), its ys and ts
+                          kept for node_solver_backprop to compare */
+        double rtol, atol, step, max_step;   /* the options of that solve */
         int valid;
     } bp;
 };

@@ -242,6 +242,19 @@ MUTANTS = [
      "        memcpy(rec + 2 + (i + 1) * n, k[i], n * sizeof(double));",
      "        (void)k;",
      "backprop's recorded stages are the ones its reverse pass uses"),
+    ("backprop-fsal-cotangent-dropped", "src/grad/backprop.c",
+     "            axpy(n, 1.0, c->kc, kb[tab->s - 1]);",
+     "            (void)0;",
+     "backprop's one vjp for a step's FSAL stage and the next step's k_0 carries both "
+     "cotangents"),
+    ("backprop-fsal-stale-k0", "src/grad/backprop.c",
+     "                memcpy(c->kf, k[0], n * sizeof(double));",
+     "                (void)0;",
+     "backprop's recomputed stages take the FSAL stage from the next step's k_0"),
+    ("record-rows-not-compared", "src/grad/backprop.c",
+     "    return memcmp(ys, yf, nt * sys->dim * sizeof(double)) == 0 &&",
+     "    return",
+     "opt->record: backprop reverses the recording only for the rows that solve wrote"),
     ("planar-gate-gradient", "src/cnf/planar.c",
      "        dG[i] = dui * p->u[i] * (1.0 - sg);",
      "        dG[i] = 0;",
@@ -299,7 +312,8 @@ MPI_PREFIX = "examples/spiral_mpi"
 # run first, and only a mutant they all pass goes on to the whole suite (so a killed
 # mutant costs one small rebuild; the verdict is the same).
 FIRST = [
-    ("src/grad/", ["test_grad", "test_grad_contract", "test_grad_mlp", "test_grad_ckpt"]),
+    ("src/grad/", ["test_grad", "test_grad_contract", "test_grad_mlp", "test_grad_ckpt",
+                   "test_grad_nfe"]),
     ("src/event/", ["test_event"]),
     ("src/cnf/cnf.c", ["test_cnf"]),
     ("src/cnf/", ["test_planar", "test_cnf"]),

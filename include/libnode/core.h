@@ -152,7 +152,21 @@ typedef struct node_options {
                                (memory O(N × dim + steps + (steps / N) × dim), the
                                same gradient).  The interpolating adjoint: N extra
                                evenly spaced restart points besides ts.  < 0 refused. */
-    uint64_t reserved_[14]; /* fields of later versions: leave zero */
+    int32_t record;         /* 1 = node_solver_odeint also records its solve in the
+                               solver object as exact backprop's re-run would (the
+                               stages of every step for dopri5 and bosh3; sys->vjp
+                               required), and node_solver_backprop given the same sys,
+                               options, ts and the ys that solve wrote (compared bit for
+                               bit) reverses that recording instead of re-running the
+                               solve: its NFE is then the vjp calls alone, one per
+                               stage of each accepted step (about the forward NFE).
+                               The solution is node_solver_odeint's either way.  Any
+                               other ys, or the recording gone (a backprop or an
+                               interpolating adjoint on the solver in between): the
+                               usual re-run.  θ (sys->ctx) must not change in between.
+                               node_odeint ignores it.  0 or 1. */
+    uint32_t reserved2_;
+    uint64_t reserved_[13]; /* fields of later versions: leave zero */
 } node_options;
 
 /* The defaults above: DOPRI5, rtol 1e-7, atol 1e-9, everything else 0. */

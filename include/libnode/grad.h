@@ -16,7 +16,8 @@ extern "C" {
    dLdp (nparams, may be NULL: the parameter work is then skipped, vjp_p = NULL) and
    dLdts (nt, may be NULL: vjp_t = NULL).  sys->f and sys->vjp are required.
    stats (may be NULL) counts the backward work (for backprop, the recorded forward
-   re-run included) and, after a failure, says where and why (node_stats).
+   re-run included, unless opt->record let it reverse the forward solve's own
+   recording) and, after a failure, says where and why (node_stats).
    NODE_EINVAL for NULL or empty arguments, bad ts or options, a NaN or Inf in ys or
    dLdys (the message names the entry), and for a dLdp given with sys->nparams == 0
    (there would be nothing to write: a silent no-op hides a mis-built system);
@@ -61,6 +62,16 @@ LIBNODE_API node_status node_odeint_adjoint(const node_system *sys, const double
    and returns the exact gradient of the discrete solution (step sizes taken as
    constants), dense output at ts included: dLdts[i] through the interpolant's θ,
    dLdts[0] through the stage times t_n + c_i h as every step shifts with t0.
+   The re-run records each accepted step with its stages where dense output needs no
+   stage of its own (dopri5, bosh3: (s + 1)·dim + 2 doubles a step; other methods
+   dim + 2 and their stages recomputed), so the reverse pass evaluates no f: one vjp
+   per stage of each accepted step, and for an FSAL method one for a step's last stage
+   and the next step's first together (the same f value; vjp is linear in its
+   cotangent): (s - 1) per step, one more if the last step holds an output inside it,
+   against the forward's 1 + (s - 1) per step attempted.  stats->nfe counts the re-run
+   and the vjp calls.  With opt->record (core.h) the re-run is skipped when s holds
+   node_solver_odeint's recording of this very solve: the vjp calls alone, fewer than
+   the forward's evaluations.
    Memory grows with the number of steps: O(steps × dim) for the tape, which a
    reused solver object keeps at its largest size.
    Checkpointed (opt->checkpoints = N >= 1): the forward re-run keeps the accepted

@@ -176,6 +176,7 @@ node_status node_solver_adjoint_interp(node_solver *s, const node_system *sys,
         return node__stats_end(stats, node__msg(stats->message, rc,
                                                 "out of memory for the interpolating "
                                                 "adjoint's workspace"));
+    s->bp.valid = 0;   /* backprop's recording: its tape and work are reused here */
     double *aug = s->aug, *rows = aug + m;
     double *frow = s->work, *z = frow + 2 * n, *tmp = z + n, *w = tmp + n;
 

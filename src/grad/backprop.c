@@ -190,6 +190,12 @@ typedef struct rev {
     size_t n, np, S, io;      /* io: the last output row not yet taken in */
     double *k[NODE__MAXSTAGES], *kb[NODE__MAXSTAGES];
     double *ybar, *tmp, *vy, *vp, *w, *dw;
+    double *tsrec;            /* a recorded solve's ts (opt->record) */
+    double *kc;               /* FSAL: the cotangent of k_0 of the step after the one
+                                 being reversed, which is its last stage (the same f
+                                 value): one vjp at that point serves both */
+    bool carry;               /* kc holds such a cotangent */
+    double *kf;               /* recomputed stages: that k_0, for the step before */
     double tbar;              /* ∂L/∂t0 through the stage times t_n + c_i h */
     bool stages;              /* the tape's records hold the S stages after y */
 } rev;
@@ -229,6 +235,16 @@ static node_status reverse_steps(rev *c, const double *tape, size_t first, size_
         }
         for (size_t i = (size_t)tab->s; i < S; i++)
             memset(kb[i], 0, n * sizeof(double));
+        /* FSAL: the next step's k_0 is this step's last stage k_{s-1} = f(t + h, y_{n+1})
+           (A_{s-1} = b), one f call in the forward pass: its cotangent joins this
+           one's, and vjp is linear in it, so the two need one call, not two. */
+        const bool merged = c->carry;
+        if (merged) {
+            axpy(n, 1.0, c->kc, kb[tab->s - 1]);
+            need[tab->s - 1] = true;
+            last = tab->s - 1 > last ? tab->s - 1 : last;
+            c->carry = false;
+        }
 
         /* Outputs in this step: y_out = y_n + h Σ w_i(θ) k_i. */
         size_t o_hi = c->io;
@@ -254,8 +270,19 @@ static node_status reverse_steps(rev *c, const double *tape, size_t first, size_
         int cb = 0;
         for (size_t i = 0; i < S; i++)
             kk[i] = c->stages ? (double *)(rec + 2 + (i + 1) * n) : c->k[i];
-        if (!c->stages)
-            cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, 0, nst, tmp, &stats->nfe);
+        if (!c->stages) {
+            /* Merged: k_{s-1} is the next step's k_0, recomputed already (kf). */
+            int fs = merged && nst >= tab->s ? tab->s - 1 : nst;
+            cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, 0, fs, tmp, &stats->nfe);
+            if (!cb && fs < nst) {
+                memcpy(k[fs], c->kf, n * sizeof(double));
+                if (fs + 1 < nst)
+                    cb = node__rk_stages(c->kern, tab, &c->ode, t, h, y, k, fs + 1, nst, tmp,
+                                         &stats->nfe);
+            }
+            if (!cb && tab->fsal && step > 0)   /* the step before's k_{s-1} */
+                memcpy(c->kf, k[0], n * sizeof(double));
+        }
         if (cb) {
             stats->callback_rc = cb;
             stats->t_reached = t_end;
@@ -291,6 +318,11 @@ static node_status reverse_steps(rev *c, const double *tape, size_t first, size_
         for (int i = nst - 1; i >= 0; i--) {
             if (!need[i])
                 continue;
+            if (i == 0 && tab->fsal && step > 0) {   /* to the step before (see above) */
+                memcpy(c->kc, kb[0], n * sizeof(double));
+                c->carry = true;
+                break;
+            }
             const double *Ai = tab->A + (size_t)i * S;
             node__rk_combine(c->kern, n, y, h, Ai, i, k, tmp);
             double vt = 0, ti = t + tab->c[i] * h;
@@ -375,16 +407,18 @@ static node_status replay(rev *c, const double *steps, const double *y0, size_t 
    method only, so that node__backprop_reverse finds the recorder's output places
    (ostep, otheta) where node__backprop_record left them.
    work: [yf (nt·n) | ostep, otheta (nt each) | k, kbar (S·n each) | ybar, tmp, vy
-          (n each) | vp (nparams) | w, dw (S each)] */
+          (n each) | vp (nparams) | w, dw (S each) | tsrec (nt) | kc, kf (n each)]
+   yf and tsrec also keep the rows and times of a solve recorded for a later
+   node_solver_backprop (opt->record), which compares them with its ys and ts. */
 static node_status bp_setup(node_solver *s, const node_system *sys, size_t nt,
                             const node_options *o, node_stats *stats, rev *c, double **yf)
 {
     const node__tableau *tab = node__tableau_get(o->method);
     size_t n = sys->dim, np = sys->nparams;
     size_t S = (size_t)tab->s_dense;
-    if (n > SIZE_MAX / 64 / (S + 2) || np > SIZE_MAX / 64 || nt > SIZE_MAX / 64 / (n + 2))
+    if (n > SIZE_MAX / 64 / (S + 2) || np > SIZE_MAX / 64 || nt > SIZE_MAX / 64 / (n + 3))
         return NODE_ENOMEM;
-    size_t need = nt * (n + 2) + 2 * S * n + 3 * n + np + 2 * S;
+    size_t need = nt * (n + 3) + 2 * S * n + 5 * n + np + 2 * S;
     node_status rc = node__grow(&s->work, &s->work_cap, need);
     if (rc)
         return rc;
@@ -400,6 +434,9 @@ static node_status bp_setup(node_solver *s, const node_system *sys, size_t nt,
     c->vp = c->vy + n;
     c->w = c->vp + np;
     c->dw = c->w + S;
+    c->tsrec = c->dw + S;
+    c->kc = c->tsrec + nt;
+    c->kf = c->kc + n;
     for (size_t i = 0; i < S; i++) {
         c->k[i] = kbuf + i * n;
         c->kb[i] = kbar + i * n;
@@ -425,10 +462,11 @@ static node_status bp_forward(node_solver *s, const node_system *sys, const doub
         ostep[i] = -1;
     size_t n = sys->dim;
     size_t ncp = (uint64_t)o->checkpoints > SIZE_MAX ? SIZE_MAX : (size_t)o->checkpoints;
-    /* The record path keeps the stages with each plain record when the method needs
-       no extra evaluation for them (s_dense == s): its reverse pass evaluates no f. */
+    /* A plain record keeps the step's stages when the method needs no extra
+       evaluation for them (s_dense == s: dopri5, bosh3): the reverse pass then
+       evaluates no f, only one vjp per stage of every accepted step. */
     const node__tableau *tab = node__tableau_get(o->method);
-    bool stages = !rerun && !ncp && tab->s_dense == tab->s;
+    bool stages = !ncp && tab->s_dense == tab->s;
     recorder r = { s, n, 0, ostep, otheta, NODE_OK, ncp, 1, 0, stages ? (size_t)tab->s : 0 };
     node__observer obs = { .ctx = &r, .step = stages ? NULL : rec_step, .output = rec_output,
                            .dense = stages ? rec_stages : NULL };
@@ -463,8 +501,36 @@ static node_status bp_forward(node_solver *s, const node_system *sys, const doub
     s->bp.nsaved = r.nsaved;
     s->bp.ncp = ncp;
     s->bp.stages = stages;
+    s->bp.solve = !rerun;
+    s->bp.rtol = o->rtol;
+    s->bp.atol = o->atol;
+    s->bp.step = o->step;
+    s->bp.max_step = o->max_step;
+    if (!rerun) {   /* what a later node_solver_backprop must be given to reuse it */
+        memcpy(yf, ys, nt * n * sizeof(double));
+        memcpy(c.tsrec, ts, nt * sizeof(double));
+    }
     s->bp.valid = 1;
     return NODE_OK;
+}
+
+/* Whether the solve recorded last is node_solver_odeint's (opt->record) of sys over
+   exactly ts with exactly the rows ys, with o's method, tolerances, steps and
+   checkpoints (max_steps aside: it only bounds a solve that succeeded): then
+   node_solver_backprop reverses it instead of re-running it. */
+static bool bp_recorded(node_solver *s, const node_system *sys, const double *ts, size_t nt,
+                        const double *ys, const node_options *o, node_stats *stats)
+{
+    rev c;
+    double *yf;
+    if (!o->record || !s->bp.valid || !s->bp.solve || s->bp.n != sys->dim || s->bp.nt != nt ||
+        s->bp.np != sys->nparams || s->bp.method != o->method ||
+        s->bp.ncp != (size_t)o->checkpoints || s->bp.rtol != o->rtol ||
+        s->bp.atol != o->atol || s->bp.step != o->step || s->bp.max_step != o->max_step ||
+        bp_setup(s, sys, nt, o, stats, &c, &yf))
+        return false;
+    return memcmp(ys, yf, nt * sys->dim * sizeof(double)) == 0 &&
+           memcmp(ts, c.tsrec, nt * sizeof(double)) == 0;
 }
 
 /* The reverse pass over the solve bp_forward recorded last. */
@@ -551,7 +617,7 @@ node_status node_solver_backprop(node_solver *s, const node_system *sys,
     node__stats_begin(stats);
     node_options o;
     node_status rc = node__grad_begin(s, sys, ts, nt, ys, dLdys, dLdy0, dLdp, opt, &o, stats);
-    if (!rc)
+    if (!rc && !bp_recorded(s, sys, ts, nt, ys, &o, stats))
         rc = bp_forward(s, sys, ys, ts, nt, NULL, &o, stats, true);
     if (!rc)
         rc = bp_reverse(s, sys, ts, nt, dLdys, dLdy0, dLdp, dLdts, &o, stats);

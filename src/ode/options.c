@@ -52,7 +52,7 @@ node_status node__options_resolve(const node_options *opt, node_options *out, ch
     if (!tab)
         return node__msg(msg, NODE_EINVAL, "opt->method = %d is not a method of libnode %s",
                          (int)o.method, node_version());
-    if (o.reserved0_ || o.reserved1_ ||
+    if (o.reserved0_ || o.reserved1_ || o.reserved2_ ||
         !node__zero_words(o.reserved_, sizeof o.reserved_ / sizeof o.reserved_[0]))
         return node__msg(msg, NODE_EINVAL,
                          "opt has non-zero reserved fields: the program was built against a "
@@ -77,6 +77,10 @@ node_status node__options_resolve(const node_options *opt, node_options *out, ch
         return node__msg(msg, NODE_EINVAL,
                          "opt->checkpoints = %lld: must be >= 0 (0 = record every step)",
                          (long long)o.checkpoints);
+    if (o.record != 0 && o.record != 1)
+        return node__msg(msg, NODE_EINVAL,
+                         "opt->record = %d: must be 0 (no recording) or 1 (node_solver_odeint "
+                         "records its solve for node_solver_backprop)", (int)o.record);
     if (tab->err_order == 0 && !(o.step > 0))
         return node__msg(msg, NODE_EINVAL,
                          "opt->step = 0: the fixed-step method %s needs a step > 0", tab->name);

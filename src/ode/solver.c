@@ -106,6 +106,8 @@ node_status node_solver_odeint(node_solver *s, const node_system *sys, const dou
     node__stats_begin(stats);
     node_options o;
     node_status st = node__solve_check(s, sys, y0, ts, nt, ys, opt, &o, stats->message);
+    if (st == NODE_OK && o.record)   /* recorded for node_solver_backprop: the same solve */
+        return node__backprop_record(s, sys, y0, ts, nt, ys, &o, stats);
     if (st == NODE_OK) {
         node__ode ode = { sys->dim, sys->f, sys->ctx, NULL, NULL };
         st = node__integrate(s, &ode, y0, ts, nt, ys, &o, stats, NULL);
@@ -119,6 +121,12 @@ node_status node_odeint(const node_system *sys, const double *y0, const double *
     /* A temporary solver on the stack: its one workspace block is the only allocation. */
     node_solver s;
     node__solver_init(&s);
+    node_options plain;
+    if (opt && opt->record == 1) {   /* nothing could reuse a recording in s */
+        plain = *opt;
+        plain.record = 0;
+        opt = &plain;
+    }
     node_status st = node_solver_odeint(&s, sys, y0, ts, nt, ys, opt, stats);
     node__free(s.ode);
     return st;

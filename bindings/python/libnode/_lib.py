@@ -122,7 +122,8 @@ class Options(Structure):
                 ("atol", c_double), ("step", c_double), ("max_step", c_double),
                 ("max_steps", c_int64), ("adjoint_rtol", c_double),
                 ("adjoint_atol", c_double), ("seminorm", c_int32), ("reserved1_", c_uint32),
-                ("checkpoints", c_int64), ("reserved_", c_uint64 * 14)]
+                ("checkpoints", c_int64), ("record", c_int32), ("reserved2_", c_uint32),
+                ("reserved_", c_uint64 * 13)]
 
 
 class Stats(Structure):
