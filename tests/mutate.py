@@ -48,7 +48,7 @@ MUTANTS = [
      ".ctl = { .safety = 0.85, .beta = 0.02,",
      ".ctl = { .safety = 0.85, .beta = 0,",
      "DOPRI5's PI controller (β = 0.02)"),
-    ("dop853-5th-order-error", "src/ode/solve.c",
+    ("dop853-5th-order-error", "src/ode/ode.h",
      "    return den > 0 ? e5 * e5 / sqrt(den) : 0;",
      "    return e5;",
      "DOP853's combined 5th/3rd-order error estimate"),

@@ -1,0 +1,100 @@
+/* ode/ens.h — the ensemble solver's private structures (ensemble.c: forward solves and
+ * the recorded forward of backprop; ens_grad.c: the reverse pass).  Never included
+ * outside src/ode/.
+ */
+#ifndef LIBNODE_ODE_ENS_H
+#define LIBNODE_ODE_ENS_H
+
+#include "ode.h"
+
+/* One live sample of a group: everything its own solve keeps between rounds. */
+typedef struct node__ens_slot {
+    size_t id;              /* the sample */
+    const double *ts;       /* its output times (nt) */
+    double *ys;             /* its rows (nt × dim), NULL while recording for backprop */
+    node_stats *st;         /* its stats */
+    double dir, t, h, h_plan, span;
+    node__control ctl;
+    int64_t attempts;       /* steps attempted (max_steps) */
+    int64_t fixed_n;        /* fixed-step methods: steps in all, and the next one */
+    int64_t fixed_j;
+    int nonfinite;          /* consecutive NaN/Inf rejections */
+    bool last;              /* the step attempted this round ends on ts[nt-1] */
+    bool have_k0;           /* k_0 = f(t, y) is in its row of k[0] */
+    bool accept;            /* this round's step was accepted */
+    bool dense;             /* this round's accepted step needs its dense-only stages */
+    bool done;              /* finished (successfully or not): leaves at the compaction */
+    double tnew, err;
+    size_t next;            /* next output row */
+    int64_t tape_last;      /* backprop: offset of its latest tape record, -1 if none */
+    int64_t nrec;           /* backprop: records on the tape */
+} node__ens_slot;
+
+/* The workspace of one worker (one group at a time): G slots and their vectors. */
+typedef struct node__ens_ws {
+    size_t G;                       /* slots the buffers hold */
+    node__ens_slot *slot;
+    node__ens_slot *fin;            /* backprop: samples whose forward succeeded */
+    int *rc;                        /* per row: callback values of a failed batch */
+    size_t *idx;                    /* gathered rows */
+    double *buf; size_t buf_cap;    /* k[s_dense], y, ynew, arg, hx, err, gathers, tb */
+    double *tape; size_t tape_cap;  /* backprop: records of accepted steps */
+    size_t tape_len;
+    double *rev; size_t rev_cap;    /* backprop: the reverse pass's vectors */
+    double *gp;                     /* backprop: this group's dL/dθ (in rev) */
+} node__ens_ws;
+
+struct node_ensemble {
+    node__ens_ws *ws; size_t nws;
+    node_stats *stats; size_t stats_cap;   /* when the caller gives none */
+    double *gsum; size_t gsum_cap;         /* backprop: dL/dθ per group */
+    node_status *gst; size_t gst_cap;      /* status per group (allocation failures) */
+};
+
+/* The context of one ensemble call. */
+typedef struct node__ens_run {
+    const node_ensemble_system *sys;
+    const node__tableau *tab;
+    const node_options *opt;
+    size_t n, nt, dim;
+    const double *y0; size_t y0_stride;   /* sample j starts at y0 + j * y0_stride */
+    const double *ts; size_t ts_stride;   /* 0: one shared ts */
+    double *ys;                           /* NULL: recording (backprop) */
+    node_stats *stats;                    /* n */
+    bool record;
+    /* backprop */
+    const double *dLdys;
+    double *dLdy0;
+} node__ens_run;
+
+/* Forward-solve samples j0 .. j1-1 of run in workspace w (sized for j1 - j0 slots) by
+   worker `worker`; with run->record, the accepted steps go to w's tape and the slots of
+   the samples that finished successfully stay in w->slot[0 .. *nkept-1] (in sample
+   order) for the reverse pass.  NODE_ENOMEM if the tape cannot grow (the samples
+   then fail), else NODE_OK (per-sample failures are in their stats). */
+NODE__HIDDEN node_status node__ens_forward(const node__ens_run *run, node__ens_ws *w,
+                                           size_t worker, size_t j0, size_t j1,
+                                           size_t *nkept);
+
+/* Evaluate f on nr rows (t[r], y[r]) into out, in calls of at most sys->max_rows
+   rows; row r belongs to slot sl[ids ? ids[r] : r], whose stats count the rows
+   evaluated for it.  If a call fails, its rows are evaluated one at a time and rc[r]
+   holds each row's value (0 for a row that succeeded); returns whether any row
+   failed (rc[0 .. nr-1] all written then). */
+NODE__HIDDEN bool node__ens_eval(const node_ensemble_system *sys, size_t worker,
+                                 node__ens_slot *sl, const size_t *ids, size_t nr,
+                                 const double *t, const double *y, double *out, int *rc);
+
+/* The reverse pass of exact backprop over the kept slots of w (node__ens_forward with
+   run->record): writes their rows of dLdy0 and adds their dL/dθ to w->gp (if
+   nparams > 0 and gp wanted).  Per-sample failures go to the samples' stats. */
+NODE__HIDDEN node_status node__ens_reverse(const node__ens_run *run, node__ens_ws *w,
+                                           size_t worker, size_t nkept, bool want_p);
+
+/* Doubles of a worker's forward buffers for G slots of dim. */
+NODE__HIDDEN size_t node__ens_buf_need(const node__tableau *tab, size_t G, size_t dim);
+
+/* Grow *p (elements of size sz) to at least n; NODE_ENOMEM with *p untouched. */
+NODE__HIDDEN node_status node__ens_grow(void **p, size_t *cap, size_t n, size_t sz);
+
+#endif /* LIBNODE_ODE_ENS_H */

@@ -1,0 +1,393 @@
+/* test_ensemble.c — ensembles (ensemble.h): every sample solved as node_odeint solves it
+ * alone (bit for bit: the same steps, the same arithmetic), per-sample output times, a
+ * failing sample leaving the others intact, exact backprop against node_odeint_backprop
+ * per sample and against central differences, results independent of the thread
+ * count and of the group size, the MLP adapter, and refused arguments.
+ */
+#include "test_util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* dy/dt = A y³ + (0.1 cos t) e_0 with θ = A (2 × 2), and a third component (constant)
+   that tags a sample: tag 1 makes f fail for t > 0.3, tag 2 makes it NaN for t > 0.4. */
+typedef struct cub { double A[4]; } cub;
+
+static int cub_f(void *ctx, double t, const double *y, double *dy)
+{
+    const cub *c = ctx;
+    if (y[2] == 1 && t > 0.3)
+        return 7;
+    double u = y[0] * y[0] * y[0], v = y[1] * y[1] * y[1];
+    dy[0] = c->A[0] * u + c->A[1] * v + 0.1 * cos(t);
+    dy[1] = c->A[2] * u + c->A[3] * v;
+    dy[2] = 0;
+    if (y[2] == 2 && t > 0.4)
+        dy[1] = NAN;
+    return 0;
+}
+
+static int cub_vjp(void *ctx, double t, const double *y, const double *a, double *dy,
+                   double *vy, double *vp, double *vt)
+{
+    const cub *c = ctx;
+    if (dy)
+        cub_f(ctx, t, y, dy);
+    double u = y[0] * y[0] * y[0], v = y[1] * y[1] * y[1];
+    vy[0] = 3 * y[0] * y[0] * (c->A[0] * a[0] + c->A[2] * a[1]);
+    vy[1] = 3 * y[1] * y[1] * (c->A[1] * a[0] + c->A[3] * a[1]);
+    vy[2] = 0;
+    if (vp) {
+        vp[0] = a[0] * u; vp[1] = a[0] * v; vp[2] = a[1] * u; vp[3] = a[1] * v;
+    }
+    if (vt)
+        *vt = -0.1 * sin(t) * a[0];
+    return 0;
+}
+
+static cub g_cub = { { -0.1, 2.0, -2.0, -0.1 } };
+
+static node_system cub_system(void)
+{
+    node_system s;
+    memset(&s, 0, sizeof s);
+    s.dim = 3;
+    s.nparams = 4;
+    s.ctx = &g_cub;
+    s.f = cub_f;
+    s.vjp = cub_vjp;
+    return s;
+}
+
+#define N 9
+#define NT 5
+
+static void initial_states(double *y0)
+{
+    for (int j = 0; j < N; j++) {   /* amplitudes spread: very different time scales */
+        double r = 0.3 + 0.25 * j;
+        y0[j * 3 + 0] = r;
+        y0[j * 3 + 1] = -0.5 * r;
+        y0[j * 3 + 2] = 0;
+    }
+}
+
+static const double g_ts[NT] = { 0, 0.3, 0.7, 1.1, 1.5 };
+
+static void check_like_odeint(node_method m, double step, uint64_t group)
+{
+    node_system sys = cub_system();
+    node_ensemble_system es;
+    assert_status(node_ensemble_system_wrap(&sys, 2, &es), NODE_OK);
+    node_ensemble *e;
+    assert_status(node_ensemble_create(&e), NODE_OK);
+    double y0[N * 3], ys[N * NT * 3], ref[NT * 3];
+    initial_states(y0);
+    node_options o = node_options_default();
+    o.method = m;
+    o.step = step;
+    o.rtol = 1e-6;
+    o.atol = 1e-8;
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.group = group;
+    node_stats st[N], tot;
+    assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, &o, &eo, st, &tot), NODE_OK);
+    int64_t nfe = 0;
+    for (int j = 0; j < N; j++) {
+        node_stats rs;
+        assert_status(node_odeint(&sys, y0 + 3 * j, g_ts, NT, ref, &o, &rs), NODE_OK);
+        assert_memory_equal(ys + j * NT * 3, ref, sizeof ref);   /* bit for bit */
+        assert_int_equal(st[j].naccept, rs.naccept);
+        assert_int_equal(st[j].nreject, rs.nreject);
+        assert_int_equal(st[j].nsteps, rs.nsteps);
+        if (step == 0)
+            assert_int_equal(st[j].nfe, rs.nfe);
+        assert_int_equal(st[j].rows_done, NT);
+        assert_true(st[j].t_reached == g_ts[NT - 1]);
+        nfe += st[j].nfe;
+    }
+    assert_int_equal(tot.nfe, nfe);
+    assert_string_equal(tot.message, "");
+    node_ensemble_free(e);
+    node_ensemble_system_free(&es);
+}
+
+static void test_equals_node_odeint(void **state)
+{
+    (void)state;
+    check_like_odeint(NODE_DOPRI5, 0, 0);
+    check_like_odeint(NODE_DOPRI5, 0, 2);     /* groups of 2 (and a last one of 1) */
+    check_like_odeint(NODE_BOSH3, 0, 4);
+    check_like_odeint(NODE_DOP853, 0, 0);     /* dense-only stages, FSAL outside the error */
+    check_like_odeint(NODE_RK4, 0.05, 3);
+    check_like_odeint(NODE_EULER, 0.01, 0);
+}
+
+/* Each sample its own output times, some backward, some of one row. */
+static void test_per_sample_ts(void **state)
+{
+    (void)state;
+    node_system sys = cub_system();
+    node_ensemble_system es;
+    assert_status(node_ensemble_system_wrap(&sys, 1, &es), NODE_OK);
+    node_ensemble *e;
+    assert_status(node_ensemble_create(&e), NODE_OK);
+    double y0[N * 3], ys[N * NT * 3], ref[NT * 3], ts[N * NT];
+    initial_states(y0);
+    for (int j = 0; j < N; j++)
+        for (int i = 0; i < NT; i++)
+            ts[j * NT + i] = (j % 3 == 2 ? -1.0 : 1.0) * (0.1 * j + i * (0.2 + 0.1 * j));
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.per_sample_ts = 1;
+    eo.group = 4;
+    node_stats st[N];
+    node_ensemble_odeint(e, &es, N, y0, ts, NT, ys, NULL, &eo, st, NULL);
+    int ok = 0;
+    for (int j = 0; j < N; j++) {
+        /* the large amplitudes blow up backward in time: failures as node_odeint's */
+        node_stats rs;
+        node_status want = node_odeint(&sys, y0 + 3 * j, ts + j * NT, NT, ref, NULL, &rs);
+        assert_status(st[j].status, want);
+        assert_string_equal(st[j].message, rs.message);
+        assert_memory_equal(ys + j * NT * 3, ref, (size_t)rs.rows_done * 3 * sizeof(double));
+        ok += want == NODE_OK;
+    }
+    assert_true(ok >= 7);
+    /* nt = 1: y0 only */
+    assert_status(node_ensemble_odeint(e, &es, N, y0, ts, 1, ys, NULL, &eo, st, NULL), NODE_OK);
+    assert_memory_equal(ys, y0, sizeof y0);
+    node_ensemble_free(e);
+    node_ensemble_system_free(&es);
+}
+
+/* Samples 2 (f fails) and 5 (NaN) stop with their own status; the others are intact. */
+static void test_failing_samples_leave_others_intact(void **state)
+{
+    (void)state;
+    node_system sys = cub_system();
+    node_ensemble_system es;
+    assert_status(node_ensemble_system_wrap(&sys, 1, &es), NODE_OK);
+    node_ensemble *e;
+    assert_status(node_ensemble_create(&e), NODE_OK);
+    double y0[N * 3], ys[N * NT * 3], ref[NT * 3];
+    initial_states(y0);
+    y0[2 * 3 + 2] = 1;
+    y0[5 * 3 + 2] = 2;
+    node_stats st[N], tot;
+    node_status s = node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, NULL, NULL, st, &tot);
+    assert_status(s, NODE_ECALLBACK);
+    assert_status(st[2].status, NODE_ECALLBACK);
+    assert_int_equal(st[2].callback_rc, 7);
+    assert_non_null(strstr(st[2].message, "f returned 7 at t = "));
+    assert_status(st[5].status, NODE_ENONFINITE);
+    assert_non_null(strstr(tot.message, "sample 2: f returned 7"));
+    assert_int_equal(tot.callback_rc, 7);
+    for (int j = 0; j < N; j++) {
+        node_stats rs;
+        node_status want = node_odeint(&sys, y0 + 3 * j, g_ts, NT, ref, NULL, &rs);
+        assert_status(st[j].status, want);
+        assert_int_equal(st[j].rows_done, rs.rows_done);
+        assert_true(st[j].t_reached == rs.t_reached);
+        assert_memory_equal(ys + j * NT * 3, ref, (size_t)rs.rows_done * 3 * sizeof(double));
+        if (want != NODE_OK)
+            assert_string_equal(st[j].message, rs.message);
+    }
+    node_ensemble_free(e);
+    node_ensemble_system_free(&es);
+}
+
+/* L = Σ_j Σ_i w_ij · ys[j][i] for fixed weights: dL/dys = w. */
+static double loss_of(const double *ys, const double *w, size_t n)
+{
+    double L = 0;
+    for (size_t i = 0; i < n; i++)
+        L += w[i] * ys[i];
+    return L;
+}
+
+static void check_backprop(node_method m, int threads, double *dp_out)
+{
+    node_system sys = cub_system();
+    node_ensemble_system es;
+    assert_status(node_ensemble_system_wrap(&sys, 2, &es), NODE_OK);
+    node_ensemble *e;
+    assert_status(node_ensemble_create(&e), NODE_OK);
+    double y0[N * 3], ys[N * NT * 3], w[N * NT * 3], dy0[N * 3], dp[4];
+    initial_states(y0);
+    for (int i = 0; i < N * NT * 3; i++)
+        w[i] = sin(0.7 * i + 0.3);
+    node_options o = node_options_default();
+    o.method = m;
+    o.rtol = 1e-8;
+    o.atol = 1e-10;
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.group = 4;
+    eo.threads = threads;
+    assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, &o, &eo, NULL, NULL), NODE_OK);
+    node_stats st[N];
+    assert_status(node_ensemble_backprop(e, &es, N, g_ts, NT, ys, w, dy0, dp, &o, &eo, st, NULL),
+                  NODE_OK);
+    /* against node_odeint_backprop sample by sample */
+    double sum[4] = { 0, 0, 0, 0 };
+    for (int j = 0; j < N; j++) {
+        double ry0[3], rp[4];
+        assert_status(node_odeint_backprop(&sys, g_ts, NT, ys + j * NT * 3, w + j * NT * 3, ry0,
+                                           rp, NULL, &o, NULL), NODE_OK);
+        for (int d = 0; d < 3; d++)
+            assert_close(dy0[j * 3 + d], ry0[d], 1e-10, 1e-12);
+        for (int i = 0; i < 4; i++)
+            sum[i] += rp[i];
+    }
+    for (int i = 0; i < 4; i++)
+        assert_close(dp[i], sum[i], 1e-10, 1e-12);
+    /* against central differences of the loss (parameters, and y0 of sample 3) */
+    double yp[N * NT * 3];
+    for (int i = 0; i < 4; i++) {
+        double keep = g_cub.A[i], hh = 1e-6;
+        g_cub.A[i] = keep + hh;
+        assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, yp, &o, &eo, NULL, NULL),
+                      NODE_OK);
+        double Lp = loss_of(yp, w, N * NT * 3);
+        g_cub.A[i] = keep - hh;
+        assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, yp, &o, &eo, NULL, NULL),
+                      NODE_OK);
+        double Lm = loss_of(yp, w, N * NT * 3);
+        g_cub.A[i] = keep;
+        assert_close(dp[i], (Lp - Lm) / (2 * hh), 1e-5, 1e-6);
+    }
+    for (int d = 0; d < 2; d++) {
+        double y0p[N * 3], hh = 1e-6;
+        memcpy(y0p, y0, sizeof y0);
+        y0p[3 * 3 + d] += hh;
+        assert_status(node_ensemble_odeint(e, &es, N, y0p, g_ts, NT, yp, &o, &eo, NULL, NULL),
+                      NODE_OK);
+        double Lp = loss_of(yp, w, N * NT * 3);
+        y0p[3 * 3 + d] -= 2 * hh;
+        assert_status(node_ensemble_odeint(e, &es, N, y0p, g_ts, NT, yp, &o, &eo, NULL, NULL),
+                      NODE_OK);
+        double Lm = loss_of(yp, w, N * NT * 3);
+        assert_close(dy0[3 * 3 + d], (Lp - Lm) / (2 * hh), 1e-5, 1e-6);
+    }
+    if (dp_out)
+        memcpy(dp_out, dp, sizeof dp);
+    node_ensemble_free(e);
+    node_ensemble_system_free(&es);
+}
+
+static void test_backprop_gradients(void **state)
+{
+    (void)state;
+    check_backprop(NODE_DOPRI5, 1, NULL);
+    check_backprop(NODE_DOP853, 1, NULL);
+    check_backprop(NODE_BOSH3, 1, NULL);
+}
+
+/* Thread count changes nothing (with OpenMP; one thread otherwise). */
+static void test_thread_count_invariance(void **state)
+{
+    (void)state;
+    double dp1[4], dp2[4];
+    check_backprop(NODE_DOPRI5, 1, dp1);
+    check_backprop(NODE_DOPRI5, 2, dp2);
+    assert_memory_equal(dp1, dp2, sizeof dp1);
+
+    node_system sys = cub_system();
+    node_ensemble_system es;
+    assert_status(node_ensemble_system_wrap(&sys, 2, &es), NODE_OK);
+    node_ensemble *e;
+    assert_status(node_ensemble_create(&e), NODE_OK);
+    double y0[N * 3], a[N * NT * 3], b[N * NT * 3];
+    initial_states(y0);
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.group = 2;
+    eo.threads = 1;
+    assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, a, NULL, &eo, NULL, NULL), NODE_OK);
+    eo.threads = 2;
+    assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, b, NULL, &eo, NULL, NULL), NODE_OK);
+    assert_memory_equal(a, b, sizeof a);
+    node_ensemble_free(e);
+    node_ensemble_system_free(&es);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    node_system sys = cub_system();
+    node_ensemble_system es;
+    assert_status(node_ensemble_system_wrap(&sys, 1, &es), NODE_OK);
+    node_ensemble *e;
+    assert_status(node_ensemble_create(&e), NODE_OK);
+    double y0[N * 3], ys[N * NT * 3], dy0[N * 3], dp[4];
+    initial_states(y0);
+    node_stats tot;
+    assert_status(node_ensemble_odeint(NULL, &es, N, y0, g_ts, NT, ys, NULL, NULL, NULL, &tot),
+                  NODE_EINVAL);
+    assert_string_equal(tot.message, "the ensemble object is NULL");
+    assert_status(node_ensemble_odeint(e, NULL, N, y0, g_ts, NT, ys, NULL, NULL, NULL, &tot),
+                  NODE_EINVAL);
+    assert_string_equal(tot.message, "sys is NULL");
+    assert_status(node_ensemble_odeint(e, &es, 0, y0, g_ts, NT, ys, NULL, NULL, NULL, &tot),
+                  NODE_EINVAL);
+    assert_non_null(strstr(tot.message, "n = 0"));
+    assert_status(node_ensemble_odeint(e, &es, N, NULL, g_ts, NT, ys, NULL, NULL, NULL, &tot),
+                  NODE_EINVAL);
+    assert_string_equal(tot.message, "y0 is NULL");
+    assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, NULL, NULL, NULL, NULL, &tot),
+                  NODE_EINVAL);
+    assert_string_equal(tot.message, "ys is NULL");
+    assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, 0, ys, NULL, NULL, NULL, &tot),
+                  NODE_EINVAL);
+    double ts[N * NT];
+    for (int j = 0; j < N; j++)
+        for (int i = 0; i < NT; i++)
+            ts[j * NT + i] = i;
+    ts[4 * NT + 2] = 1;   /* sample 4: ts[2] = ts[1] */
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.per_sample_ts = 1;
+    assert_status(node_ensemble_odeint(e, &es, N, y0, ts, NT, ys, NULL, &eo, NULL, &tot),
+                  NODE_EINVAL);
+    assert_non_null(strstr(tot.message, "sample 4: ts[2] = ts[1]"));
+    eo.per_sample_ts = 0;
+    eo.reserved_[3] = 1;
+    assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, NULL, &eo, NULL, &tot),
+                  NODE_EINVAL);
+    assert_non_null(strstr(tot.message, "eopt has non-zero reserved fields"));
+    y0[7 * 3 + 1] = NAN;
+    assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, NULL, NULL, NULL, &tot),
+                  NODE_EINVAL);
+    assert_non_null(strstr(tot.message, "y0[7][1] = nan"));
+    initial_states(y0);
+    assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, NULL, NULL, NULL, &tot),
+                  NODE_OK);
+    assert_status(node_ensemble_backprop(e, &es, N, g_ts, NT, ys, NULL, dy0, dp, NULL, NULL,
+                                         NULL, &tot), NODE_EINVAL);
+    assert_string_equal(tot.message, "dLdys is NULL");
+    node_ensemble_system nov = es;
+    nov.vjp = NULL;
+    assert_status(node_ensemble_backprop(e, &nov, N, g_ts, NT, ys, ys, dy0, dp, NULL, NULL,
+                                         NULL, &tot), NODE_EINVAL);
+    assert_non_null(strstr(tot.message, "sys->vjp is NULL"));
+    assert_status(node_ensemble_create(NULL), NODE_EINVAL);
+    node_ensemble_free(NULL);
+    node_ensemble_system_free(NULL);
+    node_ensemble_free(e);
+    node_ensemble_system_free(&es);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_equals_node_odeint),
+        cmocka_unit_test(test_per_sample_ts),
+        cmocka_unit_test(test_failing_samples_leave_others_intact),
+        cmocka_unit_test(test_backprop_gradients),
+        cmocka_unit_test(test_thread_count_invariance),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
