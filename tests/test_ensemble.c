@@ -7,6 +7,7 @@
 #include "test_util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* dy/dt = A y³ + (0.1 cos t) e_0 with θ = A (2 × 2), and a third component (constant)
@@ -313,6 +314,61 @@ static void test_thread_count_invariance(void **state)
     node_ensemble_system_free(&es);
 }
 
+/* The MLP adapter: each row at its own time (time_input), as node_odeint of the MLP
+   alone; its parameter gradient against node_odeint_backprop summed over samples. */
+static void test_mlp_adapter(void **state)
+{
+    (void)state;
+    size_t sizes[3] = { 2, 16, 2 };
+    node_activation acts[2] = { NODE_ACT_TANH, NODE_ACT_IDENTITY };
+    node_mlp *m;
+    assert_status(node_mlp_create(&m, 2, sizes, acts, 1), NODE_OK);
+    node_mlp_init(m, 5);
+    node_ensemble_system es;
+    assert_status(node_mlp_ensemble(m, 3, 2, &es), NODE_OK);   /* calls of 3 rows at most */
+    node_system one;
+    assert_status(node_mlp_system(m, 1, &one), NODE_OK);
+    node_ensemble *e;
+    assert_status(node_ensemble_create(&e), NODE_OK);
+    enum { n = 7 };
+    double y0[n * 2], ys[n * NT * 2], ref[NT * 2], w[n * NT * 2], dy0[n * 2];
+    size_t np = node_mlp_nparams(m);
+    double *dp = malloc(np * sizeof *dp), *sum = calloc(np, sizeof *sum),
+           *rp = malloc(np * sizeof *rp);
+    for (int i = 0; i < n * 2; i++)
+        y0[i] = sin(1.3 * i + 0.2);
+    for (int i = 0; i < n * NT * 2; i++)
+        w[i] = cos(0.9 * i);
+    node_options o = node_options_default();
+    o.rtol = 1e-9;
+    o.atol = 1e-11;
+    assert_status(node_ensemble_odeint(e, &es, n, y0, g_ts, NT, ys, &o, NULL, NULL, NULL),
+                  NODE_OK);
+    for (int j = 0; j < n; j++) {
+        assert_status(node_odeint(&one, y0 + 2 * j, g_ts, NT, ref, &o, NULL), NODE_OK);
+        for (int i = 0; i < NT * 2; i++)
+            assert_close(ys[j * NT * 2 + i], ref[i], 1e-8, 1e-10);
+    }
+    assert_status(node_ensemble_backprop(e, &es, n, g_ts, NT, ys, w, dy0, dp, &o, NULL, NULL,
+                                         NULL), NODE_OK);
+    for (int j = 0; j < n; j++) {
+        double ry0[2];
+        assert_status(node_odeint_backprop(&one, g_ts, NT, ys + j * NT * 2, w + j * NT * 2, ry0,
+                                           rp, NULL, &o, NULL), NODE_OK);
+        for (size_t i = 0; i < np; i++)
+            sum[i] += rp[i];
+        for (int d = 0; d < 2; d++)
+            assert_close(dy0[2 * j + d], ry0[d], 1e-6, 1e-8);
+    }
+    for (size_t i = 0; i < np; i++)
+        assert_close(dp[i], sum[i], 1e-6, 1e-8);
+    free(dp);
+    free(sum);
+    free(rp);
+    node_ensemble_free(e);
+    node_mlp_free(m);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -387,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_failing_samples_leave_others_intact),
         cmocka_unit_test(test_backprop_gradients),
         cmocka_unit_test(test_thread_count_invariance),
+        cmocka_unit_test(test_mlp_adapter),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
