@@ -16,6 +16,7 @@ typedef struct node__ens_slot {
     double dir, t, h, h_plan, span;
     node__control ctl;
     int64_t attempts;       /* steps attempted (max_steps) */
+    int64_t nfe;            /* rows evaluated, not yet added to st->nfe */
     int64_t fixed_n;        /* fixed-step methods: steps in all, and the next one */
     int64_t fixed_j;
     int nonfinite;          /* consecutive NaN/Inf rejections */

@@ -49,54 +49,113 @@ static void comb_make(comb *c, const double *w, int n, double *const *k)
         }
 }
 
+#if defined(__GNUC__)
+#  define NODE__ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#  define NODE__ALWAYS_INLINE static inline
+#endif
+
 /* out[i] = y[i] + hx[i] Σ_q w_q p_q[off + i] for i < nel (hx NULL: the scalar h), the
-   sum formed left to right and added once, as kernels.c's comb_terms. */
-static void comb_apply(const comb *c, size_t off, size_t nel, const double *y, const double *hx,
-                       double h, double *out)
+   sum formed left to right and added once, as kernels.c's comb_terms; specialised for
+   the number of terms so that the loop vectorizes. */
+NODE__ALWAYS_INLINE void comb_m(int m, const comb *restrict c, size_t off, size_t nel,
+                                const double *y, const double *hx, double h, double *out)
 {
-    if (c->m == 0) {
-        if (out != y)
-            memmove(out, y, nel * sizeof *out);
-        return;
-    }
-    for (size_t i = 0; i < nel; i++) {
-        double acc = c->w[0] * c->p[0][off + i];
-        for (int q = 1; q < c->m; q++)
-            acc = acc + c->w[q] * c->p[q][off + i];
-        out[i] = y[i] + (hx ? hx[i] : h) * acc;
+    const double *w = c->w;
+    const double *const *p = c->p;
+    if (hx) {
+        for (size_t i = 0; i < nel; i++) {
+            double acc = w[0] * p[0][off + i];
+            for (int q = 1; q < m; q++)
+                acc = acc + w[q] * p[q][off + i];
+            out[i] = y[i] + hx[i] * acc;
+        }
+    } else {
+        for (size_t i = 0; i < nel; i++) {
+            double acc = w[0] * p[0][off + i];
+            for (int q = 1; q < m; q++)
+                acc = acc + w[q] * p[q][off + i];
+            out[i] = y[i] + h * acc;
+        }
     }
 }
 
-/* The scaled error of one row (kernels.c's err_terms and solve.c's step_error): the
-   estimate over the stages where e is non-zero (e3 over the same), with ynew given. */
-static double row_error(const node__tableau *tab, const comb *ce, const double *we3,
-                        size_t off, size_t dim, const double *y, const double *ynew, double h,
-                        double rtol, double atol)
+static void comb_apply(const comb *c, size_t off, size_t nel, const double *y, const double *hx,
+                       double h, double *out)
+{
+    switch (c->m) {
+    case 0:
+        if (out != y)
+            memmove(out, y, nel * sizeof *out);
+        return;
+    case 1: comb_m(1, c, off, nel, y, hx, h, out); return;
+    case 2: comb_m(2, c, off, nel, y, hx, h, out); return;
+    case 3: comb_m(3, c, off, nel, y, hx, h, out); return;
+    case 4: comb_m(4, c, off, nel, y, hx, h, out); return;
+    case 5: comb_m(5, c, off, nel, y, hx, h, out); return;
+    case 6: comb_m(6, c, off, nel, y, hx, h, out); return;
+    default: comb_m(c->m, c, off, nel, y, hx, h, out); return;
+    }
+}
+
+/* The scaled errors of every element of the nel = rows × dim (kernels.c's err_elem):
+   r[i] = h se / sk + (yn - yn) and r3[i] = h s3 / sk, se and s3 over the stages where e
+   is non-zero (e3 over the same), sk = atol + rtol max(|y|, |ynew|). */
+NODE__ALWAYS_INLINE void err_m(int m, bool e3, const comb *restrict ce, const double *we3,
+                               size_t nel, const double *y, const double *ynew,
+                               const double *hx, double rtol, double atol, double *r,
+                               double *r3)
+{
+    for (size_t i = 0; i < nel; i++) {
+        double v = ce->p[0][i];
+        double se = ce->w[0] * v, s3 = we3[0] * v;
+        for (int q = 1; q < m; q++) {
+            v = ce->p[q][i];
+            se = se + ce->w[q] * v;
+            if (e3)
+                s3 = s3 + we3[q] * v;
+        }
+        double yn = ynew[i];
+        double a = fabs(y[i]), b = fabs(yn);
+        double sk = atol + rtol * (a > b ? a : b);
+        r[i] = hx[i] * se / sk + (yn - yn);
+        if (e3)
+            r3[i] = hx[i] * s3 / sk;
+    }
+}
+
+static void err_all(const comb *ce, const double *we3, bool e3, size_t nel, const double *y,
+                    const double *ynew, const double *hx, double rtol, double atol, double *r,
+                    double *r3)
+{
+    if (!e3 && ce->m == 4)
+        err_m(4, false, ce, we3, nel, y, ynew, hx, rtol, atol, r, r3);
+    else if (!e3 && ce->m == 6)
+        err_m(6, false, ce, we3, nel, y, ynew, hx, rtol, atol, r, r3);
+    else if (e3 && ce->m == 8)
+        err_m(8, true, ce, we3, nel, y, ynew, hx, rtol, atol, r, r3);
+    else if (e3)
+        err_m(ce->m, true, ce, we3, nel, y, ynew, hx, rtol, atol, r, r3);
+    else
+        err_m(ce->m, false, ce, we3, nel, y, ynew, hx, rtol, atol, r, r3);
+}
+
+/* The error of one row from its scaled errors: the squares summed in element order, the
+   mean as step_error forms it, DOP853's combination. */
+static double row_error(const node__tableau *tab, size_t dim, const double *r,
+                        const double *r3)
 {
     double a0 = 0, a1 = 0;
-    for (size_t d = 0; d < dim; d++) {
-        double se = 0, s3 = 0;
-        for (int q = 0; q < ce->m; q++) {
-            double v = ce->p[q][off + d];
-            se = q ? se + ce->w[q] * v : ce->w[q] * v;
-            s3 = q ? s3 + we3[q] * v : we3[q] * v;
-        }
-        double yn = ynew[d];
-        double a = fabs(y[d]), b = fabs(yn);
-        double sk = atol + rtol * (a > b ? a : b);
-        double r = h * se / sk + (yn - yn);
-        a0 += r * r;
-        if (tab->e3) {
-            double r3 = h * s3 / sk;
-            a1 += r3 * r3;
-        }
-    }
+    for (size_t d = 0; d < dim; d++)
+        a0 += r[d] * r[d];
     if (a0 != a0)
         return NAN;
     double inv = (dim & (dim - 1)) == 0 ? 1.0 / (double)dim : 0;
     double e5 = sqrt(inv > 0 ? a0 * inv : a0 / (double)dim);
     if (!tab->e3)
         return e5;
+    for (size_t d = 0; d < dim; d++)
+        a1 += r3[d] * r3[d];
     return node__err_combine(e5, sqrt(inv > 0 ? a1 * inv : a1 / (double)dim));
 }
 
@@ -114,7 +173,7 @@ bool node__ens_eval(const node_ensemble_system *sys, size_t worker, node__ens_sl
     size_t dim = sys->dim, mr = sys->max_rows ? sys->max_rows : nr;
     bool bad = false;
     for (size_t r = 0; r < nr; r++)
-        sl[ids ? ids[r] : r].st->nfe++;
+        sl[ids ? ids[r] : r].nfe++;
     for (size_t r0 = 0; r0 < nr; r0 += mr) {
         size_t m = nr - r0 < mr ? nr - r0 : mr;
         int c = sys->f(sys->ctx, worker, m, t + r0, y + r0 * dim, out + r0 * dim);
@@ -124,7 +183,7 @@ bool node__ens_eval(const node_ensemble_system *sys, size_t worker, node__ens_sl
             memset(rc, 0, nr * sizeof *rc);
         bad = true;
         for (size_t q = r0; q < r0 + m; q++) {
-            sl[ids ? ids[q] : q].st->nfe++;
+            sl[ids ? ids[q] : q].nfe++;
             rc[q] = sys->f(sys->ctx, worker, 1, t + q, y + q * dim, out + q * dim);
         }
     }
@@ -179,6 +238,8 @@ static void compact(grp *g)
     node__ens_slot *sl = g->w->slot;
     for (size_t r = 0; r < g->nl; r++) {
         if (sl[r].done) {
+            sl[r].st->nfe += sl[r].nfe;
+            sl[r].nfe = 0;
             if (g->run->record && sl[r].st->status == NODE_OK)
                 g->fin[g->nfin++] = sl[r];
             continue;
@@ -519,13 +580,14 @@ static node_status round_(grp *g)
         for (int i = 0, q = 0; i < tab->s; i++)
             if (tab->e[i] != 0)
                 we3[q++] = tab->e3 ? tab->e3[i] : 0;
+        err_all(&ce, we3, tab->e3 != NULL, nl * dim, g->y, g->ynew, g->hx, opt->rtol,
+                opt->atol, g->gin, g->gout);
         m = 0;
         for (size_t r = 0; r < nl; r++) {
             node__ens_slot *s = &sl[r];
             if (s->done)
                 continue;
-            s->err = row_error(tab, &ce, we3, r * dim, dim, g->y + r * dim,
-                               g->ynew + r * dim, s->h, opt->rtol, opt->atol);
+            s->err = row_error(tab, dim, g->gin + r * dim, g->gout + r * dim);
             if (s->err <= 1 && send < tab->s)
                 w->idx[m++] = r;
         }
