@@ -2,17 +2,19 @@
  * big ODE (node_odeint on the concatenated state: one step size, one error norm), on
  *   mlp      dy/dt = MLP(y), a 2-50-2 tanh MLP with random weights (bench_train's shape),
  *   cubic    the true spiral dy/dt = A y³, A = [[-0.1, 2], [-2, -0.1]],
- *   hetero   the linear spiral dy/dt = k_j A y, k_j log-uniform over [1, 100]
+ *   hetero   the linear spiral dy/dt = k_j A y, k_j log-uniform over [1, 100],
+ *   mlphet   dy/dt = k_j MLP(y), the MLP of `mlp` with those rates
  * at batch 20 and 512: total NFE (row evaluations), time (best of the reps, the two
  * solvers interleaved), the largest and the median per-sample error against a
  * reference (analytic for hetero; a per-sample node_odeint at rtol 1e-12 otherwise),
  * and the per-sample solver on 1 and 2 threads.
- * Run: ./bench_ensemble [--reps N] [--case mlp|cubic|hetero]
+ * Run: ./bench_ensemble [--reps N] [--case mlp|cubic|hetero|mlphet] [--group G]
  */
 #define _POSIX_C_SOURCE 200112L
 #include <libnode.h>
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +84,45 @@ static int ens_f(void *ctx, size_t worker, size_t n, const double *t, const doub
     return 0;
 }
 
+/* k_j MLP(y): the big ODE scales the batch's rows, the ensemble carries k_j as a third
+   component and evaluates the MLP on the gathered (y_0, y_1) with a workspace per worker. */
+typedef struct bigmlp { node_mlp *m; const double *k; size_t n; } bigmlp;
+
+static int bigmlp_f(void *ctx, double t, const double *y, double *dy)
+{
+    const bigmlp *b = ctx;
+    node_mlp_forward(b->m, b->n, t, y, dy);
+    for (size_t j = 0; j < b->n; j++) {
+        dy[2 * j] *= b->k[j];
+        dy[2 * j + 1] *= b->k[j];
+    }
+    return 0;
+}
+
+#define CAP 256
+typedef struct emlp { const node_mlp *m; node_mlp_ws *ws[2]; double x[2][2 * CAP], o[2][2 * CAP]; } emlp;
+
+static int emlp_f(void *ctx, size_t worker, size_t n, const double *t, const double *y,
+                  double *dy)
+{
+    emlp *e = ctx;
+    (void)t;
+    if (n > CAP || worker > 1)
+        return 1;
+    double *x = e->x[worker], *o = e->o[worker];
+    for (size_t r = 0; r < n; r++) {
+        x[2 * r] = y[3 * r];
+        x[2 * r + 1] = y[3 * r + 1];
+    }
+    node_mlp_forward_ws(e->m, e->ws[worker], n, 0, x, o);
+    for (size_t r = 0; r < n; r++) {
+        dy[3 * r] = y[3 * r + 2] * o[2 * r];
+        dy[3 * r + 1] = y[3 * r + 2] * o[2 * r + 1];
+        dy[3 * r + 2] = 0;
+    }
+    return 0;
+}
+
 /* y(t) = e^{-0.1 k t} R(2 k t) y0 for the linear spiral. */
 static void linear_exact(double k, double t, const double *y0, double *y)
 {
@@ -98,15 +139,15 @@ static int cmpd(const void *a, const void *b)
 
 /* Largest and median over samples of the largest error over a sample's outputs (rows
    of 2 + extra components; only the first two compared). */
-static void errors(const double *ys, size_t stride, const double *ref, size_t n, size_t nt,
-                   double *emax, double *emed)
+static void errors(const double *ys, size_t stride, const double *ref, size_t rstride,
+                   size_t n, size_t nt, double *emax, double *emed)
 {
     double *e = malloc(n * sizeof *e);
     for (size_t j = 0; j < n; j++) {
         double m = 0;
         for (size_t i = 0; i < nt; i++)
             for (size_t d = 0; d < 2; d++) {
-                double v = fabs(ys[(j * nt + i) * stride + d] - ref[(j * nt + i) * 2 + d]);
+                double v = fabs(ys[(j * nt + i) * stride + d] - ref[(j * nt + i) * rstride + d]);
                 if (v > m)
                     m = v;
             }
@@ -135,13 +176,16 @@ static void print(const char *name, size_t n, const result *r)
 
 #define NT 11
 
-/* One case: kind 0 mlp, 1 cubic, 2 hetero. */
+/* One case: kind 0 mlp, 1 cubic, 2 hetero, 3 mlphet. */
+static uint64_t g_group;   /* --group: samples per lock-step group (0 = the default) */
+
 static void bench_case(int kind, size_t n, int reps, node_mlp *mlp)
 {
-    double T = kind == 2 ? 2.0 : 5.0, ts[NT];
+    bool is_mlp = kind == 0 || kind == 3, het = kind >= 2;
+    double T = het ? 2.0 : 5.0, ts[NT];
     for (int i = 0; i < NT; i++)
         ts[i] = T * i / (NT - 1);
-    size_t d = kind == 2 ? 3 : 2;
+    size_t d = het ? 3 : 2;
     double *y0 = malloc(n * d * sizeof *y0), *ybig0 = malloc(n * 2 * sizeof *ybig0);
     double *k = malloc(n * sizeof *k);
     uint64_t s = 12345 + n;
@@ -150,9 +194,9 @@ static void bench_case(int kind, size_t n, int reps, node_mlp *mlp)
         double u = (double)(s >> 11) / 9007199254740992.0;
         s = s * 6364136223846793005u + 1442695040888963407u;
         double v = (double)(s >> 11) / 9007199254740992.0;
-        double r = kind == 0 ? 2.0 : 0.5 + u, a = 6.283185307179586 * v;
-        y0[j * d] = ybig0[2 * j] = kind == 0 ? r * (2 * u - 1) : r * cos(a);
-        y0[j * d + 1] = ybig0[2 * j + 1] = kind == 0 ? r * (2 * v - 1) : r * sin(a);
+        double r = is_mlp ? 2.0 : 0.5 + u, a = 6.283185307179586 * v;
+        y0[j * d] = ybig0[2 * j] = is_mlp ? r * (2 * u - 1) : r * cos(a);
+        y0[j * d + 1] = ybig0[2 * j + 1] = is_mlp ? r * (2 * v - 1) : r * sin(a);
         k[j] = pow(100.0, (double)j / (double)(n > 1 ? n - 1 : 1));   /* 1 .. 100 */
         if (d == 3)
             y0[j * d + 2] = k[j];
@@ -168,9 +212,24 @@ static void bench_case(int kind, size_t n, int reps, node_mlp *mlp)
     memset(&big, 0, sizeof big);
     node_ensemble_system es;
     memset(&es, 0, sizeof es);
+    bigmlp BM = { mlp, k, n };
+    static emlp EM;
+    EM.m = mlp;
     if (kind == 0) {
         node_mlp_system(mlp, n, &big);
         node_mlp_ensemble(mlp, 256, 2, &es);
+    } else if (kind == 3) {
+        big.dim = 2 * n;
+        big.ctx = &BM;
+        big.f = bigmlp_f;
+        for (int i = 0; i < 2; i++)
+            if (!EM.ws[i])
+                node_mlp_ws_create(mlp, CAP, &EM.ws[i]);
+        es.dim = 3;
+        es.ctx = &EM;
+        es.f = emlp_f;
+        es.max_rows = CAP;
+        es.workers = 2;
     } else {
         big.dim = 2 * n;
         big.ctx = &P;
@@ -182,7 +241,8 @@ static void bench_case(int kind, size_t n, int reps, node_mlp *mlp)
     }
 
     /* reference */
-    double *ref = malloc(n * NT * 2 * sizeof *ref);
+    double *ref = malloc(n * NT * d * sizeof *ref);
+    size_t rstride = kind == 2 ? 2 : d;
     if (kind == 2) {
         for (size_t j = 0; j < n; j++)
             for (int i = 0; i < NT; i++)
@@ -205,6 +265,7 @@ static void bench_case(int kind, size_t n, int reps, node_mlp *mlp)
     node_ensemble_options e1, e2;
     memset(&e1, 0, sizeof e1);
     e1.threads = 1;
+    e1.group = g_group;
     e2 = e1;
     e2.threads = 2;
     result r;
@@ -232,9 +293,10 @@ static void bench_case(int kind, size_t n, int reps, node_mlp *mlp)
         for (int i = 0; i < NT; i++)
             for (int c = 0; c < 2; c++)
                 ybr[(j * NT + i) * 2 + c] = ysb[(size_t)i * 2 * n + 2 * j + c];
-    errors(ybr, 2, ref, n, NT, &r.emax_big, &r.emed_big);
-    errors(yse, d, ref, n, NT, &r.emax_ens, &r.emed_ens);
-    print(kind == 0 ? "mlp" : kind == 1 ? "cubic" : "hetero", n, &r);
+    errors(ybr, 2, ref, rstride, n, NT, &r.emax_big, &r.emed_big);
+    errors(yse, d, ref, rstride, n, NT, &r.emax_ens, &r.emed_ens);
+    const char *names[4] = { "mlp", "cubic", "hetero", "mlphet" };
+    print(names[kind], n, &r);
     node_ensemble_free(e);
     free(ref);
     free(y0); free(ybig0); free(k); free(ysb); free(yse); free(ybr);
@@ -245,7 +307,9 @@ int main(int argc, char **argv)
     int reps = 5;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--group") == 0 && i + 1 < argc) {
+            g_group = (uint64_t)atol(argv[++i]);
+        } else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
             only = argv[++i];
         } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = atoi(argv[++i]);
@@ -254,7 +318,7 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: bench_ensemble [--reps N] [--case mlp|cubic|hetero]\n");
+            fprintf(stderr, "usage: bench_ensemble [--reps N] [--case mlp|cubic|hetero|mlphet] [--group G]\n");
             return 2;
         }
     }
@@ -275,8 +339,8 @@ int main(int argc, char **argv)
     printf("case    batch |  NFE big   NFE ens |  big ms  ens1 ms  speedup| ens2 ms  2thr  | "
            "big err max/med   | ens err max/med\n");
     size_t ns[2] = { 20, 512 };
-    const char *names[3] = { "mlp", "cubic", "hetero" };
-    for (int kind = 0; kind < 3; kind++)
+    const char *names[4] = { "mlp", "cubic", "hetero", "mlphet" };
+    for (int kind = 0; kind < 4; kind++)
         for (int b = 0; b < 2; b++)
             if (!only || strcmp(only, names[kind]) == 0)
                 bench_case(kind, ns[b], reps, m);

@@ -11,7 +11,8 @@
 #include <string.h>
 
 /* dy/dt = A y³ + (0.1 cos t) e_0 with θ = A (2 × 2), and a third component (constant)
-   that tags a sample: tag 1 makes f fail for t > 0.3, tag 2 makes it NaN for t > 0.4. */
+   that tags a sample: tag 1 makes f fail for t > 0.3, tag 2 makes it NaN for t > 0.4,
+   tag 3 makes vjp fail. */
 typedef struct cub { double A[4]; } cub;
 
 static int cub_f(void *ctx, double t, const double *y, double *dy)
@@ -32,8 +33,11 @@ static int cub_vjp(void *ctx, double t, const double *y, const double *a, double
                    double *vy, double *vp, double *vt)
 {
     const cub *c = ctx;
-    if (dy)
-        cub_f(ctx, t, y, dy);
+    if (y[2] == 3)
+        return 5;
+    int rc = dy ? cub_f(ctx, t, y, dy) : 0;
+    if (rc)
+        return rc;
     double u = y[0] * y[0] * y[0], v = y[1] * y[1] * y[1];
     vy[0] = 3 * y[0] * y[0] * (c->A[0] * a[0] + c->A[2] * a[1]);
     vy[1] = 3 * y[1] * y[1] * (c->A[1] * a[0] + c->A[3] * a[1]);
@@ -278,6 +282,153 @@ static void check_backprop(node_method m, int threads, double *dp_out)
     node_ensemble_system_free(&es);
 }
 
+/* The adjoint: against node_odeint_adjoint (seminorm) per sample and against central
+   differences of the loss; thread count and group size change no bit. */
+static void adjoint_grad(int threads, uint64_t group, double *dy0, double *dp)
+{
+    node_system sys = cub_system();
+    node_ensemble_system es;
+    assert_status(node_ensemble_system_wrap(&sys, 2, &es), NODE_OK);
+    node_ensemble *e;
+    assert_status(node_ensemble_create(&e), NODE_OK);
+    double y0[N * 3], ys[N * NT * 3], w[N * NT * 3];
+    initial_states(y0);
+    for (int i = 0; i < N * NT * 3; i++)
+        w[i] = sin(0.7 * i + 0.3);
+    node_options o = node_options_default();
+    o.rtol = 1e-10;
+    o.atol = 1e-12;
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.group = group;
+    eo.threads = threads;
+    assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, &o, &eo, NULL, NULL), NODE_OK);
+    node_stats st[N];
+    assert_status(node_ensemble_adjoint(e, &es, N, g_ts, NT, ys, w, dy0, dp, &o, &eo, st, NULL),
+                  NODE_OK);
+    for (int j = 0; j < N; j++) {
+        assert_int_equal(st[j].rows_done, 0);
+        assert_true(st[j].t_reached == g_ts[0]);
+    }
+    node_ensemble_free(e);
+    node_ensemble_system_free(&es);
+}
+
+static void test_adjoint_gradients(void **state)
+{
+    (void)state;
+    double dy0[N * 3], dp[4], dy0b[N * 3], dpb[4];
+    adjoint_grad(1, 4, dy0, dp);
+    /* against node_odeint_adjoint with the seminorm */
+    node_system sys = cub_system();
+    double y0[N * 3], ys[N * NT * 3], w[N * NT * 3], sum[4] = { 0, 0, 0, 0 };
+    initial_states(y0);
+    for (int i = 0; i < N * NT * 3; i++)
+        w[i] = sin(0.7 * i + 0.3);
+    node_options o = node_options_default();
+    o.rtol = 1e-10;
+    o.atol = 1e-12;
+    o.seminorm = 1;
+    for (int j = 0; j < N; j++) {
+        double ry0[3], rp[4];
+        assert_status(node_odeint(&sys, y0 + 3 * j, g_ts, NT, ys + j * NT * 3, &o, NULL), NODE_OK);
+        assert_status(node_odeint_adjoint(&sys, g_ts, NT, ys + j * NT * 3, w + j * NT * 3, ry0, rp,
+                                          NULL, &o, NULL), NODE_OK);
+        for (int d = 0; d < 2; d++)
+            assert_close(dy0[j * 3 + d], ry0[d], 1e-7, 1e-9);
+        for (int i = 0; i < 4; i++)
+            sum[i] += rp[i];
+    }
+    for (int i = 0; i < 4; i++)
+        assert_close(dp[i], sum[i], 1e-7, 1e-9);
+    /* against central differences (forward solves at a tight tolerance) */
+    for (int i = 0; i < 4; i++) {
+        double keep = g_cub.A[i], hh = 1e-6, L[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            g_cub.A[i] = keep + (sgn ? -hh : hh);
+            L[sgn] = 0;
+            for (int j = 0; j < N; j++) {
+                assert_status(node_odeint(&sys, y0 + 3 * j, g_ts, NT, ys + j * NT * 3, &o, NULL),
+                              NODE_OK);
+            }
+            L[sgn] = loss_of(ys, w, N * NT * 3);
+        }
+        g_cub.A[i] = keep;
+        assert_close(dp[i], (L[0] - L[1]) / (2 * hh), 1e-5, 1e-6);
+    }
+    /* threads and group sizes: the same bits (groups of 4 either way for dL/dθ's sum) */
+    adjoint_grad(2, 4, dy0b, dpb);
+    assert_memory_equal(dy0, dy0b, sizeof dy0);
+    assert_memory_equal(dp, dpb, sizeof dp);
+    adjoint_grad(1, 2, dy0b, dpb);
+    assert_memory_equal(dy0, dy0b, sizeof dy0);   /* per sample: the group does not matter */
+}
+
+/* Gradients with samples that fail (2: f in the forward re-run, 6: vjp): their status
+   and a NaN row; the others' dL/dy0 and dL/dθ as computed without them. */
+static void check_grad_failures(bool adjoint)
+{
+    node_system sys = cub_system();
+    node_ensemble_system es;
+    assert_status(node_ensemble_system_wrap(&sys, 1, &es), NODE_OK);
+    node_ensemble *e;
+    assert_status(node_ensemble_create(&e), NODE_OK);
+    double y0[N * 3], ys[N * NT * 3], w[N * NT * 3], dy0[N * 3], dp[4];
+    double y0k[N * 3], wk[N * NT * 3], ysk[N * NT * 3], dy0k[N * 3], dpk[4];
+    initial_states(y0);
+    for (int i = 0; i < N * NT * 3; i++)
+        w[i] = sin(0.7 * i + 0.3);
+    node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, NULL, NULL, NULL, NULL);
+    /* the others alone */
+    int nk = 0;
+    for (int j = 0; j < N; j++) {
+        if (j == 2 || j == 6)
+            continue;
+        memcpy(y0k + 3 * nk, y0 + 3 * j, 3 * sizeof(double));
+        memcpy(ysk + nk * NT * 3, ys + j * NT * 3, NT * 3 * sizeof(double));
+        memcpy(wk + nk * NT * 3, w + j * NT * 3, NT * 3 * sizeof(double));
+        nk++;
+    }
+    node_status (*grad)(node_ensemble *, const node_ensemble_system *, size_t, const double *,
+                        size_t, const double *, const double *, double *, double *,
+                        const node_options *, const node_ensemble_options *, node_stats *,
+                        node_stats *) = adjoint ? node_ensemble_adjoint : node_ensemble_backprop;
+    assert_status(grad(e, &es, (size_t)nk, g_ts, NT, ysk, wk, dy0k, dpk, NULL, NULL, NULL, NULL),
+                  NODE_OK);
+    ys[2 * NT * 3 + 2] = 1;   /* tag the rows the gradients read */
+    for (int i = 0; i < NT; i++) {
+        ys[(2 * NT + i) * 3 + 2] = 1;
+        ys[(6 * NT + i) * 3 + 2] = 3;
+    }
+    node_stats st[N], tot;
+    assert_status(grad(e, &es, N, g_ts, NT, ys, w, dy0, dp, NULL, NULL, st, &tot),
+                  NODE_ECALLBACK);
+    assert_non_null(strstr(st[6].message, "sys->vjp returned 5"));
+    assert_int_equal(st[6].callback_rc, 5);
+    assert_status(st[2].status, NODE_ECALLBACK);
+    assert_true(isnan(dy0[2 * 3]) && isnan(dy0[6 * 3]));
+    nk = 0;
+    for (int j = 0; j < N; j++) {
+        if (j == 2 || j == 6)
+            continue;
+        assert_status(st[j].status, NODE_OK);
+        for (int d = 0; d < 3; d++)
+            assert_close(dy0[3 * j + d], dy0k[3 * nk + d], 1e-12, 1e-14);
+        nk++;
+    }
+    for (int i = 0; i < 4; i++)
+        assert_close(dp[i], dpk[i], 1e-12, 1e-14);
+    node_ensemble_free(e);
+    node_ensemble_system_free(&es);
+}
+
+static void test_gradient_failures_leave_others_intact(void **state)
+{
+    (void)state;
+    check_grad_failures(false);
+    check_grad_failures(true);
+}
+
 static void test_backprop_gradients(void **state)
 {
     (void)state;
@@ -443,6 +594,8 @@ int main(void)
         cmocka_unit_test(test_failing_samples_leave_others_intact),
         cmocka_unit_test(test_backprop_gradients),
         cmocka_unit_test(test_thread_count_invariance),
+        cmocka_unit_test(test_adjoint_gradients),
+        cmocka_unit_test(test_gradient_failures_leave_others_intact),
         cmocka_unit_test(test_mlp_adapter),
         cmocka_unit_test(test_refusals),
     };

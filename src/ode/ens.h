@@ -25,6 +25,7 @@ typedef struct node__ens_slot {
     bool accept;            /* this round's step was accepted */
     bool dense;             /* this round's accepted step needs its dense-only stages */
     bool done;              /* finished (successfully or not): leaves at the compaction */
+    bool backward;          /* the adjoint's backward pass (f is sys->vjp: messages) */
     double tnew, err;
     size_t next;            /* next output row */
     int64_t tape_last;      /* backprop: offset of its latest tape record, -1 if none */
@@ -42,7 +43,8 @@ typedef struct node__ens_ws {
     double *tape; size_t tape_cap;  /* backprop: records of accepted steps */
     size_t tape_len;
     double *rev; size_t rev_cap;    /* backprop: the reverse pass's vectors */
-    double *gp;                     /* backprop: this group's dL/dθ (in rev) */
+    double *gp;                     /* gradients: this group's dL/dθ (in rev) */
+    double *aug; size_t aug_cap;    /* adjoint: the augmented dynamics' scratch */
 } node__ens_ws;
 
 struct node_ensemble {
@@ -63,9 +65,19 @@ typedef struct node__ens_run {
     double *ys;                           /* NULL: recording (backprop) */
     node_stats *stats;                    /* n */
     bool record;
+    /* the adjoint's backward intervals (all may be 0 / NULL): */
+    size_t nblocks;                       /* error norm: the largest RMS of this many equal
+                                             blocks of the state (0 = 1); 2 = the adjoint's
+                                             [z, a] */
+    const double *h0;                     /* per sample: the first |step| (0: automatic) */
+    double *h_next;                       /* per sample: |h| planned at a successful end */
+    int64_t *attempts;                    /* per sample: steps attempted so far (in/out) */
+    const unsigned char *skip;            /* per sample: leave it out */
     /* backprop */
     const double *dLdys;
     double *dLdy0;
+    const double *fwd;                    /* adjoint: the forward solution (n × nt × dim) */
+    bool adjoint;
 } node__ens_run;
 
 /* Forward-solve samples j0 .. j1-1 of run in workspace w (sized for j1 - j0 slots) by
@@ -94,6 +106,13 @@ NODE__HIDDEN node_status node__ens_reverse(const node__ens_run *run, node__ens_w
 
 /* Doubles of a worker's forward buffers for G slots of dim. */
 NODE__HIDDEN size_t node__ens_buf_need(const node__tableau *tab, size_t G, size_t dim);
+
+/* The adjoint of one group (ens_adjoint.c): samples j0 .. j1-1 of run (run->ys the
+   forward solution, run->dLdys, run->dLdy0), backward interval by interval in lock-step
+   with the options bo (adjoint tolerances); dL/dθ into w->gp if want_p. */
+NODE__HIDDEN node_status node__ens_adjoint(const node__ens_run *run, node_ensemble *e,
+                                           node__ens_ws *w, size_t worker, size_t j0,
+                                           size_t j1, bool want_p);
 
 /* Grow *p (elements of size sz) to at least n; NODE_ENOMEM with *p untouched. */
 NODE__HIDDEN node_status node__ens_grow(void **p, size_t *cap, size_t n, size_t sz);

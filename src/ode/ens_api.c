@@ -206,6 +206,10 @@ static node_status run_group(const node__ens_run *run, node_ensemble *e, const p
 {
     node__ens_ws *w = &e->ws[worker];
     size_t j0 = gi * p->G, j1 = j0 + p->G < run->n ? j0 + p->G : run->n, kept = 0;
+    if (run->adjoint) {
+        w->gp = want_p ? e->gsum + gi * run->sys->nparams : NULL;
+        return node__ens_adjoint(run, e, w, worker, j0, j1, want_p);
+    }
     node_status st = node__ens_forward(run, w, worker, j0, j1, &kept);
     if (!run->record)
         return st;
@@ -307,11 +311,12 @@ node_status node_ensemble_odeint(node_ensemble *e, const node_ensemble_system *s
     return node__stats_end(total, finish(run.stats, n, total));
 }
 
-node_status node_ensemble_backprop(node_ensemble *e, const node_ensemble_system *sys, size_t n,
-                                   const double *ts, size_t nt, const double *ys,
-                                   const double *dLdys, double *dLdy0, double *dLdp,
-                                   const node_options *opt, const node_ensemble_options *eopt,
-                                   node_stats *stats, node_stats *total)
+/* node_ensemble_backprop and node_ensemble_adjoint: the same arguments and checks. */
+static node_status gradient(bool adjoint, node_ensemble *e, const node_ensemble_system *sys,
+                            size_t n, const double *ts, size_t nt, const double *ys,
+                            const double *dLdys, double *dLdy0, double *dLdp,
+                            const node_options *opt, const node_ensemble_options *eopt,
+                            node_stats *stats, node_stats *total)
 {
     node_stats local;
     if (!total)
@@ -328,15 +333,14 @@ node_status node_ensemble_backprop(node_ensemble *e, const node_ensemble_system 
     if (st == NODE_OK && dLdp && sys->nparams == 0)
         st = node__msg(msg, NODE_EINVAL, "dLdp is given but sys->nparams = 0: there is no "
                        "parameter gradient to write");
-    if (st == NODE_OK && o.checkpoints != 0)
+    if (st == NODE_OK && !adjoint && o.checkpoints != 0)
         st = node__msg(msg, NODE_EINVAL, "opt->checkpoints = %lld: ensemble backprop records "
                        "every step (0)", (long long)o.checkpoints);
     size_t dim = st == NODE_OK ? sys->dim : 0;
-    for (size_t j = 0; st == NODE_OK && j < n; j++)
-        for (size_t d = 0; st == NODE_OK && d < dim; d++)
-            if (!isfinite(ys[j * nt * dim + d]))
-                st = node__msg(msg, NODE_EINVAL, "ys[%zu][0][%zu] = %g: initial states must be "
-                               "finite", j, d, ys[j * nt * dim + d]);
+    for (size_t i = 0; st == NODE_OK && i < n * nt * dim; i++)
+        if (!isfinite(ys[i]) && (adjoint || i / dim % nt == 0))
+            st = node__msg(msg, NODE_EINVAL, "ys[%zu][%zu][%zu] = %g: the forward solution "
+                           "must be finite", i / (nt * dim), i / dim % nt, i % dim, ys[i]);
     for (size_t i = 0; st == NODE_OK && i < n * nt * dim; i++)
         if (!isfinite(dLdys[i]))
             st = node__msg(msg, NODE_EINVAL, "dLdys[%zu][%zu][%zu] = %g: the loss gradient "
@@ -346,8 +350,12 @@ node_status node_ensemble_backprop(node_ensemble *e, const node_ensemble_system 
     const node__tableau *tab = node__tableau_get(o.method);
     plan p = make_plan(sys, &eo, n);
     size_t np = sys->nparams;
-    if ((st = reserve(e, &p, tab, n, dim, np, true, msg)) != NODE_OK)
+    if ((st = reserve(e, &p, tab, n, adjoint ? 2 * dim : dim, np, true, msg)) != NODE_OK)
         return node__stats_end(total, st);
+    if (adjoint) {   /* the backward pass's tolerances */
+        o.rtol = o.adjoint_rtol;
+        o.atol = o.adjoint_atol;
+    }
     node__ens_run run;
     memset(&run, 0, sizeof run);
     run.sys = sys;
@@ -361,14 +369,17 @@ node_status node_ensemble_backprop(node_ensemble *e, const node_ensemble_system 
     run.ts = ts;
     run.ts_stride = eo.per_sample_ts ? nt : 0;
     run.stats = begin_samples(e, stats, n);
-    run.record = true;
+    run.record = !adjoint;
+    run.adjoint = adjoint;
+    run.fwd = ys;
     run.dLdys = dLdys;
     run.dLdy0 = dLdy0;
     bool want_p = dLdp != NULL && np > 0;
     run_groups(&run, e, &p, want_p);
     for (size_t gi = 0; gi < p.ngroups; gi++)
         if (e->gst[gi] == NODE_ENOMEM && (st = NODE_ENOMEM))
-            node__msg(msg, st, "no memory for the tape of group %zu", gi);
+            node__msg(msg, st, "no memory for the %s of group %zu",
+                      adjoint ? "backward pass" : "tape", gi);
     if (want_p) {
         /* groups in order: the same sum for any number of threads */
         memset(dLdp, 0, np * sizeof *dLdp);
@@ -379,6 +390,24 @@ node_status node_ensemble_backprop(node_ensemble *e, const node_ensemble_system 
     total->t_reached = NAN;
     node_status fs = finish(run.stats, n, total);
     return node__stats_end(total, st != NODE_OK ? st : fs);
+}
+
+node_status node_ensemble_backprop(node_ensemble *e, const node_ensemble_system *sys, size_t n,
+                                   const double *ts, size_t nt, const double *ys,
+                                   const double *dLdys, double *dLdy0, double *dLdp,
+                                   const node_options *opt, const node_ensemble_options *eopt,
+                                   node_stats *stats, node_stats *total)
+{
+    return gradient(false, e, sys, n, ts, nt, ys, dLdys, dLdy0, dLdp, opt, eopt, stats, total);
+}
+
+node_status node_ensemble_adjoint(node_ensemble *e, const node_ensemble_system *sys, size_t n,
+                                  const double *ts, size_t nt, const double *ys,
+                                  const double *dLdys, double *dLdy0, double *dLdp,
+                                  const node_options *opt, const node_ensemble_options *eopt,
+                                  node_stats *stats, node_stats *total)
+{
+    return gradient(true, e, sys, n, ts, nt, ys, dLdys, dLdy0, dLdp, opt, eopt, stats, total);
 }
 
 /* ---- a node_system as batched dynamics ------------------------------------------------ */

@@ -140,23 +140,38 @@ static void err_all(const comb *ce, const double *we3, bool e3, size_t nel, cons
         err_m(ce->m, false, ce, we3, nel, y, ynew, hx, rtol, atol, r, r3);
 }
 
-/* The error of one row from its scaled errors: the squares summed in element order, the
-   mean as step_error forms it, DOP853's combination. */
-static double row_error(const node__tableau *tab, size_t dim, const double *r,
+/* The RMS of r[0 .. n-1] (squares summed in element order, the mean as step_error
+   forms it); NaN if any entry is. */
+static double rms(const double *r, size_t n)
+{
+    double a = 0;
+    for (size_t d = 0; d < n; d++)
+        a += r[d] * r[d];
+    double inv = (n & (n - 1)) == 0 ? 1.0 / (double)n : 0;
+    return sqrt(inv > 0 ? a * inv : a / (double)n);
+}
+
+/* The error of one row from its scaled errors: the largest RMS over nb equal blocks
+   (nb = 1: the contract's norm), then DOP853's combination. */
+static double row_error(const node__tableau *tab, size_t dim, size_t nb, const double *r,
                         const double *r3)
 {
-    double a0 = 0, a1 = 0;
-    for (size_t d = 0; d < dim; d++)
-        a0 += r[d] * r[d];
-    if (a0 != a0)
+    size_t bd = dim / nb;
+    double e5 = 0, e3 = 0, bad = 0;
+    for (size_t b = 0; b < nb; b++) {
+        double v = rms(r + b * bd, bd);
+        bad += v;
+        e5 = b ? fmax(e5, v) : v;
+    }
+    if (bad != bad)
         return NAN;
-    double inv = (dim & (dim - 1)) == 0 ? 1.0 / (double)dim : 0;
-    double e5 = sqrt(inv > 0 ? a0 * inv : a0 / (double)dim);
     if (!tab->e3)
         return e5;
-    for (size_t d = 0; d < dim; d++)
-        a1 += r3[d] * r3[d];
-    return node__err_combine(e5, sqrt(inv > 0 ? a1 * inv : a1 / (double)dim));
+    for (size_t b = 0; b < nb; b++) {
+        double v = rms(r3 + b * bd, bd);
+        e3 = b ? fmax(e3, v) : v;
+    }
+    return node__err_combine(e5, e3);
 }
 
 static bool nonfinite(const double *v, size_t n)
@@ -203,6 +218,7 @@ typedef struct grp {
     double *y, *ynew, *arg, *hx, *gin, *gout, *tb;
     bool adaptive;
     int s_err;
+    size_t nblocks;
     node__ens_slot *fin; size_t nfin;
 } grp;
 
@@ -217,8 +233,12 @@ static void fail_callback(node__ens_slot *s, int rc, double t)
 {
     char b[32];
     s->st->callback_rc = rc;
-    fail(s, node__msg(s->st->message, NODE_ECALLBACK, "f returned %d at t = %s", rc,
-                      tstr(b, t)));
+    if (s->backward)
+        fail(s, node__msg(s->st->message, NODE_ECALLBACK,
+                          "sys->vjp returned %d at t = %s (backward pass)", rc, tstr(b, t)));
+    else
+        fail(s, node__msg(s->st->message, NODE_ECALLBACK, "f returned %d at t = %s", rc,
+                          tstr(b, t)));
 }
 
 static void fail_nonfinite_start(node__ens_slot *s, double t)
@@ -238,8 +258,13 @@ static void compact(grp *g)
     node__ens_slot *sl = g->w->slot;
     for (size_t r = 0; r < g->nl; r++) {
         if (sl[r].done) {
+            const node__ens_run *run = g->run;
             sl[r].st->nfe += sl[r].nfe;
             sl[r].nfe = 0;
+            if (run->attempts)
+                run->attempts[sl[r].id] = sl[r].attempts;
+            if (run->h_next && sl[r].st->status == NODE_OK)
+                run->h_next[sl[r].id] = fabs(sl[r].h_plan);
             if (g->run->record && sl[r].st->status == NODE_OK)
                 g->fin[g->nfin++] = sl[r];
             continue;
@@ -381,13 +406,18 @@ static void start(grp *g, size_t j0, size_t j1)
     node__ens_slot *sl = g->w->slot;
     g->nl = 0;
     for (size_t j = j0; j < j1; j++) {
+        if (run->skip && run->skip[j])
+            continue;
         node__ens_slot *s = &sl[g->nl];
         memset(s, 0, sizeof *s);
+        if (run->attempts)
+            s->attempts = run->attempts[j];
         s->id = j;
         s->ts = run->ts + (run->ts_stride ? j * run->ts_stride : 0);
         s->ys = run->ys ? run->ys + j * nt * dim : NULL;
         s->st = &run->stats[j];
         s->tape_last = -1;
+        s->backward = run->nblocks == 2;
         s->t = s->ts[0];
         s->dir = nt > 1 && s->ts[nt - 1] < s->ts[0] ? -1.0 : 1.0;
         s->span = fabs(s->ts[nt - 1] - s->ts[0]);
@@ -437,12 +467,19 @@ static void start(grp *g, size_t j0, size_t j1)
     compact(g);
     nl = g->nl;
     double hmax = opt->max_step > 0 ? opt->max_step : INFINITY;
-    if (opt->step > 0) {
-        for (size_t r = 0; r < nl; r++)
-            sl[r].h = fmin(fmin(opt->step, hmax), sl[r].span);
-    } else {
-        /* h0 in sl.h, d1 in sl.err for now; the Euler step's f into k[1] */
-        for (size_t r = 0; r < nl; r++) {
+    size_t m = 0;
+    for (size_t r = 0; r < nl; r++) {
+        double h0 = run->h0 && run->h0[sl[r].id] > 0 ? run->h0[sl[r].id] : opt->step;
+        if (h0 > 0)
+            sl[r].h = fmin(fmin(h0, hmax), sl[r].span);
+        else
+            g->w->idx[m++] = r;
+    }
+    if (m > 0) {
+        /* for the rows idx[0 .. m-1] without a given step: h0 in sl.h, d1 in sl.err for
+           now, the Euler step's f (gathered) into k[1] */
+        for (size_t q = 0; q < m; q++) {
+            size_t r = g->w->idx[q];
             node__ens_slot *s = &sl[r];
             const double *y = g->y + r * dim, *f0 = g->k[0] + r * dim;
             s->h = node__initial_guess(g->tab, node__norm_rms, NULL, dim, y, f0,
@@ -451,14 +488,22 @@ static void start(grp *g, size_t j0, size_t j1)
                 g->arg[r * dim + i] = y[i] + s->dir * s->h * f0[i];
             g->tb[r] = s->t + s->dir * s->h;
         }
-        bad = node__ens_eval(run->sys, g->worker, sl, NULL, nl, g->tb, g->arg, g->k[1],
+        for (size_t q = 0; q < m; q++)   /* gathered: the rows without a given step */
+            if (g->w->idx[q] != q) {
+                size_t r = g->w->idx[q];
+                memcpy(g->arg + q * dim, g->arg + r * dim, dim * sizeof(double));
+                g->tb[q] = g->tb[r];
+            }
+        bad = node__ens_eval(run->sys, g->worker, sl, g->w->idx, m, g->tb, g->arg, g->gout,
                              g->w->rc);
-        for (size_t r = 0; r < nl; r++) {
+        for (size_t q = 0; q < m; q++) {
+            size_t r = g->w->idx[q];
             node__ens_slot *s = &sl[r];
-            if (bad && g->w->rc[r]) {
-                fail_callback(s, g->w->rc[r], g->tb[r]);
+            if (bad && g->w->rc[q]) {
+                fail_callback(s, g->w->rc[q], g->tb[q]);
                 continue;
             }
+            memcpy(g->k[1] + r * dim, g->gout + q * dim, dim * sizeof(double));
             s->h = node__initial_finish(g->tab, node__norm_rms, NULL, dim, g->y + r * dim,
                                         g->k[0] + r * dim, g->k[1] + r * dim, s->h, s->err,
                                         fmin(hmax, s->span), opt->rtol, opt->atol);
@@ -587,7 +632,7 @@ static node_status round_(grp *g)
             node__ens_slot *s = &sl[r];
             if (s->done)
                 continue;
-            s->err = row_error(tab, dim, g->gin + r * dim, g->gout + r * dim);
+            s->err = row_error(tab, dim, g->nblocks, g->gin + r * dim, g->gout + r * dim);
             if (s->err <= 1 && send < tab->s)
                 w->idx[m++] = r;
         }
@@ -712,6 +757,7 @@ node_status node__ens_forward(const node__ens_run *run, node__ens_ws *w, size_t 
     g.adaptive = run->tab->err_order > 0;
     g.s_err = g.adaptive ? node__err_stages(run->tab) : run->tab->s;
     g.fin = w->fin;
+    g.nblocks = run->nblocks ? run->nblocks : 1;
     size_t G = w->G, dim = g.dim;
     double *p = w->buf;
     for (int i = 0; i < g.S; i++, p += G * dim)
