@@ -377,9 +377,9 @@ static node_status gradient(bool adjoint, node_ensemble *e, const node_ensemble_
     bool want_p = dLdp != NULL && np > 0;
     run_groups(&run, e, &p, want_p);
     for (size_t gi = 0; gi < p.ngroups; gi++)
-        if (e->gst[gi] == NODE_ENOMEM && (st = NODE_ENOMEM))
-            node__msg(msg, st, "no memory for the %s of group %zu",
-                      adjoint ? "backward pass" : "tape", gi);
+        if (e->gst[gi] == NODE_ENOMEM)
+            st = node__msg(msg, NODE_ENOMEM, "no memory for the %s of group %zu",
+                           adjoint ? "backward pass" : "tape", gi);
     if (want_p) {
         /* groups in order: the same sum for any number of threads */
         memset(dLdp, 0, np * sizeof *dLdp);
