@@ -274,6 +274,19 @@ MUTANTS = [
      "            vjp_p[i] += n->jobs[id].gp[i];",
      "            vjp_p[i] += 0.0 * n->jobs[id].gp[i];",
      "the parameter gradient sums every thread's share of the batch"),
+    # ---- ensembles (ensemble.h) ----
+    ("ens-no-fsal-handover", "src/ode/ensemble.c",
+     "        swap = g->k[0]; g->k[0] = g->k[tab->s - 1]; g->k[tab->s - 1] = swap;",
+     "",
+     "an ensemble sample steps as node_odeint steps it alone (FSAL handed on per row)"),
+    ("ens-failure-spreads", "src/ode/ensemble.c",
+     "            rc[q] = sys->f(sys->ctx, worker, 1, t + q, y + q * dim, out + q * dim);",
+     "            rc[q] = c;",
+     "a sample whose f fails leaves the others of its batched call intact"),
+    ("ens-adjoint-param-sign", "src/ode/ens_adjoint.c",
+     "                        aa[x - d] = -h * tab->b[i] * v;",
+     "                        aa[x - d] = h * tab->b[i] * v;",
+     "the ensemble adjoint's dL/dθ = -∫ aᵀ∂f/∂θ dt"),
 ]
 
 
@@ -291,6 +304,7 @@ FIRST = [
     ("src/nn/", ["test_mlp", "test_mlp_act", "test_mlp_batch", "test_mlp_ws", "test_mlp_io",
                  "test_mlp_files", "test_mlp_div"]),
     ("src/seq/", ["test_latent", "test_latent_api", "test_rnn", "test_seq_dist", "test_tseries"]),
+    ("src/ode/ens", ["test_ensemble"]),
     ("src/ode/", ["test_ode", "test_ode_control", "test_ode_fail", "test_ode_failinfo",
                   "test_tableau", "test_grad_contract"]),
     ("src/train/", ["test_train", "test_train_contract"]),
