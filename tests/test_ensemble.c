@@ -67,6 +67,26 @@ static node_system cub_system(void)
 #define N 9
 #define NT 5
 
+/* The cubic system, batched by the row-by-row adapter, and an ensemble object. */
+typedef struct fixture {
+    node_system sys;
+    node_ensemble_system es;
+    node_ensemble *e;
+} fixture;
+
+static void fix_open(fixture *f, size_t workers)
+{
+    f->sys = cub_system();
+    assert_status(node_ensemble_system_wrap(&f->sys, workers, &f->es), NODE_OK);
+    assert_status(node_ensemble_create(&f->e), NODE_OK);
+}
+
+static void fix_close(fixture *f)
+{
+    node_ensemble_free(f->e);
+    node_ensemble_system_free(&f->es);
+}
+
 static void initial_states(double *y0)
 {
     for (int j = 0; j < N; j++) {   /* amplitudes spread: very different time scales */
@@ -81,11 +101,11 @@ static const double g_ts[NT] = { 0, 0.3, 0.7, 1.1, 1.5 };
 
 static void check_like_odeint(node_method m, double step, uint64_t group)
 {
-    node_system sys = cub_system();
-    node_ensemble_system es;
-    assert_status(node_ensemble_system_wrap(&sys, 2, &es), NODE_OK);
-    node_ensemble *e;
-    assert_status(node_ensemble_create(&e), NODE_OK);
+    fixture fx;
+    fix_open(&fx, 2);
+    node_system sys = fx.sys;
+    node_ensemble_system es = fx.es;
+    node_ensemble *e = fx.e;
     double y0[N * 3], ys[N * NT * 3], ref[NT * 3];
     initial_states(y0);
     node_options o = node_options_default();
@@ -114,8 +134,7 @@ static void check_like_odeint(node_method m, double step, uint64_t group)
     }
     assert_int_equal(tot.nfe, nfe);
     assert_string_equal(tot.message, "");
-    node_ensemble_free(e);
-    node_ensemble_system_free(&es);
+    fix_close(&fx);
 }
 
 static void test_equals_node_odeint(void **state)
@@ -133,11 +152,11 @@ static void test_equals_node_odeint(void **state)
 static void test_per_sample_ts(void **state)
 {
     (void)state;
-    node_system sys = cub_system();
-    node_ensemble_system es;
-    assert_status(node_ensemble_system_wrap(&sys, 1, &es), NODE_OK);
-    node_ensemble *e;
-    assert_status(node_ensemble_create(&e), NODE_OK);
+    fixture fx;
+    fix_open(&fx, 1);
+    node_system sys = fx.sys;
+    node_ensemble_system es = fx.es;
+    node_ensemble *e = fx.e;
     double y0[N * 3], ys[N * NT * 3], ref[NT * 3], ts[N * NT];
     initial_states(y0);
     for (int j = 0; j < N; j++)
@@ -163,19 +182,18 @@ static void test_per_sample_ts(void **state)
     /* nt = 1: y0 only */
     assert_status(node_ensemble_odeint(e, &es, N, y0, ts, 1, ys, NULL, &eo, st, NULL), NODE_OK);
     assert_memory_equal(ys, y0, sizeof y0);
-    node_ensemble_free(e);
-    node_ensemble_system_free(&es);
+    fix_close(&fx);
 }
 
 /* Samples 2 (f fails) and 5 (NaN) stop with their own status; the others are intact. */
 static void test_failing_samples_leave_others_intact(void **state)
 {
     (void)state;
-    node_system sys = cub_system();
-    node_ensemble_system es;
-    assert_status(node_ensemble_system_wrap(&sys, 1, &es), NODE_OK);
-    node_ensemble *e;
-    assert_status(node_ensemble_create(&e), NODE_OK);
+    fixture fx;
+    fix_open(&fx, 1);
+    node_system sys = fx.sys;
+    node_ensemble_system es = fx.es;
+    node_ensemble *e = fx.e;
     double y0[N * 3], ys[N * NT * 3], ref[NT * 3];
     initial_states(y0);
     y0[2 * 3 + 2] = 1;
@@ -199,8 +217,7 @@ static void test_failing_samples_leave_others_intact(void **state)
         if (want != NODE_OK)
             assert_string_equal(st[j].message, rs.message);
     }
-    node_ensemble_free(e);
-    node_ensemble_system_free(&es);
+    fix_close(&fx);
 }
 
 /* L = Σ_j Σ_i w_ij · ys[j][i] for fixed weights: dL/dys = w. */
@@ -214,11 +231,11 @@ static double loss_of(const double *ys, const double *w, size_t n)
 
 static void check_backprop(node_method m, int threads, double *dp_out)
 {
-    node_system sys = cub_system();
-    node_ensemble_system es;
-    assert_status(node_ensemble_system_wrap(&sys, 2, &es), NODE_OK);
-    node_ensemble *e;
-    assert_status(node_ensemble_create(&e), NODE_OK);
+    fixture fx;
+    fix_open(&fx, 2);
+    node_system sys = fx.sys;
+    node_ensemble_system es = fx.es;
+    node_ensemble *e = fx.e;
     double y0[N * 3], ys[N * NT * 3], w[N * NT * 3], dy0[N * 3], dp[4];
     initial_states(y0);
     for (int i = 0; i < N * NT * 3; i++)
@@ -278,19 +295,17 @@ static void check_backprop(node_method m, int threads, double *dp_out)
     }
     if (dp_out)
         memcpy(dp_out, dp, sizeof dp);
-    node_ensemble_free(e);
-    node_ensemble_system_free(&es);
+    fix_close(&fx);
 }
 
 /* The adjoint: against node_odeint_adjoint (seminorm) per sample and against central
    differences of the loss; thread count and group size change no bit. */
 static void adjoint_grad(int threads, uint64_t group, double *dy0, double *dp)
 {
-    node_system sys = cub_system();
-    node_ensemble_system es;
-    assert_status(node_ensemble_system_wrap(&sys, 2, &es), NODE_OK);
-    node_ensemble *e;
-    assert_status(node_ensemble_create(&e), NODE_OK);
+    fixture fx;
+    fix_open(&fx, 2);
+    node_ensemble_system es = fx.es;
+    node_ensemble *e = fx.e;
     double y0[N * 3], ys[N * NT * 3], w[N * NT * 3];
     initial_states(y0);
     for (int i = 0; i < N * NT * 3; i++)
@@ -310,8 +325,7 @@ static void adjoint_grad(int threads, uint64_t group, double *dy0, double *dp)
         assert_int_equal(st[j].rows_done, 0);
         assert_true(st[j].t_reached == g_ts[0]);
     }
-    node_ensemble_free(e);
-    node_ensemble_system_free(&es);
+    fix_close(&fx);
 }
 
 static void test_adjoint_gradients(void **state)
@@ -368,11 +382,10 @@ static void test_adjoint_gradients(void **state)
    and a NaN row; the others' dL/dy0 and dL/dθ as computed without them. */
 static void check_grad_failures(bool adjoint)
 {
-    node_system sys = cub_system();
-    node_ensemble_system es;
-    assert_status(node_ensemble_system_wrap(&sys, 1, &es), NODE_OK);
-    node_ensemble *e;
-    assert_status(node_ensemble_create(&e), NODE_OK);
+    fixture fx;
+    fix_open(&fx, 1);
+    node_ensemble_system es = fx.es;
+    node_ensemble *e = fx.e;
     double y0[N * 3], ys[N * NT * 3], w[N * NT * 3], dy0[N * 3], dp[4];
     double y0k[N * 3], wk[N * NT * 3], ysk[N * NT * 3], dy0k[N * 3], dpk[4];
     initial_states(y0);
@@ -418,8 +431,7 @@ static void check_grad_failures(bool adjoint)
     }
     for (int i = 0; i < 4; i++)
         assert_close(dp[i], dpk[i], 1e-12, 1e-14);
-    node_ensemble_free(e);
-    node_ensemble_system_free(&es);
+    fix_close(&fx);
 }
 
 static void test_gradient_failures_leave_others_intact(void **state)
@@ -446,11 +458,10 @@ static void test_thread_count_invariance(void **state)
     check_backprop(NODE_DOPRI5, 2, dp2);
     assert_memory_equal(dp1, dp2, sizeof dp1);
 
-    node_system sys = cub_system();
-    node_ensemble_system es;
-    assert_status(node_ensemble_system_wrap(&sys, 2, &es), NODE_OK);
-    node_ensemble *e;
-    assert_status(node_ensemble_create(&e), NODE_OK);
+    fixture fx;
+    fix_open(&fx, 2);
+    node_ensemble_system es = fx.es;
+    node_ensemble *e = fx.e;
     double y0[N * 3], a[N * NT * 3], b[N * NT * 3];
     initial_states(y0);
     node_ensemble_options eo;
@@ -461,8 +472,7 @@ static void test_thread_count_invariance(void **state)
     eo.threads = 2;
     assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, b, NULL, &eo, NULL, NULL), NODE_OK);
     assert_memory_equal(a, b, sizeof a);
-    node_ensemble_free(e);
-    node_ensemble_system_free(&es);
+    fix_close(&fx);
 }
 
 /* The MLP adapter: each row at its own time (time_input), as node_odeint of the MLP
@@ -523,11 +533,10 @@ static void test_mlp_adapter(void **state)
 static void test_refusals(void **state)
 {
     (void)state;
-    node_system sys = cub_system();
-    node_ensemble_system es;
-    assert_status(node_ensemble_system_wrap(&sys, 1, &es), NODE_OK);
-    node_ensemble *e;
-    assert_status(node_ensemble_create(&e), NODE_OK);
+    fixture fx;
+    fix_open(&fx, 1);
+    node_ensemble_system es = fx.es;
+    node_ensemble *e = fx.e;
     double y0[N * 3], ys[N * NT * 3], dy0[N * 3], dp[4];
     initial_states(y0);
     node_stats tot;
@@ -582,8 +591,7 @@ static void test_refusals(void **state)
     assert_status(node_ensemble_create(NULL), NODE_EINVAL);
     node_ensemble_free(NULL);
     node_ensemble_system_free(NULL);
-    node_ensemble_free(e);
-    node_ensemble_system_free(&es);
+    fix_close(&fx);
 }
 
 int main(void)

@@ -259,12 +259,27 @@ static node_status finish(node_stats *stats, size_t n, node_stats *total)
     return first;
 }
 
-static node_stats *begin_samples(node_ensemble *e, node_stats *stats, size_t n)
+/* The fields every call's run shares; the samples' stats begun (the caller's, or the
+   object's own). */
+static void run_init(node__ens_run *run, node_ensemble *e, const node_ensemble_system *sys,
+                     const node__tableau *tab, const node_options *o,
+                     const node_ensemble_options *eo, size_t n, const double *y0,
+                     size_t y0_stride, const double *ts, size_t nt, node_stats *stats)
 {
-    node_stats *s = stats ? stats : e->stats;
+    memset(run, 0, sizeof *run);
+    run->sys = sys;
+    run->tab = tab;
+    run->opt = o;
+    run->n = n;
+    run->nt = nt;
+    run->dim = sys->dim;
+    run->y0 = y0;
+    run->y0_stride = y0_stride;
+    run->ts = ts;
+    run->ts_stride = eo->per_sample_ts ? nt : 0;
+    run->stats = stats ? stats : e->stats;
     for (size_t j = 0; j < n; j++)
-        node__stats_begin(&s[j]);
-    return s;
+        node__stats_begin(&run->stats[j]);
 }
 
 node_status node_ensemble_odeint(node_ensemble *e, const node_ensemble_system *sys, size_t n,
@@ -293,19 +308,8 @@ node_status node_ensemble_odeint(node_ensemble *e, const node_ensemble_system *s
     if ((st = reserve(e, &p, tab, n, sys->dim, 0, false, msg)) != NODE_OK)
         return node__stats_end(total, st);
     node__ens_run run;
-    memset(&run, 0, sizeof run);
-    run.sys = sys;
-    run.tab = tab;
-    run.opt = &o;
-    run.n = n;
-    run.nt = nt;
-    run.dim = sys->dim;
-    run.y0 = y0;
-    run.y0_stride = sys->dim;
-    run.ts = ts;
-    run.ts_stride = eo.per_sample_ts ? nt : 0;
+    run_init(&run, e, sys, tab, &o, &eo, n, y0, sys->dim, ts, nt, stats);
     run.ys = ys;
-    run.stats = begin_samples(e, stats, n);
     run_groups(&run, e, &p, false);
     total->t_reached = NAN;
     return node__stats_end(total, finish(run.stats, n, total));
@@ -357,18 +361,7 @@ static node_status gradient(bool adjoint, node_ensemble *e, const node_ensemble_
         o.atol = o.adjoint_atol;
     }
     node__ens_run run;
-    memset(&run, 0, sizeof run);
-    run.sys = sys;
-    run.tab = tab;
-    run.opt = &o;
-    run.n = n;
-    run.nt = nt;
-    run.dim = dim;
-    run.y0 = ys;
-    run.y0_stride = nt * dim;
-    run.ts = ts;
-    run.ts_stride = eo.per_sample_ts ? nt : 0;
-    run.stats = begin_samples(e, stats, n);
+    run_init(&run, e, sys, tab, &o, &eo, n, ys, nt * dim, ts, nt, stats);
     run.record = !adjoint;
     run.adjoint = adjoint;
     run.fwd = ys;
