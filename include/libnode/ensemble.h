@@ -161,11 +161,11 @@ LIBNODE_API void node_ensemble_system_free(node_ensemble_system *sys);
 
 /* An MLP as batched dynamics dy/dt = MLP(t, y) (sizes[0] == sizes[nlayers]), each row
    with its own time in the time column (time_input).  vjp_p is summed over the rows.
-   Workspaces for `workers` threads (0 = 1) and up to max_rows rows a call (0 = 256:
-   out->max_rows), allocated here and owned by m: valid until node_mlp_free(m) or
-   node_mlp_system_release(m, ...) is not for these; they live as long as m.  Solving
-   only reads m.  NODE_EINVAL (NULL, a model whose output width differs from its
-   input's), NODE_ENOMEM. */
+   Workspaces for `workers` threads (0 = 1) and up to max_rows rows a call (0 = 256;
+   out->max_rows tells the ensemble), allocated here (never in f / vjp) and owned by m:
+   the system is valid until node_mlp_free(m).  Make it once, outside training loops.
+   Solving only reads m, so up to `workers` threads evaluate it at once.  NODE_EINVAL
+   (NULL, a model whose output width differs from its input's), NODE_ENOMEM. */
 LIBNODE_API node_status node_mlp_ensemble(node_mlp *m, size_t max_rows, size_t workers,
                                           node_ensemble_system *out);
 
