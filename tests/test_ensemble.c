@@ -252,6 +252,11 @@ static void check_backprop(node_method m, int threads, double *dp_out)
     node_stats st[N];
     assert_status(node_ensemble_backprop(e, &es, N, g_ts, NT, ys, w, dy0, dp, &o, &eo, st, NULL),
                   NODE_OK);
+    for (int j = 0; j < N; j++) {
+        assert_int_equal(st[j].rows_done, 0);
+        assert_true(st[j].t_reached == g_ts[0]);
+        assert_true(st[j].nfe > 0);
+    }
     /* against node_odeint_backprop sample by sample */
     double sum[4] = { 0, 0, 0, 0 };
     for (int j = 0; j < N; j++) {
@@ -530,6 +535,49 @@ static void test_mlp_adapter(void **state)
     node_mlp_free(m);
 }
 
+/* Every allocation failing in turn: NODE_ENOMEM (for the call or the samples), never a
+   crash or a leak, and success once none fails. */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    node_system sys = cub_system();
+    double y0[N * 3], ys[N * NT * 3], w[N * NT * 3], dy0[N * 3], dp[4];
+    initial_states(y0);
+    for (int i = 0; i < N * NT * 3; i++)
+        w[i] = 0.1;
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.group = 4;
+    eo.threads = 1;
+    for (long k = 0;; k++) {
+        node_test_alloc_begin(k);
+        node_ensemble_system es;
+        node_ensemble *e = NULL;
+        node_status s = node_ensemble_system_wrap(&sys, 1, &es);
+        if (s == NODE_OK) {
+            s = node_ensemble_create(&e);
+            if (s == NODE_OK)
+                s = node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, NULL, &eo, NULL, NULL);
+            if (s == NODE_OK)
+                s = node_ensemble_backprop(e, &es, N, g_ts, NT, ys, w, dy0, dp, NULL, &eo,
+                                           NULL, NULL);
+            if (s == NODE_OK)
+                s = node_ensemble_adjoint(e, &es, N, g_ts, NT, ys, w, dy0, dp, NULL, &eo,
+                                          NULL, NULL);
+            node_ensemble_free(e);
+            node_ensemble_system_free(&es);
+        }
+        long live = node_test_alloc_live();
+        long count = node_test_alloc_end();
+        assert_int_equal(live, 0);
+        if (s == NODE_OK) {
+            assert_true(k >= count);   /* nothing failed */
+            break;
+        }
+        assert_status(s, NODE_ENOMEM);
+    }
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -605,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_adjoint_gradients),
         cmocka_unit_test(test_gradient_failures_leave_others_intact),
         cmocka_unit_test(test_mlp_adapter),
+        cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,6 +32,7 @@ static void ws_free(node__ens_ws *w)
     node__free(w->buf);
     node__free(w->tape);
     node__free(w->rev);
+    node__free(w->aug);
     memset(w, 0, sizeof *w);
 }
 
@@ -369,6 +370,8 @@ static node_status gradient(bool adjoint, node_ensemble *e, const node_ensemble_
     run.dLdy0 = dLdy0;
     bool want_p = dLdp != NULL && np > 0;
     run_groups(&run, e, &p, want_p);
+    for (size_t j = 0; j < n; j++)
+        run.stats[j].rows_done = 0;
     for (size_t gi = 0; gi < p.ngroups; gi++)
         if (e->gst[gi] == NODE_ENOMEM)
             st = node__msg(msg, NODE_ENOMEM, "no memory for the %s of group %zu",
