@@ -89,15 +89,6 @@ NODE__HIDDEN node_status node__ens_forward(const node__ens_run *run, node__ens_w
                                            size_t worker, size_t j0, size_t j1,
                                            size_t *nkept);
 
-/* Evaluate f on nr rows (t[r], y[r]) into out, in calls of at most sys->max_rows
-   rows; row r belongs to slot sl[ids ? ids[r] : r], whose stats count the rows
-   evaluated for it.  If a call fails, its rows are evaluated one at a time and rc[r]
-   holds each row's value (0 for a row that succeeded); returns whether any row
-   failed (rc[0 .. nr-1] all written then). */
-NODE__HIDDEN bool node__ens_eval(const node_ensemble_system *sys, size_t worker,
-                                 node__ens_slot *sl, const size_t *ids, size_t nr,
-                                 const double *t, const double *y, double *out, int *rc);
-
 /* The reverse pass of exact backprop over the kept slots of w (node__ens_forward with
    run->record): writes their rows of dLdy0 and adds their dL/dθ to w->gp (if
    nparams > 0 and gp wanted).  Per-sample failures go to the samples' stats. */

@@ -181,29 +181,7 @@ static bool nonfinite(const double *v, size_t n)
 
 /* ---- evaluation ---------------------------------------------------------------------- */
 
-bool node__ens_eval(const node_ensemble_system *sys, size_t worker, node__ens_slot *sl,
-                    const size_t *ids, size_t nr, const double *t, const double *y,
-                    double *out, int *rc)
-{
-    size_t dim = sys->dim, mr = sys->max_rows ? sys->max_rows : nr;
-    bool bad = false;
-    for (size_t r = 0; r < nr; r++)
-        sl[ids ? ids[r] : r].nfe++;
-    for (size_t r0 = 0; r0 < nr; r0 += mr) {
-        size_t m = nr - r0 < mr ? nr - r0 : mr;
-        int c = sys->f(sys->ctx, worker, m, t + r0, y + r0 * dim, out + r0 * dim);
-        if (c == 0)
-            continue;
-        if (!bad)
-            memset(rc, 0, nr * sizeof *rc);
-        bad = true;
-        for (size_t q = r0; q < r0 + m; q++) {
-            sl[ids ? ids[q] : q].nfe++;
-            rc[q] = sys->f(sys->ctx, worker, 1, t + q, y + q * dim, out + q * dim);
-        }
-    }
-    return bad;
-}
+/* (eval, below, once the group is defined) */
 
 /* ---- one group ----------------------------------------------------------------------- */
 
@@ -220,7 +198,42 @@ typedef struct grp {
     int s_err;
     size_t nblocks;
     node__ens_slot *fin; size_t nfin;
+    int64_t nall;                    /* evaluations of all the live rows so far */
+    double *tv, *hv;                 /* the live rows' t and h (stages_all) */
 } grp;
+
+/* Evaluate f on nr rows (t[r], y[r]) into out, in calls of at most sys->max_rows rows.
+   ids NULL: the rows are the group's live slots 0 .. nl-1 (counted once for all in
+   g->nall); else row r is slot ids[r]'s (counted in its own nfe).  If a call fails, its
+   rows are evaluated one at a time and rc[r] holds each row's value (0 for a row that
+   succeeded); returns whether any row failed (rc[0 .. nr-1] all written then). */
+static bool eval(grp *g, const size_t *ids, size_t nr, const double *t, const double *y,
+                 double *out, int *rc)
+{
+    const node_ensemble_system *sys = g->run->sys;
+    node__ens_slot *sl = g->w->slot;
+    size_t dim = sys->dim, mr = sys->max_rows ? sys->max_rows : nr;
+    bool bad = false;
+    if (ids)
+        for (size_t r = 0; r < nr; r++)
+            sl[ids[r]].nfe++;
+    else
+        g->nall++;
+    for (size_t r0 = 0; r0 < nr; r0 += mr) {
+        size_t m = nr - r0 < mr ? nr - r0 : mr;
+        int c = sys->f(sys->ctx, g->worker, m, t + r0, y + r0 * dim, out + r0 * dim);
+        if (c == 0)
+            continue;
+        if (!bad)
+            memset(rc, 0, nr * sizeof *rc);
+        bad = true;
+        for (size_t q = r0; q < r0 + m; q++) {
+            sl[ids ? ids[q] : q].nfe++;
+            rc[q] = sys->f(sys->ctx, g->worker, 1, t + q, y + q * dim, out + q * dim);
+        }
+    }
+    return bad;
+}
 
 static node_status fail(node__ens_slot *s, node_status st)
 {
@@ -259,7 +272,7 @@ static void compact(grp *g)
     for (size_t r = 0; r < g->nl; r++) {
         if (sl[r].done) {
             const node__ens_run *run = g->run;
-            sl[r].st->nfe += sl[r].nfe;
+            sl[r].st->nfe += sl[r].nfe + g->nall;   /* every slot was live from the start */
             sl[r].nfe = 0;
             if (run->attempts)
                 run->attempts[sl[r].id] = sl[r].attempts;
@@ -294,8 +307,7 @@ static void stages_subset(grp *g, const size_t *ids, size_t m, int from, int to)
             comb_apply(&c, r * dim, dim, g->y + r * dim, NULL, sl[r].h, g->gin + q * dim);
             g->tb[q] = sl[r].t + tab->c[i] * sl[r].h;
         }
-        bool bad = node__ens_eval(g->run->sys, g->worker, sl, ids, m, g->tb, g->gin, g->gout,
-                                  g->w->rc);
+        bool bad = eval(g, ids, m, g->tb, g->gin, g->gout, g->w->rc);
         for (size_t q = 0; q < m; q++) {
             size_t r = ids[q];
             if (bad && g->w->rc[q] != 0 && !sl[r].done)
@@ -311,17 +323,20 @@ static void stages_all(grp *g, int from, int to)
     const node__tableau *tab = g->tab;
     size_t dim = g->dim, nl = g->nl, nel = nl * dim;
     node__ens_slot *sl = g->w->slot;
-    for (size_t r = 0; r < nl; r++)
+    for (size_t r = 0; r < nl; r++) {
+        g->tv[r] = sl[r].t;
+        g->hv[r] = sl[r].h;
         for (size_t d = 0; d < dim; d++)
             g->hx[r * dim + d] = sl[r].h;
+    }
     for (int i = from; i < to; i++) {
         comb c;
         comb_make(&c, tab->A + (size_t)i * tab->s_dense, i, g->k);
         comb_apply(&c, 0, nel, g->y, g->hx, 0, g->arg);
+        double ci = tab->c[i];
         for (size_t r = 0; r < nl; r++)
-            g->tb[r] = sl[r].t + tab->c[i] * sl[r].h;
-        if (node__ens_eval(g->run->sys, g->worker, sl, NULL, nl, g->tb, g->arg, g->k[i],
-                           g->w->rc))
+            g->tb[r] = g->tv[r] + ci * g->hv[r];
+        if (eval(g, NULL, nl, g->tb, g->arg, g->k[i], g->w->rc))
             for (size_t r = 0; r < nl; r++)
                 if (g->w->rc[r] != 0 && !sl[r].done)
                     fail_callback(&sl[r], g->w->rc[r], g->tb[r]);
@@ -455,8 +470,7 @@ static void start(grp *g, size_t j0, size_t j1)
     size_t nl = g->nl;
     for (size_t r = 0; r < nl; r++)
         g->tb[r] = sl[r].t;
-    bool bad = node__ens_eval(run->sys, g->worker, sl, NULL, nl, g->tb, g->y, g->k[0],
-                              g->w->rc);
+    bool bad = eval(g, NULL, nl, g->tb, g->y, g->k[0], g->w->rc);
     for (size_t r = 0; r < nl; r++) {
         if (bad && g->w->rc[r])
             fail_callback(&sl[r], g->w->rc[r], sl[r].t);
@@ -494,8 +508,7 @@ static void start(grp *g, size_t j0, size_t j1)
                 memcpy(g->arg + q * dim, g->arg + r * dim, dim * sizeof(double));
                 g->tb[q] = g->tb[r];
             }
-        bad = node__ens_eval(run->sys, g->worker, sl, g->w->idx, m, g->tb, g->arg, g->gout,
-                             g->w->rc);
+        bad = eval(g, g->w->idx, m, g->tb, g->arg, g->gout, g->w->rc);
         for (size_t q = 0; q < m; q++) {
             size_t r = g->w->idx[q];
             node__ens_slot *s = &sl[r];
@@ -593,8 +606,7 @@ static node_status round_(grp *g)
         for (size_t q = 0; q < m; q++)
             g->tb[q] = sl[w->idx[q]].t;
         if (m == nl) {
-            if (node__ens_eval(g->run->sys, g->worker, sl, NULL, nl, g->tb, g->y, g->k[0],
-                               w->rc))
+            if (eval(g, NULL, nl, g->tb, g->y, g->k[0], w->rc))
                 for (size_t r = 0; r < nl; r++)
                     if (w->rc[r])
                         fail_callback(&sl[r], w->rc[r], sl[r].t);
@@ -768,7 +780,9 @@ node_status node__ens_forward(const node__ens_run *run, node__ens_ws *w, size_t 
     g.hx = p; p += G * dim;
     g.gin = p; p += G * dim;
     g.gout = p; p += G * dim;
-    g.tb = p;
+    g.tb = p; p += G;
+    g.tv = p; p += G;
+    g.hv = p;
     w->tape_len = 0;
     start(&g, j0, j1);
     node_status st = NODE_OK;
@@ -783,5 +797,5 @@ node_status node__ens_forward(const node__ens_run *run, node__ens_ws *w, size_t 
 /* Doubles of a worker's forward buffers for G slots. */
 size_t node__ens_buf_need(const node__tableau *tab, size_t G, size_t dim)
 {
-    return ((size_t)tab->s_dense + 6) * G * dim + G;
+    return ((size_t)tab->s_dense + 6) * G * dim + 3 * G;
 }
