@@ -185,6 +185,57 @@ static void test_per_sample_ts(void **state)
     fix_close(&fx);
 }
 
+/* Gradients with per-sample output times (forward and backward in time): backprop and
+   the adjoint against node_odeint_backprop / node_odeint_adjoint sample by sample. */
+static void test_per_sample_ts_gradients(void **state)
+{
+    (void)state;
+    fixture fx;
+    fix_open(&fx, 1);
+    double y0[N * 3], ys[N * NT * 3], ts[N * NT], w[N * NT * 3], dy0[N * 3], dp[4];
+    initial_states(y0);
+    for (int j = 0; j < N; j++)
+        for (int i = 0; i < NT; i++)
+            ts[j * NT + i] = (j < 3 ? -1.0 : 1.0) * (0.05 * j + i * (0.1 + 0.03 * j));
+    for (int i = 0; i < N * NT * 3; i++)
+        w[i] = cos(0.3 * i);
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.per_sample_ts = 1;
+    eo.group = 4;
+    node_options o = node_options_default();
+    o.rtol = 1e-10;
+    o.atol = 1e-12;
+    o.seminorm = 1;
+    assert_status(node_ensemble_odeint(fx.e, &fx.es, N, y0, ts, NT, ys, &o, &eo, NULL, NULL),
+                  NODE_OK);
+    for (int adj = 0; adj < 2; adj++) {
+        node_status (*grad)(node_ensemble *, const node_ensemble_system *, size_t,
+                            const double *, size_t, const double *, const double *, double *,
+                            double *, const node_options *, const node_ensemble_options *,
+                            node_stats *, node_stats *) =
+            adj ? node_ensemble_adjoint : node_ensemble_backprop;
+        assert_status(grad(fx.e, &fx.es, N, ts, NT, ys, w, dy0, dp, &o, &eo, NULL, NULL),
+                      NODE_OK);
+        double sum[4] = { 0, 0, 0, 0 };
+        for (int j = 0; j < N; j++) {
+            double ry0[3], rp[4];
+            const double *tj = ts + j * NT, *yj = ys + j * NT * 3, *wj = w + j * NT * 3;
+            assert_status(adj ? node_odeint_adjoint(&fx.sys, tj, NT, yj, wj, ry0, rp, NULL, &o,
+                                                    NULL)
+                              : node_odeint_backprop(&fx.sys, tj, NT, yj, wj, ry0, rp, NULL, &o,
+                                                     NULL), NODE_OK);
+            for (int d = 0; d < 2; d++)
+                assert_close(dy0[3 * j + d], ry0[d], 1e-7, 1e-9);
+            for (int i = 0; i < 4; i++)
+                sum[i] += rp[i];
+        }
+        for (int i = 0; i < 4; i++)
+            assert_close(dp[i], sum[i], 1e-7, 1e-9);
+    }
+    fix_close(&fx);
+}
+
 /* Samples 2 (f fails) and 5 (NaN) stop with their own status; the others are intact. */
 static void test_failing_samples_leave_others_intact(void **state)
 {
@@ -647,6 +698,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equals_node_odeint),
         cmocka_unit_test(test_per_sample_ts),
+        cmocka_unit_test(test_per_sample_ts_gradients),
         cmocka_unit_test(test_failing_samples_leave_others_intact),
         cmocka_unit_test(test_backprop_gradients),
         cmocka_unit_test(test_thread_count_invariance),
