@@ -280,7 +280,7 @@ static double loss_of(const double *ys, const double *w, size_t n)
     return L;
 }
 
-static void check_backprop(node_method m, int threads, double *dp_out)
+static void check_backprop(node_method m, double step, int threads, double *dp_out)
 {
     fixture fx;
     fix_open(&fx, 2);
@@ -293,6 +293,7 @@ static void check_backprop(node_method m, int threads, double *dp_out)
         w[i] = sin(0.7 * i + 0.3);
     node_options o = node_options_default();
     o.method = m;
+    o.step = step;
     o.rtol = 1e-8;
     o.atol = 1e-10;
     node_ensemble_options eo;
@@ -356,7 +357,7 @@ static void check_backprop(node_method m, int threads, double *dp_out)
 
 /* The adjoint: against node_odeint_adjoint (seminorm) per sample and against central
    differences of the loss; thread count and group size change no bit. */
-static void adjoint_grad(int threads, uint64_t group, double *dy0, double *dp)
+static void adjoint_grad_m(node_method m, int threads, uint64_t group, double *dy0, double *dp)
 {
     fixture fx;
     fix_open(&fx, 2);
@@ -367,6 +368,7 @@ static void adjoint_grad(int threads, uint64_t group, double *dy0, double *dp)
     for (int i = 0; i < N * NT * 3; i++)
         w[i] = sin(0.7 * i + 0.3);
     node_options o = node_options_default();
+    o.method = m;
     o.rtol = 1e-10;
     o.atol = 1e-12;
     node_ensemble_options eo;
@@ -382,6 +384,25 @@ static void adjoint_grad(int threads, uint64_t group, double *dy0, double *dp)
         assert_true(st[j].t_reached == g_ts[0]);
     }
     fix_close(&fx);
+}
+
+static void adjoint_grad(int threads, uint64_t group, double *dy0, double *dp)
+{
+    adjoint_grad_m(NODE_DOPRI5, threads, group, dy0, dp);
+}
+
+/* DOP853's adjoint (its FSAL stage outside the error estimate) against DOPRI5's: both
+   near the exact gradient at these tolerances. */
+static void test_adjoint_dop853(void **state)
+{
+    (void)state;
+    double a[N * 3], pa[4], b[N * 3], pb[4];
+    adjoint_grad_m(NODE_DOP853, 1, 0, a, pa);
+    adjoint_grad_m(NODE_DOPRI5, 1, 0, b, pb);
+    for (int i = 0; i < N * 3; i++)
+        assert_close(a[i], b[i], 1e-7, 1e-9);
+    for (int i = 0; i < 4; i++)
+        assert_close(pa[i], pb[i], 1e-7, 1e-9);
 }
 
 static void test_adjoint_gradients(void **state)
@@ -500,9 +521,10 @@ static void test_gradient_failures_leave_others_intact(void **state)
 static void test_backprop_gradients(void **state)
 {
     (void)state;
-    check_backprop(NODE_DOPRI5, 1, NULL);
-    check_backprop(NODE_DOP853, 1, NULL);
-    check_backprop(NODE_BOSH3, 1, NULL);
+    check_backprop(NODE_DOPRI5, 0, 1, NULL);
+    check_backprop(NODE_DOP853, 0, 1, NULL);
+    check_backprop(NODE_BOSH3, 0, 1, NULL);
+    check_backprop(NODE_RK4, 0.04, 1, NULL);   /* fixed steps, Hermite dense output */
 }
 
 /* Thread count changes nothing (with OpenMP; one thread otherwise). */
@@ -510,8 +532,8 @@ static void test_thread_count_invariance(void **state)
 {
     (void)state;
     double dp1[4], dp2[4];
-    check_backprop(NODE_DOPRI5, 1, dp1);
-    check_backprop(NODE_DOPRI5, 2, dp2);
+    check_backprop(NODE_DOPRI5, 0, 1, dp1);
+    check_backprop(NODE_DOPRI5, 0, 2, dp2);
     assert_memory_equal(dp1, dp2, sizeof dp1);
 
     fixture fx;
@@ -703,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_backprop_gradients),
         cmocka_unit_test(test_thread_count_invariance),
         cmocka_unit_test(test_adjoint_gradients),
+        cmocka_unit_test(test_adjoint_dop853),
         cmocka_unit_test(test_gradient_failures_leave_others_intact),
         cmocka_unit_test(test_mlp_adapter),
         cmocka_unit_test(test_allocation_failures),
