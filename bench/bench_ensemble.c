@@ -29,6 +29,9 @@ static double now(void)
 
 static const double A[4] = { -0.1, 2.0, -2.0, -0.1 };
 
+#define NT 11              /* output times */
+static uint64_t g_group;   /* --group: samples per lock-step group (0 = the default) */
+
 /* ---- cubic and linear spirals, as one big system and as an ensemble ---------- */
 
 typedef struct prob {
@@ -98,8 +101,65 @@ static int bigmlp_f(void *ctx, double t, const double *y, double *dy)
     return 0;
 }
 
+/* vjp of k_j MLP(y): the MLP's with a scaled by k_j. */
+static double g_bigbuf[2][2 * 512];
+
+static int bigmlp_vjp(void *ctx, double t, const double *y, const double *a, double *dy,
+                      double *vy, double *vp, double *vt)
+{
+    const bigmlp *b = ctx;
+    double *as = g_bigbuf[0], *o = g_bigbuf[1];
+    for (size_t j = 0; j < b->n; j++) {
+        as[2 * j] = b->k[j] * a[2 * j];
+        as[2 * j + 1] = b->k[j] * a[2 * j + 1];
+    }
+    node_mlp_vjp(b->m, b->n, t, y, as, o, vy, vp, NULL);
+    if (dy)
+        for (size_t j = 0; j < b->n; j++) {
+            dy[2 * j] = b->k[j] * o[2 * j];
+            dy[2 * j + 1] = b->k[j] * o[2 * j + 1];
+        }
+    if (vt)
+        *vt = 0;
+    return 0;
+}
+
 #define CAP 256
-typedef struct emlp { const node_mlp *m; node_mlp_ws *ws[2]; double x[2][2 * CAP], o[2][2 * CAP]; } emlp;
+typedef struct emlp {
+    const node_mlp *m;
+    node_mlp_ws *ws[2];
+    double x[2][2 * CAP], o[2][2 * CAP], as[2][2 * CAP], gx[2][2 * CAP];
+} emlp;
+
+static int emlp_vjp(void *ctx, size_t worker, size_t n, const double *t, const double *y,
+                    const double *a, double *dy, double *vy, double *vp)
+{
+    emlp *e = ctx;
+    (void)t;
+    if (n > CAP || worker > 1)
+        return 1;
+    double *x = e->x[worker], *o = e->o[worker], *as = e->as[worker], *gx = e->gx[worker];
+    for (size_t r = 0; r < n; r++) {
+        double k = y[3 * r + 2];
+        x[2 * r] = y[3 * r];
+        x[2 * r + 1] = y[3 * r + 1];
+        as[2 * r] = k * a[3 * r];
+        as[2 * r + 1] = k * a[3 * r + 1];
+    }
+    node_mlp_vjp_ws(e->m, e->ws[worker], n, 0, x, as, o, gx, vp, NULL);
+    for (size_t r = 0; r < n; r++) {
+        double k = y[3 * r + 2];
+        vy[3 * r] = gx[2 * r];
+        vy[3 * r + 1] = gx[2 * r + 1];
+        vy[3 * r + 2] = a[3 * r] * o[2 * r] + a[3 * r + 1] * o[2 * r + 1];
+        if (dy) {
+            dy[3 * r] = k * o[2 * r];
+            dy[3 * r + 1] = k * o[2 * r + 1];
+            dy[3 * r + 2] = 0;
+        }
+    }
+    return 0;
+}
 
 static int emlp_f(void *ctx, size_t worker, size_t n, const double *t, const double *y,
                   double *dy)
@@ -158,6 +218,60 @@ static void errors(const double *ys, size_t stride, const double *ref, size_t rs
     free(e);
 }
 
+/* Gradients of L = ½ Σ |y(ts_i)|² (dL/dys = ys): exact backprop and the adjoint
+   (seminorm), the big ODE's against the ensemble's (1 thread): time (best of reps),
+   evaluations (rows of f and vjp), and how far apart the two dL/dθ are. */
+static void grad_times(const char *name, const node_system *big, const node_ensemble_system *es,
+                       node_ensemble *e, size_t n, size_t d, const double *ts,
+                       const double *ysb, const double *yse, const node_options *o0, int reps)
+{
+    size_t np = es->nparams;
+    double *wb = malloc(n * 2 * NT * sizeof *wb), *we = malloc(n * d * NT * sizeof *we);
+    double *gb = malloc(n * 2 * sizeof *gb), *ge = malloc(n * d * sizeof *ge);
+    double *pb = malloc(np * sizeof *pb), *pe = malloc(np * sizeof *pe);
+    memcpy(wb, ysb, n * 2 * NT * sizeof *wb);
+    for (size_t i = 0; i < n * NT; i++)
+        for (size_t c = 0; c < d; c++)
+            we[i * d + c] = c < 2 ? yse[i * d + c] : 0;
+    node_options o = *o0;
+    o.seminorm = 1;
+    node_ensemble_options e1;
+    memset(&e1, 0, sizeof e1);
+    e1.threads = 1;
+    e1.group = g_group;
+    for (int adj = 0; adj < 2; adj++) {
+        double tb = INFINITY, te = INFINITY;
+        node_stats sb, se;
+        for (int rep = 0; rep < (reps + 1) / 2; rep++) {
+            double t0 = now();
+            if (adj)
+                node_odeint_adjoint(big, ts, NT, ysb, wb, gb, pb, NULL, &o, &sb);
+            else
+                node_odeint_backprop(big, ts, NT, ysb, wb, gb, pb, NULL, &o, &sb);
+            double t1 = now();
+            if (adj)
+                node_ensemble_adjoint(e, es, n, ts, NT, yse, we, ge, pe, &o, &e1, NULL, &se);
+            else
+                node_ensemble_backprop(e, es, n, ts, NT, yse, we, ge, pe, &o, &e1, NULL, &se);
+            double t2 = now();
+            tb = fmin(tb, t1 - t0);
+            te = fmin(te, t2 - t1);
+        }
+        double num = 0, den = 0;
+        for (size_t i = 0; i < np; i++) {
+            num += (pe[i] - pb[i]) * (pe[i] - pb[i]);
+            den += pb[i] * pb[i];
+        }
+        printf("  %-6s %4zu %-8s | NFE big %9lld ens %9lld | big %8.2f ms  ens %8.2f ms  "
+               "%5.2fx | |dθ_ens - dθ_big| / |dθ_big| = %.1e%s\n", name, n,
+               adj ? "adjoint" : "backprop", (long long)sb.nfe * (long long)n,
+               (long long)se.nfe, 1e3 * tb, 1e3 * te, tb / te, sqrt(num / den),
+               sb.status || se.status ? " (a solve failed)" : "");
+    }
+    fflush(stdout);
+    free(wb); free(we); free(gb); free(ge); free(pb); free(pe);
+}
+
 typedef struct result {
     double t_big, t_ens1, t_ens2;
     long long nfe_big, nfe_ens;
@@ -173,10 +287,8 @@ static void print(const char *name, size_t n, const result *r)
     fflush(stdout);
 }
 
-#define NT 11
 
 /* One case: kind 0 mlp, 1 cubic, 2 hetero, 3 mlphet. */
-static uint64_t g_group;   /* --group: samples per lock-step group (0 = the default) */
 
 static void bench_case(int kind, size_t n, int reps, node_mlp *mlp)
 {
@@ -221,12 +333,16 @@ static void bench_case(int kind, size_t n, int reps, node_mlp *mlp)
         big.dim = 2 * n;
         big.ctx = &BM;
         big.f = bigmlp_f;
+        big.vjp = bigmlp_vjp;
+        big.nparams = node_mlp_nparams(mlp);
         for (int i = 0; i < 2; i++)
             if (!EM.ws[i])
                 node_mlp_ws_create(mlp, CAP, &EM.ws[i]);
         es.dim = 3;
         es.ctx = &EM;
         es.f = emlp_f;
+        es.vjp = emlp_vjp;
+        es.nparams = node_mlp_nparams(mlp);
         es.max_rows = CAP;
         es.workers = 2;
     } else {
@@ -302,6 +418,8 @@ static void bench_case(int kind, size_t n, int reps, node_mlp *mlp)
     errors(yse, d, ref, rstride, n, NT, &r.emax_ens, &r.emed_ens);
     const char *names[4] = { "mlp", "cubic", "hetero", "mlphet" };
     print(names[kind], n, &r);
+    if (is_mlp && n == 512)
+        grad_times(names[kind], &big, &es, e, n, d, ts, ysb, yse, &o, reps);
     node_ensemble_free(e);
     free(ref);
     free(y0); free(ybig0); free(k); free(ysb); free(yse); free(ybr);
