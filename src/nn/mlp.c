@@ -306,6 +306,32 @@ node_status node_mlp_vjp(node_mlp *m, size_t batch, double t, const double *x,
 
 /* ---- the MLP as a node_system ------------------------------------------------- */
 
+/* A new system of m in its list, with workspaces for `workers` threads (1 + nmore)
+   sized for `batch` rows. */
+static node_status sys_new(node_mlp *m, size_t batch, size_t workers, node__mlp_sys **out)
+{
+    node__mlp_sys *s = node__calloc(1, sizeof *s);
+    if (!s)
+        return NODE_ENOMEM;
+    s->more = workers > 1 ? node__calloc(workers - 1, sizeof *s->more) : NULL;
+    node_status st = workers > 1 && !s->more ? NODE_ENOMEM
+                                             : node__mlp_ws_reserve(m, &s->ws, batch);
+    for (size_t i = 0; st == NODE_OK && i + 1 < workers; i++) {
+        st = node__mlp_ws_reserve(m, &s->more[i], batch);
+        s->nmore = i + 1;
+    }
+    if (st != NODE_OK) {
+        sys_free(s);
+        return st;
+    }
+    s->m = m;
+    s->batch = batch;
+    s->next = m->systems;
+    m->systems = s;
+    *out = s;
+    return NODE_OK;
+}
+
 /* Each system evaluates into its own workspace, sized for its batch when it was
    made: f and vjp only read the model, so systems may run in parallel threads. */
 static int sys_f(void *ctx, double t, const double *y, double *dydt)
@@ -330,18 +356,10 @@ node_status node_mlp_system(node_mlp *m, size_t batch, node_system *out)
     size_t dim;
     if (!node__mul_ok(batch, m->sizes[0], &dim))
         return NODE_EINVAL;
-    node__mlp_sys *s = node__calloc(1, sizeof *s);
-    if (!s)
-        return NODE_ENOMEM;
-    node_status st = node__mlp_ws_reserve(m, &s->ws, batch);
-    if (st != NODE_OK) {
-        node__free(s);
+    node__mlp_sys *s;
+    node_status st = sys_new(m, batch, 1, &s);
+    if (st != NODE_OK)
         return st;
-    }
-    s->m = m;
-    s->batch = batch;
-    s->next = m->systems;
-    m->systems = s;
     memset(out, 0, sizeof *out);
     out->dim = dim;
     out->nparams = m->nparams;
@@ -388,24 +406,10 @@ node_status node_mlp_ensemble(node_mlp *m, size_t max_rows, size_t workers,
         workers = 1;
     if (workers > SIZE_MAX / sizeof(node_mlp_ws))
         return NODE_EINVAL;
-    node__mlp_sys *s = node__calloc(1, sizeof *s);
-    if (!s)
-        return NODE_ENOMEM;
-    s->more = workers > 1 ? node__calloc(workers - 1, sizeof *s->more) : NULL;
-    node_status st = workers > 1 && !s->more ? NODE_ENOMEM
-                                             : node__mlp_ws_reserve(m, &s->ws, max_rows);
-    for (size_t i = 0; st == NODE_OK && i + 1 < workers; i++) {
-        st = node__mlp_ws_reserve(m, &s->more[i], max_rows);
-        s->nmore = i + 1;
-    }
-    if (st != NODE_OK) {
-        sys_free(s);
+    node__mlp_sys *s;
+    node_status st = sys_new(m, max_rows, workers, &s);
+    if (st != NODE_OK)
         return st;
-    }
-    s->m = m;
-    s->batch = max_rows;
-    s->next = m->systems;
-    m->systems = s;
     memset(out, 0, sizeof *out);
     out->dim = m->sizes[0];
     out->nparams = m->nparams;

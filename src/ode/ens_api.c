@@ -283,45 +283,16 @@ static void run_init(node__ens_run *run, node_ensemble *e, const node_ensemble_s
         node__stats_begin(&run->stats[j]);
 }
 
-node_status node_ensemble_odeint(node_ensemble *e, const node_ensemble_system *sys, size_t n,
-                                 const double *y0, const double *ts, size_t nt, double *ys,
-                                 const node_options *opt, const node_ensemble_options *eopt,
-                                 node_stats *stats, node_stats *total)
-{
-    node_stats local;
-    if (!total)
-        total = &local;
-    node__stats_begin(total);
-    node_options o;
-    node_ensemble_options eo;
-    char *msg = total->message;
-    node_status st = check_common(e, sys, false, n, y0, "y0", ts, nt, opt, &o, eopt, &eo, msg);
-    if (st == NODE_OK && !ys)
-        st = node__msg(msg, NODE_EINVAL, "ys is NULL");
-    for (size_t i = 0; st == NODE_OK && i < n * sys->dim; i++)
-        if (!isfinite(y0[i]))
-            st = node__msg(msg, NODE_EINVAL, "y0[%zu][%zu] = %g: initial states must be finite",
-                           i / sys->dim, i % sys->dim, y0[i]);
-    if (st != NODE_OK)
-        return node__stats_end(total, st);
-    const node__tableau *tab = node__tableau_get(o.method);
-    plan p = make_plan(sys, &eo, n);
-    if ((st = reserve(e, &p, tab, n, sys->dim, 0, false, msg)) != NODE_OK)
-        return node__stats_end(total, st);
-    node__ens_run run;
-    run_init(&run, e, sys, tab, &o, &eo, n, y0, sys->dim, ts, nt, stats);
-    run.ys = ys;
-    run_groups(&run, e, &p, false);
-    total->t_reached = NAN;
-    return node__stats_end(total, finish(run.stats, n, total));
-}
+enum { FORWARD, BACKPROP, ADJOINT };
 
-/* node_ensemble_backprop and node_ensemble_adjoint: the same arguments and checks. */
-static node_status gradient(bool adjoint, node_ensemble *e, const node_ensemble_system *sys,
-                            size_t n, const double *ts, size_t nt, const double *ys,
-                            const double *dLdys, double *dLdy0, double *dLdp,
-                            const node_options *opt, const node_ensemble_options *eopt,
-                            node_stats *stats, node_stats *total)
+/* Every entry: the checks of its arguments, the groups run, the totals.  Forward: y0
+   and ys (written); gradients: ys (read: the initial states, and for the adjoint the
+   whole solution), dLdys, dLdy0 and dLdp. */
+static node_status call(int mode, node_ensemble *e, const node_ensemble_system *sys, size_t n,
+                        const double *y0, const double *ts, size_t nt, double *ys,
+                        const double *dLdys, double *dLdy0, double *dLdp,
+                        const node_options *opt, const node_ensemble_options *eopt,
+                        node_stats *stats, node_stats *total)
 {
     node_stats local;
     if (!total)
@@ -330,23 +301,32 @@ static node_status gradient(bool adjoint, node_ensemble *e, const node_ensemble_
     node_options o;
     node_ensemble_options eo;
     char *msg = total->message;
-    node_status st = check_common(e, sys, true, n, ys, "ys", ts, nt, opt, &o, eopt, &eo, msg);
-    if (st == NODE_OK && !dLdys)
+    bool grad = mode != FORWARD, adjoint = mode == ADJOINT;
+    node_status st = check_common(e, sys, grad, n, y0, grad ? "ys" : "y0", ts, nt, opt, &o,
+                                  eopt, &eo, msg);
+    if (st == NODE_OK && !grad && !ys)
+        st = node__msg(msg, NODE_EINVAL, "ys is NULL");
+    if (st == NODE_OK && grad && !dLdys)
         st = node__msg(msg, NODE_EINVAL, "dLdys is NULL");
-    if (st == NODE_OK && !dLdy0)
+    if (st == NODE_OK && grad && !dLdy0)
         st = node__msg(msg, NODE_EINVAL, "dLdy0 is NULL");
     if (st == NODE_OK && dLdp && sys->nparams == 0)
         st = node__msg(msg, NODE_EINVAL, "dLdp is given but sys->nparams = 0: there is no "
                        "parameter gradient to write");
-    if (st == NODE_OK && !adjoint && o.checkpoints != 0)
+    if (st == NODE_OK && mode == BACKPROP && o.checkpoints != 0)
         st = node__msg(msg, NODE_EINVAL, "opt->checkpoints = %lld: ensemble backprop records "
                        "every step (0)", (long long)o.checkpoints);
-    size_t dim = st == NODE_OK ? sys->dim : 0;
-    for (size_t i = 0; st == NODE_OK && i < n * nt * dim; i++)
-        if (!isfinite(ys[i]) && (adjoint || i / dim % nt == 0))
-            st = node__msg(msg, NODE_EINVAL, "ys[%zu][%zu][%zu] = %g: the forward solution "
-                           "must be finite", i / (nt * dim), i / dim % nt, i % dim, ys[i]);
-    for (size_t i = 0; st == NODE_OK && i < n * nt * dim; i++)
+    size_t dim = st == NODE_OK ? sys->dim : 0, stride = grad ? nt * dim : dim;
+    for (size_t i = 0; st == NODE_OK && i < n * stride; i++)
+        if (!isfinite(y0[i]) && (adjoint || i % stride < dim)) {
+            if (grad)
+                st = node__msg(msg, NODE_EINVAL, "ys[%zu][%zu][%zu] = %g: the forward solution "
+                               "must be finite", i / stride, i % stride / dim, i % dim, y0[i]);
+            else
+                st = node__msg(msg, NODE_EINVAL, "y0[%zu][%zu] = %g: initial states must be "
+                               "finite", i / dim, i % dim, y0[i]);
+        }
+    for (size_t i = 0; st == NODE_OK && grad && i < n * nt * dim; i++)
         if (!isfinite(dLdys[i]))
             st = node__msg(msg, NODE_EINVAL, "dLdys[%zu][%zu][%zu] = %g: the loss gradient "
                            "must be finite", i / (nt * dim), i / dim % nt, i % dim, dLdys[i]);
@@ -355,24 +335,25 @@ static node_status gradient(bool adjoint, node_ensemble *e, const node_ensemble_
     const node__tableau *tab = node__tableau_get(o.method);
     plan p = make_plan(sys, &eo, n);
     size_t np = sys->nparams;
-    if ((st = reserve(e, &p, tab, n, adjoint ? 2 * dim : dim, np, true, msg)) != NODE_OK)
+    if ((st = reserve(e, &p, tab, n, adjoint ? 2 * dim : dim, np, grad, msg)) != NODE_OK)
         return node__stats_end(total, st);
     if (adjoint) {   /* the backward pass's tolerances */
         o.rtol = o.adjoint_rtol;
         o.atol = o.adjoint_atol;
     }
     node__ens_run run;
-    run_init(&run, e, sys, tab, &o, &eo, n, ys, nt * dim, ts, nt, stats);
-    run.record = !adjoint;
+    run_init(&run, e, sys, tab, &o, &eo, n, y0, stride, ts, nt, stats);
+    run.ys = grad ? NULL : ys;
+    run.record = mode == BACKPROP;
     run.adjoint = adjoint;
-    run.fwd = ys;
+    run.fwd = y0;
     run.dLdys = dLdys;
     run.dLdy0 = dLdy0;
     bool want_p = dLdp != NULL && np > 0;
     run_groups(&run, e, &p, want_p);
-    for (size_t j = 0; j < n; j++)
+    for (size_t j = 0; grad && j < n; j++)
         run.stats[j].rows_done = 0;
-    for (size_t gi = 0; gi < p.ngroups; gi++)
+    for (size_t gi = 0; grad && gi < p.ngroups; gi++)
         if (e->gst[gi] == NODE_ENOMEM)
             st = node__msg(msg, NODE_ENOMEM, "no memory for the %s of group %zu",
                            adjoint ? "backward pass" : "tape", gi);
@@ -388,13 +369,22 @@ static node_status gradient(bool adjoint, node_ensemble *e, const node_ensemble_
     return node__stats_end(total, st != NODE_OK ? st : fs);
 }
 
+node_status node_ensemble_odeint(node_ensemble *e, const node_ensemble_system *sys, size_t n,
+                                 const double *y0, const double *ts, size_t nt, double *ys,
+                                 const node_options *opt, const node_ensemble_options *eopt,
+                                 node_stats *stats, node_stats *total)
+{
+    return call(FORWARD, e, sys, n, y0, ts, nt, ys, NULL, NULL, NULL, opt, eopt, stats, total);
+}
+
 node_status node_ensemble_backprop(node_ensemble *e, const node_ensemble_system *sys, size_t n,
                                    const double *ts, size_t nt, const double *ys,
                                    const double *dLdys, double *dLdy0, double *dLdp,
                                    const node_options *opt, const node_ensemble_options *eopt,
                                    node_stats *stats, node_stats *total)
 {
-    return gradient(false, e, sys, n, ts, nt, ys, dLdys, dLdy0, dLdp, opt, eopt, stats, total);
+    return call(BACKPROP, e, sys, n, ys, ts, nt, NULL, dLdys, dLdy0, dLdp, opt, eopt, stats,
+                total);
 }
 
 node_status node_ensemble_adjoint(node_ensemble *e, const node_ensemble_system *sys, size_t n,
@@ -403,7 +393,8 @@ node_status node_ensemble_adjoint(node_ensemble *e, const node_ensemble_system *
                                   const node_options *opt, const node_ensemble_options *eopt,
                                   node_stats *stats, node_stats *total)
 {
-    return gradient(true, e, sys, n, ts, nt, ys, dLdys, dLdy0, dLdp, opt, eopt, stats, total);
+    return call(ADJOINT, e, sys, n, ys, ts, nt, NULL, dLdys, dLdy0, dLdp, opt, eopt, stats,
+                total);
 }
 
 /* ---- a node_system as batched dynamics ------------------------------------------------ */
