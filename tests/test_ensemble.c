@@ -682,6 +682,16 @@ static void test_refusals(void **state)
     for (int j = 0; j < N; j++)
         for (int i = 0; i < NT; i++)
             ts[j * NT + i] = i;
+    node_ensemble_system huge = es;
+    huge.dim = SIZE_MAX / 1024;   /* one sample fits, nine do not */
+    assert_status(node_ensemble_odeint(e, &huge, N, y0, g_ts, NT, ys, NULL, NULL, NULL, &tot),
+                  NODE_EINVAL);
+    assert_non_null(strstr(tot.message, "do not fit in memory"));
+    huge = es;
+    huge.reserved_[0] = 1;
+    assert_status(node_ensemble_odeint(e, &huge, N, y0, g_ts, NT, ys, NULL, NULL, NULL, &tot),
+                  NODE_EINVAL);
+    assert_non_null(strstr(tot.message, "sys has non-zero reserved fields"));
     ts[4 * NT + 2] = 1;   /* sample 4: ts[2] = ts[1] */
     node_ensemble_options eo;
     memset(&eo, 0, sizeof eo);

@@ -111,11 +111,16 @@ static node_status check_common(const node_ensemble *e, const node_ensemble_syst
         return st;
     if (n == 0)
         return node__msg(msg, NODE_EINVAL, "n = 0: an ensemble needs at least one sample");
+    /* n · dim bounded so that every workspace size (a few dozen vectors of n · dim
+       doubles at the most) is a size_t */
     size_t tot;
-    if (!node__mul_ok(n, sys->dim, &tot) || !node__mul_ok(tot, nt, &tot) ||
-        tot > SIZE_MAX / sizeof(double))
+    if (!node__mul_ok(n, sys->dim, &tot) || tot > SIZE_MAX / (64 * sizeof(double)) ||
+        !node__mul_ok(tot, nt, &tot) || tot > SIZE_MAX / sizeof(double))
         return node__msg(msg, NODE_EINVAL, "n = %zu samples of %zu × %zu doubles do not fit "
                          "in memory", n, nt, sys->dim);
+    if (sys->nparams > SIZE_MAX / (64 * sizeof(double)))
+        return node__msg(msg, NODE_EINVAL, "sys->nparams = %zu: no array of that many "
+                         "doubles can exist", sys->nparams);
     if ((st = node__options_resolve(opt, o, msg)) != NODE_OK)
         return st;
     if (eopt) {
