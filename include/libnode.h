@@ -15,5 +15,6 @@
 #include "libnode/cnf.h"    /* continuous normalizing flows: divergence products, log-densities, sampling, planar flows */
 #include "libnode/net.h"    /* layers, networks as dynamics or stages, softmax cross-entropy, network files */
 #include "libnode/event.h"  /* events: integrate until g(t, y) crosses zero; gradients through the event time */
+#include "libnode/ensemble.h" /* ensembles: many samples, each with its own steps and status, in one call */
 
 #endif /* LIBNODE_H */

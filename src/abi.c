@@ -72,6 +72,16 @@ static const abi_entry abi[] = {
     F(node_event, nparams), F(node_event, ctx), F(node_event, g), F(node_event, g_vjp),
     F(node_event, direction), F(node_event, terminal), F(node_event, t_tol),
     F(node_event, reserved_),
+
+    T(node_ensemble_system),
+    F(node_ensemble_system, dim), F(node_ensemble_system, nparams),
+    F(node_ensemble_system, ctx), F(node_ensemble_system, f), F(node_ensemble_system, vjp),
+    F(node_ensemble_system, max_rows), F(node_ensemble_system, workers),
+    F(node_ensemble_system, reserved_),
+
+    T(node_ensemble_options),
+    F(node_ensemble_options, per_sample_ts), F(node_ensemble_options, threads),
+    F(node_ensemble_options, group), F(node_ensemble_options, reserved_),
 };
 
 #undef T

@@ -48,7 +48,7 @@ MUTANTS = [
      ".ctl = { .safety = 0.85, .beta = 0.02,",
      ".ctl = { .safety = 0.85, .beta = 0,",
      "DOPRI5's PI controller (β = 0.02)"),
-    ("dop853-5th-order-error", "src/ode/solve.c",
+    ("dop853-5th-order-error", "src/ode/ode.h",
      "    return den > 0 ? e5 * e5 / sqrt(den) : 0;",
      "    return e5;",
      "DOP853's combined 5th/3rd-order error estimate"),
@@ -301,6 +301,19 @@ MUTANTS = [
      "        MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);",
      "        (void)buf;",
      "the ranks' gradients are summed (every rank takes the same step)"),
+    # ---- ensembles (ensemble.h) ----
+    ("ens-no-fsal-handover", "src/ode/ensemble.c",
+     "        swap = g->k[0]; g->k[0] = g->k[tab->s - 1]; g->k[tab->s - 1] = swap;",
+     "",
+     "an ensemble sample steps as node_odeint steps it alone (FSAL handed on per row)"),
+    ("ens-failure-spreads", "src/ode/ensemble.c",
+     "            rc[q] = sys->f(sys->ctx, worker, 1, t + q, y + q * dim, out + q * dim);",
+     "            rc[q] = c;",
+     "a sample whose f fails leaves the others of its batched call intact"),
+    ("ens-adjoint-param-sign", "src/ode/ens_adjoint.c",
+     "                        aa[x - d] = -h * tab->b[i] * v;",
+     "                        aa[x - d] = h * tab->b[i] * v;",
+     "the ensemble adjoint's dL/dθ = -∫ aᵀ∂f/∂θ dt"),
 ]
 
 # Mutants of the MPI example: the tree is then configured with the examples, and they
@@ -323,6 +336,7 @@ FIRST = [
     ("src/nn/", ["test_mlp", "test_mlp_act", "test_mlp_batch", "test_mlp_ws", "test_mlp_io",
                  "test_mlp_files", "test_mlp_div"]),
     ("src/seq/", ["test_latent", "test_latent_api", "test_rnn", "test_seq_dist", "test_tseries"]),
+    ("src/ode/ens", ["test_ensemble"]),
     ("src/ode/", ["test_ode", "test_ode_control", "test_ode_fail", "test_ode_failinfo",
                   "test_tableau", "test_grad_contract"]),
     ("src/train/", ["test_train", "test_train_contract"]),

@@ -106,6 +106,18 @@ static const layout lp64[] = {
         { "node_event", "terminal", 36 },
         { "node_event", "t_tol", 40 },
         { "node_event", "reserved_", 48 },
+        { "node_ensemble_system", "dim", 0 },
+        { "node_ensemble_system", "nparams", 8 },
+        { "node_ensemble_system", "ctx", 16 },
+        { "node_ensemble_system", "f", 24 },
+        { "node_ensemble_system", "vjp", 32 },
+        { "node_ensemble_system", "max_rows", 40 },
+        { "node_ensemble_system", "workers", 48 },
+        { "node_ensemble_system", "reserved_", 56 },
+        { "node_ensemble_options", "per_sample_ts", 0 },
+        { "node_ensemble_options", "threads", 4 },
+        { "node_ensemble_options", "group", 8 },
+        { "node_ensemble_options", "reserved_", 16 },
 };
 
 static const struct {
@@ -116,6 +128,7 @@ static const struct {
     { "node_stats", 320 },  { "node_optim_config", 192 }, { "node_sched", 128 },
     { "node_latent_config", 128 }, { "node_latent_terms", 72 }, { "node_rng", 64 },
     { "node_flow", 112 }, { "node_cnf_options", 296 }, { "node_event", 112 },
+    { "node_ensemble_system", 128 }, { "node_ensemble_options", 128 },
 };
 
 static int is_lp64(void) { return sizeof(void *) == 8 && sizeof(long) == 8; }
@@ -157,6 +170,12 @@ static void test_introspection_matches_the_header(void **state)
     assert_int_equal(sizeof(node_trace_kind), 4);   /* enums are 32-bit in the ABI */
     assert_int_equal(node_abi_sizeof("node_event"), sizeof(node_event));
     assert_int_equal(node_abi_offsetof("node_event", "t_tol"), offsetof(node_event, t_tol));
+    assert_int_equal(node_abi_sizeof("node_ensemble_system"), sizeof(node_ensemble_system));
+    assert_int_equal(node_abi_offsetof("node_ensemble_system", "workers"),
+                     offsetof(node_ensemble_system, workers));
+    assert_int_equal(node_abi_sizeof("node_ensemble_options"), sizeof(node_ensemble_options));
+    assert_int_equal(node_abi_offsetof("node_ensemble_options", "group"),
+                     offsetof(node_ensemble_options, group));
     assert_int_equal(node_abi_offsetof("node_rng", "has_spare"), offsetof(node_rng, has_spare));
     assert_int_equal(node_abi_offsetof("node_options", "max_steps"),
                      offsetof(node_options, max_steps));
@@ -172,7 +191,8 @@ static void test_introspection_matches_the_header(void **state)
     const char *types[] = { "node_error", "node_system", "node_options", "node_stats",
                             "node_optim_config", "node_sched", "node_latent_config",
                             "node_latent_terms", "node_rng", "node_flow",
-                            "node_cnf_options", "node_event" };
+                            "node_cnf_options", "node_event", "node_ensemble_system",
+                            "node_ensemble_options" };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         assert_true(node_abi_offsetof(types[i], "reserved_") < node_abi_sizeof(types[i]));
 }

@@ -100,6 +100,16 @@ node_status node_mlp_create(node_mlp **out, size_t nlayers, const size_t *sizes,
     return node_mlp_create_ex(out, nlayers, sizes, acts, time_input, NULL);
 }
 
+/* One system or flow of the model's list, with its workspaces. */
+static void sys_free(node__mlp_sys *s)
+{
+    for (size_t i = 0; i < s->nmore; i++)
+        node__free(s->more[i].raw);
+    node__free(s->more);
+    node__free(s->ws.raw);
+    node__free(s);
+}
+
 void node_mlp_free(node_mlp *m)
 {
     if (!m)
@@ -107,8 +117,7 @@ void node_mlp_free(node_mlp *m)
     node__mlp_sys *s = m->systems;
     while (s) {
         node__mlp_sys *next = s->next;
-        node__free(s->ws.raw);
-        node__free(s);
+        sys_free(s);
         s = next;
     }
     node__free(m->ws.raw);
@@ -297,6 +306,32 @@ node_status node_mlp_vjp(node_mlp *m, size_t batch, double t, const double *x,
 
 /* ---- the MLP as a node_system ------------------------------------------------- */
 
+/* A new system of m in its list, with workspaces for `workers` threads (1 + nmore)
+   sized for `batch` rows. */
+static node_status sys_new(node_mlp *m, size_t batch, size_t workers, node__mlp_sys **out)
+{
+    node__mlp_sys *s = node__calloc(1, sizeof *s);
+    if (!s)
+        return NODE_ENOMEM;
+    s->more = workers > 1 ? node__calloc(workers - 1, sizeof *s->more) : NULL;
+    node_status st = workers > 1 && !s->more ? NODE_ENOMEM
+                                             : node__mlp_ws_reserve(m, &s->ws, batch);
+    for (size_t i = 0; st == NODE_OK && i + 1 < workers; i++) {
+        st = node__mlp_ws_reserve(m, &s->more[i], batch);
+        s->nmore = i + 1;
+    }
+    if (st != NODE_OK) {
+        sys_free(s);
+        return st;
+    }
+    s->m = m;
+    s->batch = batch;
+    s->next = m->systems;
+    m->systems = s;
+    *out = s;
+    return NODE_OK;
+}
+
 /* Each system evaluates into its own workspace, sized for its batch when it was
    made: f and vjp only read the model, so systems may run in parallel threads. */
 static int sys_f(void *ctx, double t, const double *y, double *dydt)
@@ -321,24 +356,68 @@ node_status node_mlp_system(node_mlp *m, size_t batch, node_system *out)
     size_t dim;
     if (!node__mul_ok(batch, m->sizes[0], &dim))
         return NODE_EINVAL;
-    node__mlp_sys *s = node__calloc(1, sizeof *s);
-    if (!s)
-        return NODE_ENOMEM;
-    node_status st = node__mlp_ws_reserve(m, &s->ws, batch);
-    if (st != NODE_OK) {
-        node__free(s);
+    node__mlp_sys *s;
+    node_status st = sys_new(m, batch, 1, &s);
+    if (st != NODE_OK)
         return st;
-    }
-    s->m = m;
-    s->batch = batch;
-    s->next = m->systems;
-    m->systems = s;
     memset(out, 0, sizeof *out);
     out->dim = dim;
     out->nparams = m->nparams;
     out->ctx = s;
     out->f = sys_f;
     out->vjp = sys_vjp;
+    return NODE_OK;
+}
+
+/* The MLP as batched ensemble dynamics: each worker its own workspace. */
+static node_mlp_ws *ens_ws(node__mlp_sys *s, size_t worker)
+{
+    return worker == 0 ? &s->ws : &s->more[worker - 1];
+}
+
+static int ens_f(void *ctx, size_t worker, size_t n, const double *t, const double *y,
+                 double *dydt)
+{
+    node__mlp_sys *s = ctx;
+    if (n > s->batch || worker > s->nmore)
+        return -1;
+    s->m->kern->pass_rows(s->m, ens_ws(s, worker)->buf, n, t, y, NULL, dydt, NULL, NULL);
+    return 0;
+}
+
+static int ens_vjp(void *ctx, size_t worker, size_t n, const double *t, const double *y,
+                   const double *a, double *dydt, double *vjp_y, double *vjp_p)
+{
+    node__mlp_sys *s = ctx;
+    if (n > s->batch || worker > s->nmore)
+        return -1;
+    s->m->kern->pass_rows(s->m, ens_ws(s, worker)->buf, n, t, y, a, dydt, vjp_y, vjp_p);
+    return 0;
+}
+
+node_status node_mlp_ensemble(node_mlp *m, size_t max_rows, size_t workers,
+                              node_ensemble_system *out)
+{
+    if (!m || !out || m->sizes[0] != m->sizes[m->nlayers])
+        return NODE_EINVAL;
+    if (max_rows == 0)
+        max_rows = 256;
+    if (workers == 0)
+        workers = 1;
+    if (workers > SIZE_MAX / sizeof(node_mlp_ws))
+        return NODE_EINVAL;
+    node__mlp_sys *s;
+    node_status st = sys_new(m, max_rows, workers, &s);
+    if (st != NODE_OK)
+        return st;
+    memset(out, 0, sizeof *out);
+    out->dim = m->sizes[0];
+    out->nparams = m->nparams;
+    out->ctx = s;
+    out->f = ens_f;
+    out->vjp = ens_vjp;
+    out->max_rows = max_rows;
+    out->workers = workers;
     return NODE_OK;
 }
 
@@ -356,8 +435,7 @@ bool node__mlp_sys_unlink(node_mlp *m, void *ctx)
         if (*p == ctx) {
             node__mlp_sys *s = *p;
             *p = s->next;
-            node__free(s->ws.raw);
-            node__free(s);
+            sys_free(s);
             return true;
         }
     return false;

@@ -97,6 +97,8 @@ typedef struct node__mlp_sys {
     const node_mlp *m;
     size_t batch;
     node_mlp_ws ws;
+    node_mlp_ws *more;       /* ensembles: workspaces of workers 1 .. nmore */
+    size_t nmore;
     struct node__mlp_sys *next;
 } node__mlp_sys;
 
@@ -128,6 +130,10 @@ typedef struct node__nn_kernels {
                         double *G, double *pack);
     void (*layer_bwd_w)(size_t O, size_t I, size_t B, size_t ld, const double *Dl,
                         const double *X, double *gW, double *gb, double *scratch, int add);
+    /* pass with row b at its own time tv[b] (no vjp_t): the ensemble's MLP. */
+    void (*pass_rows)(const node_mlp *m, double *ws, size_t batch, const double *tv,
+                      const double *x, const double *a, double *y, double *vjp_x,
+                      double *vjp_p);
 } node__nn_kernels;
 
 extern NODE__HIDDEN const node__nn_kernels node__nn_kernels_generic;

@@ -19,10 +19,11 @@ static void zero_pad(size_t rows, size_t B, size_t ld, double *p)
 }
 
 /* For B samples (rows of x, a) with padded batch ld (1 when B == 1):
-   y = MLP(t, x) if y; then with a: vjp_x = aᵀ∂y/∂x if vjp_x, vjp_p = Σ aᵀ∂y/∂θ if
+   y = MLP(t, x) if y (tv non-NULL: row b's time is tv[b]); then with a: vjp_x = aᵀ∂y/∂x if vjp_x, vjp_p = Σ aᵀ∂y/∂θ if
    vjp_p (add: +=), *vjp_t += Σ aᵀ∂y/∂t if vjp_t.  The workspace holds at least
    ws_need(ld). */
-static void run(const node_mlp *m, double *ws, size_t B, size_t ld, double t, const double *x,
+static void run(const node_mlp *m, double *ws, size_t B, size_t ld, double t, const double *tv,
+                const double *x,
                 const double *a, double *y, double *vjp_x, double *vjp_p, double *vjp_t,
                 int add)
 {
@@ -41,7 +42,7 @@ static void run(const node_mlp *m, double *ws, size_t B, size_t ld, double t, co
     zero_pad(n0, B, ld, X0);
     if (m->time_input)
         for (size_t b = 0; b < ld; b++)
-            X0[n0 * ld + b] = b < B ? t : 0.0;
+            X0[n0 * ld + b] = b < B ? (tv ? tv[b] : t) : 0.0;
 
     const double *in = X0;
     double *Y = buf;
@@ -104,17 +105,18 @@ static void run(const node_mlp *m, double *ws, size_t B, size_t ld, double t, co
 
 /* Batches below 4 run sample by sample (ld 1), the later samples adding to vjp_p
    when add (or after the first); vjp_t adds.  The workspace holds ws_need(node__lead_dim(batch)). */
-static void run_part(const node_mlp *m, double *ws, size_t batch, double t, const double *x,
+static void run_part(const node_mlp *m, double *ws, size_t batch, double t, const double *tv,
+                     const double *x,
                      const double *a,
                      double *y, double *vjp_x, double *vjp_p, double *vjp_t, int add)
 {
     size_t ld = node__lead_dim(batch), n0 = m->sizes[0], nL = m->sizes[m->nlayers];
     if (ld != 1) {
-        run(m, ws, batch, ld, t, x, a, y, vjp_x, vjp_p, vjp_t, add);
+        run(m, ws, batch, ld, t, tv, x, a, y, vjp_x, vjp_p, vjp_t, add);
         return;
     }
     for (size_t b = 0; b < batch; b++)
-        run(m, ws, 1, 1, t, x + b * n0, a ? a + b * nL : NULL, y ? y + b * nL : NULL,
+        run(m, ws, 1, 1, t, tv ? tv + b : NULL, x + b * n0, a ? a + b * nL : NULL, y ? y + b * nL : NULL,
             vjp_x ? vjp_x + b * n0 : NULL, vjp_p, vjp_t, add || b > 0);
 }
 
@@ -124,7 +126,7 @@ static void run_part(const node_mlp *m, double *ws, size_t batch, double t, cons
    chunks, vjp_t accumulates from 0.  The workspace is large enough (checked by
    the callers). */
 static void run_batch(const node_mlp *m, double *ws, size_t batch, double t,
-                      const double *x, const double *a, double *y, double *vjp_x,
+                      const double *tv, const double *x, const double *a, double *y, double *vjp_x,
                       double *vjp_p, double *vjp_t)
 {
     size_t n0 = m->sizes[0], nL = m->sizes[m->nlayers];
@@ -134,7 +136,7 @@ static void run_batch(const node_mlp *m, double *ws, size_t batch, double t,
     size_t per = (batch + nch - 1) / nch;
     for (size_t b0 = 0; b0 < batch; b0 += per) {
         size_t nb = batch - b0 < per ? batch - b0 : per;
-        run_part(m, ws, nb, t, x + b0 * n0, a ? a + b0 * nL : NULL, y ? y + b0 * nL : NULL,
+        run_part(m, ws, nb, t, tv ? tv + b0 : NULL, x + b0 * n0, a ? a + b0 * nL : NULL, y ? y + b0 * nL : NULL,
                  vjp_x ? vjp_x + b0 * n0 : NULL, vjp_p, vjp_t, b0 > 0);
     }
 }
@@ -144,7 +146,15 @@ static void run_batch(const node_mlp *m, double *ws, size_t batch, double t,
 static void pass(const node_mlp *m, double *ws, size_t batch, double t, const double *x,
                  const double *a, double *y, double *vjp_x, double *vjp_p, double *vjp_t)
 {
-    run_batch(m, ws, batch, t, x, a, y, vjp_x, vjp_p, vjp_t);
+    run_batch(m, ws, batch, t, NULL, x, a, y, vjp_x, vjp_p, vjp_t);
+}
+
+/* Each row its own time (the ensemble adapter); no vjp_t. */
+static void pass_rows(const node_mlp *m, double *ws, size_t batch, const double *tv,
+                      const double *x, const double *a, double *y, double *vjp_x,
+                      double *vjp_p)
+{
+    run_batch(m, ws, batch, 0.0, tv, x, a, y, vjp_x, vjp_p, NULL);
 }
 
 const node__nn_kernels NODE__KERNEL(node__nn_kernels) = {
@@ -158,4 +168,5 @@ const node__nn_kernels NODE__KERNEL(node__nn_kernels) = {
     node__layer_fwd,
     node__layer_bwd_x,
     node__layer_bwd_w,
+    pass_rows,
 };

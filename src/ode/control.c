@@ -63,6 +63,34 @@ double node__control_reject(node__control *c, double h, double err)
 
 /* ---- initial step ------------------------------------------------------------------- */
 
+double node__initial_guess(const node__tableau *tab, node__norm_fn norm, void *nctx, size_t n,
+                           const double *y0, const double *f0, double hmax, double rtol,
+                           double atol, double *d1)
+{
+    (void)tab;
+    /* A first guess from |y0| / |f0| (the step of 1% relative change)... */
+    double d0 = norm(nctx, n, y0, y0, y0, rtol, atol);
+    *d1 = norm(nctx, n, f0, y0, y0, rtol, atol);
+    double h0 = (d0 < 1e-5 || *d1 < 1e-5 || !isfinite(d0 / *d1)) ? 1e-6 : 0.01 * d0 / *d1;
+    return fmin(h0, hmax);
+}
+
+double node__initial_finish(const node__tableau *tab, node__norm_fn norm, void *nctx, size_t n,
+                            const double *y0, const double *f0, double *f1, double h0,
+                            double d1, double hmax, double rtol, double atol)
+{
+    /* ...then h^q · max(|f'|, |f|) = 0.01 with f' from the explicit Euler step. */
+    double q = tab->ctl.q;
+    for (size_t i = 0; i < n; i++)
+        f1[i] -= f0[i];
+    double d2 = norm(nctx, n, f1, y0, y0, rtol, atol) / h0;
+    if (!isfinite(d2))                    /* f blew up at y1: stay at the small guess */
+        return fmin(h0 * 1e-2, hmax);
+    double der = fmax(d1, d2);
+    double h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / q);
+    return fmin(fmin(100 * h0, h1), hmax);
+}
+
 double node__initial_step(const node__tableau *tab, const node__ode *ode, double t0,
                           const double *y0, const double *f0, double dir, double hmax,
                           double rtol, double atol, double *y1, double *f1, int64_t *nfe,
@@ -70,17 +98,10 @@ double node__initial_step(const node__tableau *tab, const node__ode *ode, double
 {
     node__norm_fn norm = ode->norm ? ode->norm : node__norm_rms;
     size_t n = ode->dim;
-    double q = tab->ctl.q;
     *cb = 0;
-
-    /* A first guess from |y0| / |f0| (the step of 1% relative change)... */
-    double d0 = norm(ode->nctx, n, y0, y0, y0, rtol, atol);
-    double d1 = norm(ode->nctx, n, f0, y0, y0, rtol, atol);
-    double h0 = (d0 < 1e-5 || d1 < 1e-5 || !isfinite(d0 / d1)) ? 1e-6 : 0.01 * d0 / d1;
-    h0 = fmin(h0, hmax);
-
-    /* ...then an explicit Euler step to estimate the second derivative, and
-       h^q · max(|f'|, |f|) = 0.01. */
+    double d1;
+    double h0 = node__initial_guess(tab, norm, ode->nctx, n, y0, f0, hmax, rtol, atol, &d1);
+    /* the explicit Euler step that estimates the second derivative */
     for (size_t i = 0; i < n; i++)
         y1[i] = y0[i] + dir * h0 * f0[i];
     ++*nfe;
@@ -90,12 +111,5 @@ double node__initial_step(const node__tableau *tab, const node__ode *ode, double
         *tcb = t0 + dir * h0;
         return 0;
     }
-    for (size_t i = 0; i < n; i++)
-        f1[i] -= f0[i];
-    double d2 = norm(ode->nctx, n, f1, y0, y0, rtol, atol) / h0;
-    if (!isfinite(d2))                    /* f blew up at y1: stay at the small guess */
-        return fmin(h0 * 1e-2, hmax);
-    double der = fmax(d1, d2);
-    double h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / q);
-    return fmin(fmin(100 * h0, h1), hmax);
+    return node__initial_finish(tab, norm, ode->nctx, n, y0, f0, f1, h0, d1, hmax, rtol, atol);
 }

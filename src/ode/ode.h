@@ -98,6 +98,23 @@ static inline bool node__nonfinite_inl(const double *v, size_t n)
     return acc != acc;
 }
 
+/* t as the shortest of %.15g and %.17g that reads back as t (for messages). */
+NODE__HIDDEN const char *node__tstr(char buf[32], double t);
+
+/* DOP853's error from its 5th- and 3rd-order estimates (dop853.f): err = e5² /
+   sqrt(e5² + 0.01 e3²); |h| e5 · e5/sqrt(...) behaves like h^8.  NaN if either is NaN;
+   an overflow anywhere in it counts as an infinite error (Inf/Inf would be NaN, and
+   e5²/Inf a false 0). */
+static inline double node__err_combine(double e5, double e3)
+{
+    if (e5 != e5 || e3 != e3)
+        return NAN;
+    double den = e5 * e5 + 0.01 * e3 * e3;
+    if (den == INFINITY)
+        return INFINITY;
+    return den > 0 ? e5 * e5 / sqrt(den) : 0;
+}
+
 /* node__rk_stages with the rows of A gathered in advance (rows[i] for stage i, made
    with the same k).  When f fails at stage i, *nfe has grown by i - from + 1. */
 NODE__HIDDEN int node__rk_stages_planned(const node__tableau *tab, const node__lincomb *rows,
@@ -133,6 +150,18 @@ NODE__HIDDEN double node__control_reject(node__control *c, double h, double err)
    uses f1 and y1 (dim each) as scratch and one evaluation of f (added to *nfe).
    hmax > 0 caps the result.  Returns |h| > 0 (direction not applied), or 0 with
    *cb set to the callback's non-zero value and *tcb to the time it was called at. */
+/* node__initial_step in two halves, for callers that evaluate f themselves (the
+   ensemble, many samples at once): the first guess h0 (capped by hmax) and d1, then,
+   with f1 = f(t0 + dir h0, y0 + dir h0 f0) (overwritten as scratch), the step. */
+NODE__HIDDEN double node__initial_guess(const node__tableau *tab, node__norm_fn norm,
+                                        void *nctx, size_t n, const double *y0,
+                                        const double *f0, double hmax, double rtol,
+                                        double atol, double *d1);
+NODE__HIDDEN double node__initial_finish(const node__tableau *tab, node__norm_fn norm,
+                                         void *nctx, size_t n, const double *y0,
+                                         const double *f0, double *f1, double h0, double d1,
+                                         double hmax, double rtol, double atol);
+
 NODE__HIDDEN double node__initial_step(const node__tableau *tab, const node__ode *ode,
                                        double t0, const double *y0, const double *f0,
                                        double dir, double hmax, double rtol, double atol,

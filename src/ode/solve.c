@@ -45,14 +45,15 @@ typedef struct run {
 
 /* ---- failure messages ------------------------------------------------------------- */
 
-/* t as the shortest of %.15g and %.17g that reads back as t. */
-static const char *tstr(char buf[32], double t)
+const char *node__tstr(char buf[32], double t)
 {
     snprintf(buf, 32, "%.15g", t);
     if (strtod(buf, NULL) != t)
         snprintf(buf, 32, "%.17g", t);
     return buf;
 }
+
+#define tstr node__tstr
 
 /* f returned rc (non-zero) when called at t. */
 static node_status fail_callback(run *r, int rc, double t)
@@ -307,12 +308,7 @@ static double step_error(run *r, double h, double rtol, double atol)
     /* DOP853 (dop853.f): err = e5² / sqrt(e5² + 0.01 e3²), e3 the 3rd-order estimate;
        |h| e5 · e5/sqrt(...) behaves like h^8.  An overflow anywhere in it counts as an
        infinite error (Inf/Inf would be NaN, and e5²/Inf a false 0). */
-    if (e5 != e5 || e3 != e3)
-        return NAN;
-    double den = e5 * e5 + 0.01 * e3 * e3;
-    if (den == INFINITY)
-        return INFINITY;
-    return den > 0 ? e5 * e5 / sqrt(den) : 0;
+    return node__err_combine(e5, e3);
 }
 
 static node_status integrate_adaptive(run *r, const node_options *opt)
