@@ -8,7 +8,8 @@
  * solvers interleaved), the largest and the median per-sample error against a
  * reference (analytic for hetero; a per-sample node_odeint at rtol 1e-12 otherwise),
  * and the per-sample solver on 1 and 2 threads.
- * Run: ./bench_ensemble [--reps N] [--case mlp|cubic|hetero|mlphet] [--group G]
+ * Run: ./bench_ensemble [--quick] [--reps N] [--case mlp|cubic|hetero|mlphet] [--group G]
+ * (--quick: batch 20 only, one rep; what CI runs)
  */
 #define _POSIX_C_SOURCE 199309L
 #include <libnode.h>
@@ -427,10 +428,13 @@ static void bench_case(int kind, size_t n, int reps, node_mlp *mlp)
 
 int main(int argc, char **argv)
 {
-    int reps = 5;
+    int reps = 5, quick = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--group") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+            reps = 1;
+        } else if (strcmp(argv[i], "--group") == 0 && i + 1 < argc) {
             g_group = (uint64_t)atol(argv[++i]);
         } else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
             only = argv[++i];
@@ -441,7 +445,7 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: bench_ensemble [--reps N] [--case mlp|cubic|hetero|mlphet] [--group G]\n");
+            fprintf(stderr, "usage: bench_ensemble [--quick] [--reps N] [--case mlp|cubic|hetero|mlphet] [--group G]\n");
             return 2;
         }
     }
@@ -457,7 +461,7 @@ int main(int argc, char **argv)
     size_t ns[2] = { 20, 512 };
     const char *names[4] = { "mlp", "cubic", "hetero", "mlphet" };
     for (int kind = 0; kind < 4; kind++)
-        for (int b = 0; b < 2; b++)
+        for (int b = 0; b < (quick ? 1 : 2); b++)
             if (!only || strcmp(only, names[kind]) == 0)
                 bench_case(kind, ns[b], reps, m);
     node_mlp_free(m);
