@@ -67,9 +67,11 @@ static void ws_free(node_net *n)
 {
     node__free(n->raw);
     node__free(n->out);
+    node__free(n->stat);
     node__free(n->jobs);
     n->raw = NULL;
     n->out = NULL;
+    n->stat = NULL;
     n->jobs = NULL;
     n->ws_batch = 0;
     n->ws_threads = 0;
@@ -496,6 +498,13 @@ static int threads_of(const node_net *n)
 #endif
 }
 
+/* Workspace doubles of an op per sample: its output, and a group norm's (mean,
+   1/σ) of each group. */
+static size_t op_doubles(const node__net_op *op)
+{
+    return op->out_size + (op->kind == NODE__OP_GN ? 2 * op->groups : 0);
+}
+
 static node_status reserve(node_net *n, size_t batch)
 {
     int T = threads_of(n);
@@ -507,14 +516,15 @@ static node_status reserve(node_net *n, size_t batch)
         batch = n->ws_batch;
     if (T < n->ws_threads)
         T = n->ws_threads;
-    /* doubles: every op's output (batch × its size, aligned), Δ twice and the
-       residual stash (batch × maxsize), then T scratch blocks. */
+    /* doubles: every op's output (batch × its size, aligned; a group norm's
+       statistics after it), Δ twice and the residual stash (batch × maxsize), then T
+       scratch blocks. */
     size_t total = 0, per, rows;
     if (!node__mul_ok(batch, n->maxsize, &rows) || rows > SIZE_MAX / 64)
         return NODE_ENOMEM;
     for (size_t k = 0; k < n->nops; k++) {
         size_t sz;
-        if (!node__mul_ok(batch, n->ops[k].out_size, &sz) || !node__add_ok(total, sz + 8, &total))
+        if (!node__mul_ok(batch, op_doubles(&n->ops[k]), &sz) || !node__add_ok(total, sz + 16, &total))
             return NODE_ENOMEM;
     }
     per = node__net_carve(n, NULL, NULL);
@@ -524,22 +534,28 @@ static node_status reserve(node_net *n, size_t batch)
         return NODE_ENOMEM;
     void *raw = node__malloc(total * sizeof(double) + 64);
     double **out = node__malloc((n->nops ? n->nops : 1) * sizeof *out);
+    double **stat = node__malloc((n->nops ? n->nops : 1) * sizeof *stat);
     node__net_job *jobs = node__malloc((size_t)T * sizeof *jobs);
-    if (!raw || !out || !jobs) {
+    if (!raw || !out || !stat || !jobs) {
         node__free(raw);
         node__free(out);
+        node__free(stat);
         node__free(jobs);
         return NODE_ENOMEM;
     }
     ws_free(n);
     n->raw = raw;
     n->out = out;
+    n->stat = stat;
     n->jobs = jobs;
     double *p = (double *)(void *)((unsigned char *)raw + (64 - (uintptr_t)raw % 64) % 64);
     for (size_t k = 0; k < n->nops; k++) {
-        int alias = n->ops[k].kind == NODE__OP_FLAT || n->ops[k].kind == NODE__OP_RES_BEGIN;
+        const node__net_op *op = &n->ops[k];
+        int alias = op->kind == NODE__OP_FLAT || op->kind == NODE__OP_RES_BEGIN;
         out[k] = alias ? NULL : p;
-        p += (batch * n->ops[k].out_size + 8) & ~(size_t)7;
+        p += (batch * op->out_size + 8) & ~(size_t)7;
+        stat[k] = op->kind == NODE__OP_GN ? p : NULL;
+        p += (batch * (op_doubles(op) - op->out_size) + 8) & ~(size_t)7;
     }
     rows = (rows + 8) & ~(size_t)7;
     n->d0 = p;
@@ -591,6 +607,7 @@ static void run(node_net *n, size_t batch, double t, const double *x, const doub
         job->t = t;
         job->x = x;
         job->out = n->out;
+        job->stat = n->stat;
         job->y = y;
         job->a = a;
         job->d0 = n->d0;

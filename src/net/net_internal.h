@@ -62,6 +62,8 @@ typedef struct node__net_job {
     double t;
     const double *x;            /* batch × in size (the caller's) */
     double *const *out;         /* [nops] batch × out size of each op */
+    double *const *stat;        /* [nops] a group norm's batch × groups (mean, 1/σ) of
+                                   the forward, which its reverse reads; else NULL */
     double *y;                  /* batch × out size, or NULL */
     const double *a;            /* batch × out size, or NULL: forward only */
     double *d0, *d1;            /* batch × maxsize each: the reverse pass's Δ */
@@ -106,6 +108,7 @@ struct node_net {
     int ws_threads;
     size_t scr_per_thread;          /* doubles */
     double **out;                   /* [nops] (NULL for ops that alias their input) */
+    double **stat;                  /* [nops] group norms' statistics (else NULL) */
     node__net_job *jobs;            /* [ws_threads] */
     double *d0, *d1, *stash;
     double *scr;                    /* ws_threads × scr_per_thread */
