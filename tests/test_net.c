@@ -530,6 +530,52 @@ static void test_ode_block_adjoint_fd(void **state)
     check_ode_block(0, 1.0 / 8, 1, 1e-4);
 }
 
+/* A vjp right after a forward pass at the same (t, x) reuses its activations: the
+   same bits as a vjp alone; a change of t, of x or of θ in between is seen (the
+   results are those of a vjp alone at the new point). */
+static void vjp_all(node_net *n, size_t B, double t, const double *x, const double *a,
+                    double *out)
+{
+    size_t no = B * out_size(n), ni = B * in_size(n), np = node_net_nparams(n);
+    assert_status(node_net_vjp(n, B, t, x, a, out, out + no, out + no + ni,
+                               out + no + ni + np), NODE_OK);
+}
+
+static void test_vjp_after_forward_same_bits(void **state)
+{
+    (void)state;
+    node_net *n = ode_block();
+    const size_t B = 3, ni = B * in_size(n), no = B * out_size(n), np = node_net_nparams(n);
+    const size_t m = no + ni + np + 1;
+    double *x = alloc_d(ni), *a = alloc_d(no), *y = alloc_d(no);
+    double *ref = alloc_d(m), *got = alloc_d(m), *cold = alloc_d(m);
+    fill(x, ni, 21);
+    fill(a, no, 22);
+    double *th = node_net_params(n);
+    for (int change = 0; change < 4; change++) {
+        double t = 0.3;
+        vjp_all(n, B, t, x, a, ref);   /* no forward before it */
+        assert_status(node_net_forward(n, B, t, x, y), NODE_OK);
+        if (change == 1)
+            t = 0.3000001;
+        else if (change == 2)
+            x[ni / 2] += 1e-3;
+        else if (change == 3)
+            th[np - 1] += 1e-3;   /* the caller writes θ in place */
+        vjp_all(n, B, t, x, a, got);
+        vjp_all(n, B, t, x, a, cold);   /* after a vjp: no forward kept */
+        assert_memory_equal(got, cold, m * sizeof *got);
+        if (change == 0)
+            assert_memory_equal(got, ref, m * sizeof *got);
+        else   /* the new point's results, not the stale ones */
+            assert_memory_not_equal(got, ref, m * sizeof *got);
+        x[ni / 2] -= change == 2 ? 1e-3 : 0.0;
+        th[np - 1] -= change == 3 ? 1e-3 : 0.0;
+    }
+    free(x); free(a); free(y); free(ref); free(got); free(cold);
+    node_net_free(n);
+}
+
 /* Threads 1 and 2: forward and vjp_x bit for bit, parameter gradients to summation
    order.  (Without OpenMP both run on the caller's thread: trivially equal.) */
 static void test_threads_same_results(void **state)
@@ -738,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_ode_adjoint_vs_backprop),
         cmocka_unit_test(test_ode_block_backprop_fd),
         cmocka_unit_test(test_ode_block_adjoint_fd),
+        cmocka_unit_test(test_vjp_after_forward_same_bits),
         cmocka_unit_test(test_threads_same_results),
         cmocka_unit_test(test_no_allocation_once_reserved),
         cmocka_unit_test(test_init),

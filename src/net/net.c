@@ -75,6 +75,7 @@ static void ws_free(node_net *n)
     n->jobs = NULL;
     n->ws_batch = 0;
     n->ws_threads = 0;
+    n->last_ok = 0;
 }
 
 void node_net_free(node_net *n)
@@ -528,7 +529,10 @@ static node_status reserve(node_net *n, size_t batch)
             return NODE_ENOMEM;
     }
     per = node__net_carve(n, NULL, NULL);
-    size_t scr;
+    size_t scr, key;   /* the latest forward's x and θ */
+    if (!node__mul_ok(batch, n->c * n->h * n->w, &key) || !node__add_ok(key, n->nparams + 16, &key)
+        || !node__add_ok(total, key, &total))
+        return NODE_ENOMEM;
     if (!node__add_ok(total, 3 * (rows + 8), &total) || !node__mul_ok(per, (size_t)T, &scr)
         || !node__add_ok(total, scr, &total) || total > (SIZE_MAX - 64) / sizeof(double))
         return NODE_ENOMEM;
@@ -562,6 +566,9 @@ static node_status reserve(node_net *n, size_t batch)
     n->d1 = p + rows;
     n->stash = p + 2 * rows;
     n->scr = p + 3 * rows;
+    p = n->scr + per * (size_t)T;
+    n->last_x = p;
+    n->last_theta = p + ((batch * n->c * n->h * n->w + 8) & ~(size_t)7);
     n->scr_per_thread = per;
     n->ws_batch = batch;
     n->ws_threads = T;
@@ -579,7 +586,7 @@ node_status node_net_reserve(node_net *n, size_t batch)
 
 /* One pass over the batch, split among the threads (the workspace reserved). */
 static void run(node_net *n, size_t batch, double t, const double *x, const double *a,
-                double *y, double *vjp_x, double *vjp_p, double *vjp_t)
+                double *y, double *vjp_x, double *vjp_p, double *vjp_t, int reuse)
 {
     int T = threads_of(n);
     if ((size_t)T > batch)
@@ -605,6 +612,7 @@ static void run(node_net *n, size_t batch, double t, const double *x, const doub
         job->s0 = batch * (size_t)id / (size_t)nt;
         job->s1 = batch * (size_t)(id + 1) / (size_t)nt;
         job->t = t;
+        job->reuse = reuse;
         job->x = x;
         job->out = n->out;
         job->stat = n->stat;
@@ -648,8 +656,23 @@ node_status node_net_forward(node_net *n, size_t batch, double t, const double *
     node_status st = reserve(n, batch);
     if (st != NODE_OK)
         return st;
-    run(n, batch, t, x, NULL, y, NULL, NULL, NULL);
+    run(n, batch, t, x, NULL, y, NULL, NULL, NULL, 0);
+    /* Kept for a vjp at the same point (backprop's reverse pass evaluates a step's
+       stages, then differentiates the last of them first). */
+    n->last_ok = 1;
+    n->last_batch = batch;
+    n->last_t = t;
+    memcpy(n->last_x, x, batch * n->c * n->h * n->w * sizeof *x);
+    memcpy(n->last_theta, n->theta, n->nparams * sizeof *n->theta);
     return NODE_OK;
+}
+
+/* Does the workspace hold the forward pass of (batch, t, x) with the current θ? */
+static int same_as_last(const node_net *n, size_t batch, double t, const double *x)
+{
+    return n->last_ok && n->last_batch == batch && memcmp(&n->last_t, &t, sizeof t) == 0
+        && memcmp(n->last_x, x, batch * n->c * n->h * n->w * sizeof *x) == 0
+        && memcmp(n->last_theta, n->theta, n->nparams * sizeof *n->theta) == 0;
 }
 
 node_status node_net_vjp(node_net *n, size_t batch, double t, const double *x,
@@ -661,12 +684,14 @@ node_status node_net_vjp(node_net *n, size_t batch, double t, const double *x,
     node_status st = reserve(n, batch);
     if (st != NODE_OK)
         return st;
+    int reuse = same_as_last(n, batch, t, x);
+    n->last_ok = 0;   /* a pass of this call overwrites the workspace */
     if (!a) {
         if (y)
-            run(n, batch, t, x, NULL, y, NULL, NULL, NULL);
+            run(n, batch, t, x, NULL, y, NULL, NULL, NULL, reuse);
         return NODE_OK;
     }
-    run(n, batch, t, x, a, y, vjp_x, vjp_p, vjp_t);
+    run(n, batch, t, x, a, y, vjp_x, vjp_p, vjp_t, reuse);
     return NODE_OK;
 }
 

@@ -273,7 +273,7 @@ static void pass(const node_net *n, node__net_job *job)
     job->gt = 0.0;
     if (ns == 0)
         return;
-    for (size_t k = 0; k < n->nops; k++) {
+    for (size_t k = 0; k < n->nops && !job->reuse; k++) {
         const node__net_op *op = &n->ops[k];
         const double *in = buf_of(n, job, (sidx)k - 1) + s0 * op->in_size;
         double *out = job->out[k] ? job->out[k] + s0 * op->out_size : NULL;
