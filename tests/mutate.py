@@ -314,6 +314,20 @@ MUTANTS = [
      "                        aa[x - d] = -h * tab->b[i] * v;",
      "                        aa[x - d] = h * tab->b[i] * v;",
      "the ensemble adjoint's dL/dθ = -∫ aᵀ∂f/∂θ dt"),
+    ("net-gn-stored-stats-swapped", "src/net/pass.c",
+     "            stat[2 * (s * op->groups + g)] = mu;",
+     "            stat[2 * (s * op->groups + g)] = rs;",
+     "a group norm's reverse pass uses the mean and 1/σ its forward pass stored"),
+    ("net-vjp-reuse-ignores-theta", "src/net/net.c",
+     "        && memcmp(n->last_theta, n->theta, n->nparams * sizeof *n->theta) == 0;",
+     "        && 1;",
+     "a vjp reuses the latest forward's activations only while θ is unchanged"),
+    ("net-time-weights-gradient-at-t0", "src/net/pass.c",
+     "            im2col(op, in + s0 * op->in_size, nb, t, sc->X, sc->plane);\n"
+     "            n->nn->layer_bwd_w",
+     "            im2col(op, in + s0 * op->in_size, nb, 0.0, sc->X, sc->plane);\n"
+     "            n->nn->layer_bwd_w",
+     "the ODE block's time-channel weights get aᵀ∂f/∂w at the solve's t"),
 ]
 
 # Mutants of the MPI example: the tree is then configured with the examples, and they

@@ -422,6 +422,160 @@ static void test_ode_adjoint_vs_backprop(void **state)
     node_net_free(n);
 }
 
+/* ---- the ODE-Net's ODE block: every parameter through a solve ---------------------
+
+   odenet's block (examples/util/odenet_model.c): GN, act, ConcatConv 3 × 3 (bias, time
+   channel), GN, act, ConcatConv, GN, here with smooth activations (softplus, tanh: no
+   kinks for the differences to straddle), two channels in a group (as odenet's 64
+   channels in 32 groups), 5 × 5 maps, batch 2.  The last GN's γ, β are small: slow
+   dynamics, which RK4 follows closely at a few steps.  L = Σ c ⊙ y(1) of a fixed-step
+   RK4 solve (fixed steps: the differences of an adaptive solve would see its step-size
+   choices jump). */
+
+#define OB_C 2
+
+static node_net *ode_block(void)
+{
+    node_net *n = make(OB_C, 5, 5);
+    assert_status(node_net_add_groupnorm(n, 1, NULL), NODE_OK);
+    assert_status(node_net_add_act(n, NODE_ACT_SOFTPLUS, NULL), NODE_OK);
+    assert_status(node_net_add_conv2d(n, OB_C, 3, 3, 1, 1, 1, 1, NULL), NODE_OK);
+    assert_status(node_net_add_groupnorm(n, 1, NULL), NODE_OK);
+    assert_status(node_net_add_act(n, NODE_ACT_TANH, NULL), NODE_OK);
+    assert_status(node_net_add_conv2d(n, OB_C, 3, 3, 1, 1, 1, 1, NULL), NODE_OK);
+    assert_status(node_net_add_groupnorm(n, 1, NULL), NODE_OK);
+    node_net_init(n, 5);
+    size_t conv = (OB_C + 1) * 9 * OB_C + OB_C, gn = 2 * OB_C;
+    assert_int_equal(node_net_nparams(n), 3 * gn + 2 * conv);
+    /* γ and β away from 1 and 0 (the last GN's at a fifth) */
+    double *p = node_net_params(n), v[2 * OB_C];
+    for (size_t g = 0; g < 3; g++) {
+        fill(v, gn, 40 + g);
+        for (size_t i = 0; i < gn; i++)
+            p[g * (gn + conv) + i] = ((i < OB_C ? 1.0 : 0.0) + 0.5 * v[i]) * (g == 2 ? 0.2 : 1.0);
+    }
+    return n;
+}
+
+static double ode_loss(const node_system *sys, const double *y0, const double *c,
+                       const node_options *o, double t0, double t1)
+{
+    size_t dim = sys->dim;
+    double ts[2] = { t0, t1 }, *ys = alloc_d(2 * dim), L = 0.0;
+    assert_status(node_odeint(sys, y0, ts, 2, ys, o, NULL), NODE_OK);
+    for (size_t i = 0; i < dim; i++)
+        L += c[i] * ys[dim + i];
+    free(ys);
+    return L;
+}
+
+/* dL/dθ, dL/dy0 of the solve (method `backprop`: exact backprop, else the adjoint)
+   against central differences of L: every parameter (each GN's γ and β, each conv's
+   weights — the time channel's included — and bias) every `every`-th entry, and every
+   entry of y0; the adjoint's dL/dt0 and dL/dt1 too.  Backprop is the exact gradient of the
+   discrete solve (tight); the adjoint that of the ODE (to RK4's error at step). */
+static void check_ode_block(int backprop, double step, size_t every, double rtol)
+{
+    node_net *n = ode_block();
+    const size_t B = 2, np = node_net_nparams(n);
+    node_system sys;
+    assert_status(node_net_system(n, B, &sys), NODE_OK);
+    size_t dim = sys.dim;
+    node_options o = node_options_default();
+    o.method = NODE_RK4;
+    o.step = step;
+    double ts[2] = { 0.0, 1.0 };
+    double *ys = alloc_d(2 * dim), *dL = alloc_d(2 * dim), *g0 = alloc_d(dim);
+    double *gp = alloc_d(np), gt[2] = { 0.0, 0.0 };
+    fill(ys, dim, 6);
+    fill(dL + dim, dim, 7);
+    assert_status(node_odeint(&sys, ys, ts, 2, ys, &o, NULL), NODE_OK);
+    assert_status(backprop ? node_odeint_backprop(&sys, ts, 2, ys, dL, g0, gp, gt, &o, NULL)
+                           : node_odeint_adjoint(&sys, ts, 2, ys, dL, g0, gp, gt, &o, NULL),
+                  NODE_OK);
+    const double h = 1e-6;
+    double *th = node_net_params(n), *vs[2] = { th, ys }, *gs[2] = { gp, g0 };
+    size_t ns[2] = { np, dim };
+    for (int w = 0; w < 2; w++)
+        for (size_t i = 0; i < ns[w]; i += w == 0 ? every : 1) {
+            double v0 = vs[w][i];
+            vs[w][i] = v0 + h;
+            double lp = ode_loss(&sys, ys, dL + dim, &o, 0.0, 1.0);
+            vs[w][i] = v0 - h;
+            double lm = ode_loss(&sys, ys, dL + dim, &o, 0.0, 1.0);
+            vs[w][i] = v0;
+            assert_close(gs[w][i], (lp - lm) / (2 * h), rtol, rtol * 1e-2);
+        }
+    if (!backprop) {   /* dL/dt1 = cᵀ f(1, y(1)); dL/dt0 through the time channel */
+        const double ht = 1e-4;
+        for (int k = 0; k < 2; k++) {
+            double lp = ode_loss(&sys, ys, dL + dim, &o, k ? 0.0 : ht, 1.0 + (k ? ht : 0.0));
+            double lm = ode_loss(&sys, ys, dL + dim, &o, k ? 0.0 : -ht, 1.0 - (k ? ht : 0.0));
+            assert_close(gt[k], (lp - lm) / (2 * ht), rtol, rtol * 1e-2);
+        }
+    }
+    free(ys); free(dL); free(g0); free(gp);
+    node_net_free(n);
+}
+
+static void test_ode_block_backprop_fd(void **state)
+{
+    (void)state;
+    check_ode_block(1, 0.25, 1, 1e-6);
+}
+
+static void test_ode_block_adjoint_fd(void **state)
+{
+    (void)state;
+    check_ode_block(0, 1.0 / 8, 1, 1e-4);
+}
+
+/* A vjp right after a forward pass at the same (t, x) reuses its activations: the
+   same bits as a vjp alone; a change of t, of x or of θ in between is seen (the
+   results are those of a vjp alone at the new point). */
+static void vjp_all(node_net *n, size_t B, double t, const double *x, const double *a,
+                    double *out)
+{
+    size_t no = B * out_size(n), ni = B * in_size(n), np = node_net_nparams(n);
+    assert_status(node_net_vjp(n, B, t, x, a, out, out + no, out + no + ni,
+                               out + no + ni + np), NODE_OK);
+}
+
+static void test_vjp_after_forward_same_bits(void **state)
+{
+    (void)state;
+    node_net *n = ode_block();
+    const size_t B = 3, ni = B * in_size(n), no = B * out_size(n), np = node_net_nparams(n);
+    const size_t m = no + ni + np + 1;
+    double *x = alloc_d(ni), *a = alloc_d(no), *y = alloc_d(no);
+    double *ref = alloc_d(m), *got = alloc_d(m), *cold = alloc_d(m);
+    fill(x, ni, 21);
+    fill(a, no, 22);
+    double *th = node_net_params(n);
+    for (int change = 0; change < 4; change++) {
+        double t = 0.3;
+        vjp_all(n, B, t, x, a, ref);   /* no forward before it */
+        assert_status(node_net_forward(n, B, t, x, y), NODE_OK);
+        if (change == 1)
+            t = 0.3000001;
+        else if (change == 2)
+            x[ni / 2] += 1e-3;
+        else if (change == 3)
+            th[np - 1] += 1e-3;   /* the caller writes θ in place */
+        vjp_all(n, B, t, x, a, got);
+        vjp_all(n, B, t, x, a, cold);   /* after a vjp: no forward kept */
+        assert_memory_equal(got, cold, m * sizeof *got);
+        if (change == 0)
+            assert_memory_equal(got, ref, m * sizeof *got);
+        else   /* the new point's results, not the stale ones */
+            assert_memory_not_equal(got, ref, m * sizeof *got);
+        x[ni / 2] -= change == 2 ? 1e-3 : 0.0;
+        th[np - 1] -= change == 3 ? 1e-3 : 0.0;
+    }
+    free(x); free(a); free(y); free(ref); free(got); free(cold);
+    node_net_free(n);
+}
+
 /* Threads 1 and 2: forward and vjp_x bit for bit, parameter gradients to summation
    order.  (Without OpenMP both run on the caller's thread: trivially equal.) */
 static void test_threads_same_results(void **state)
@@ -628,6 +782,9 @@ int main(void)
         cmocka_unit_test(test_softmax_xent),
         cmocka_unit_test(test_dense_net_equals_mlp),
         cmocka_unit_test(test_ode_adjoint_vs_backprop),
+        cmocka_unit_test(test_ode_block_backprop_fd),
+        cmocka_unit_test(test_ode_block_adjoint_fd),
+        cmocka_unit_test(test_vjp_after_forward_same_bits),
         cmocka_unit_test(test_threads_same_results),
         cmocka_unit_test(test_no_allocation_once_reserved),
         cmocka_unit_test(test_init),

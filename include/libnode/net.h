@@ -107,7 +107,9 @@ LIBNODE_API node_status node_net_forward(node_net *n, size_t batch, double t,
      vjp_x = aᵀ ∂y/∂x, sample by sample       (skip if NULL)
      vjp_p = Σ_samples aᵀ ∂y/∂θ              (skip if NULL)
     *vjp_t = Σ_samples aᵀ ∂y/∂t              (skip if NULL; 0 without time inputs)
-   Outputs are overwritten, not accumulated. */
+   Outputs are overwritten, not accumulated.  Right after node_net_forward at the same
+   batch, t, x (bit for bit) and parameters, the forward half is that call's, kept in
+   the workspace (backprop's reverse pass asks for this): the same results. */
 LIBNODE_API node_status node_net_vjp(node_net *n, size_t batch, double t, const double *x,
                                      const double *a, double *y, double *vjp_x,
                                      double *vjp_p, double *vjp_t);

@@ -67,12 +67,15 @@ static void ws_free(node_net *n)
 {
     node__free(n->raw);
     node__free(n->out);
+    node__free(n->stat);
     node__free(n->jobs);
     n->raw = NULL;
     n->out = NULL;
+    n->stat = NULL;
     n->jobs = NULL;
     n->ws_batch = 0;
     n->ws_threads = 0;
+    n->last_ok = 0;
 }
 
 void node_net_free(node_net *n)
@@ -496,6 +499,13 @@ static int threads_of(const node_net *n)
 #endif
 }
 
+/* Workspace doubles of an op per sample: its output, and a group norm's (mean,
+   1/σ) of each group. */
+static size_t op_doubles(const node__net_op *op)
+{
+    return op->out_size + (op->kind == NODE__OP_GN ? 2 * op->groups : 0);
+}
+
 static node_status reserve(node_net *n, size_t batch)
 {
     int T = threads_of(n);
@@ -507,45 +517,58 @@ static node_status reserve(node_net *n, size_t batch)
         batch = n->ws_batch;
     if (T < n->ws_threads)
         T = n->ws_threads;
-    /* doubles: every op's output (batch × its size, aligned), Δ twice and the
-       residual stash (batch × maxsize), then T scratch blocks. */
+    /* doubles: every op's output (batch × its size, aligned; a group norm's
+       statistics after it), Δ twice and the residual stash (batch × maxsize), then T
+       scratch blocks. */
     size_t total = 0, per, rows;
     if (!node__mul_ok(batch, n->maxsize, &rows) || rows > SIZE_MAX / 64)
         return NODE_ENOMEM;
     for (size_t k = 0; k < n->nops; k++) {
         size_t sz;
-        if (!node__mul_ok(batch, n->ops[k].out_size, &sz) || !node__add_ok(total, sz + 8, &total))
+        if (!node__mul_ok(batch, op_doubles(&n->ops[k]), &sz) || !node__add_ok(total, sz + 16, &total))
             return NODE_ENOMEM;
     }
     per = node__net_carve(n, NULL, NULL);
-    size_t scr;
+    size_t scr, key;   /* the latest forward's x and θ */
+    if (!node__mul_ok(batch, n->c * n->h * n->w, &key) || !node__add_ok(key, n->nparams + 16, &key)
+        || !node__add_ok(total, key, &total))
+        return NODE_ENOMEM;
     if (!node__add_ok(total, 3 * (rows + 8), &total) || !node__mul_ok(per, (size_t)T, &scr)
         || !node__add_ok(total, scr, &total) || total > (SIZE_MAX - 64) / sizeof(double))
         return NODE_ENOMEM;
     void *raw = node__malloc(total * sizeof(double) + 64);
     double **out = node__malloc((n->nops ? n->nops : 1) * sizeof *out);
+    double **stat = node__malloc((n->nops ? n->nops : 1) * sizeof *stat);
     node__net_job *jobs = node__malloc((size_t)T * sizeof *jobs);
-    if (!raw || !out || !jobs) {
+    if (!raw || !out || !stat || !jobs) {
         node__free(raw);
         node__free(out);
+        node__free(stat);
         node__free(jobs);
         return NODE_ENOMEM;
     }
     ws_free(n);
     n->raw = raw;
     n->out = out;
+    n->stat = stat;
     n->jobs = jobs;
     double *p = (double *)(void *)((unsigned char *)raw + (64 - (uintptr_t)raw % 64) % 64);
     for (size_t k = 0; k < n->nops; k++) {
-        int alias = n->ops[k].kind == NODE__OP_FLAT || n->ops[k].kind == NODE__OP_RES_BEGIN;
+        const node__net_op *op = &n->ops[k];
+        int alias = op->kind == NODE__OP_FLAT || op->kind == NODE__OP_RES_BEGIN;
         out[k] = alias ? NULL : p;
-        p += (batch * n->ops[k].out_size + 8) & ~(size_t)7;
+        p += (batch * op->out_size + 8) & ~(size_t)7;
+        stat[k] = op->kind == NODE__OP_GN ? p : NULL;
+        p += (batch * (op_doubles(op) - op->out_size) + 8) & ~(size_t)7;
     }
     rows = (rows + 8) & ~(size_t)7;
     n->d0 = p;
     n->d1 = p + rows;
     n->stash = p + 2 * rows;
     n->scr = p + 3 * rows;
+    p = n->scr + per * (size_t)T;
+    n->last_x = p;
+    n->last_theta = p + ((batch * n->c * n->h * n->w + 8) & ~(size_t)7);
     n->scr_per_thread = per;
     n->ws_batch = batch;
     n->ws_threads = T;
@@ -563,7 +586,7 @@ node_status node_net_reserve(node_net *n, size_t batch)
 
 /* One pass over the batch, split among the threads (the workspace reserved). */
 static void run(node_net *n, size_t batch, double t, const double *x, const double *a,
-                double *y, double *vjp_x, double *vjp_p, double *vjp_t)
+                double *y, double *vjp_x, double *vjp_p, double *vjp_t, int reuse)
 {
     int T = threads_of(n);
     if ((size_t)T > batch)
@@ -589,8 +612,10 @@ static void run(node_net *n, size_t batch, double t, const double *x, const doub
         job->s0 = batch * (size_t)id / (size_t)nt;
         job->s1 = batch * (size_t)(id + 1) / (size_t)nt;
         job->t = t;
+        job->reuse = reuse;
         job->x = x;
         job->out = n->out;
+        job->stat = n->stat;
         job->y = y;
         job->a = a;
         job->d0 = n->d0;
@@ -631,8 +656,23 @@ node_status node_net_forward(node_net *n, size_t batch, double t, const double *
     node_status st = reserve(n, batch);
     if (st != NODE_OK)
         return st;
-    run(n, batch, t, x, NULL, y, NULL, NULL, NULL);
+    run(n, batch, t, x, NULL, y, NULL, NULL, NULL, 0);
+    /* Kept for a vjp at the same point (backprop's reverse pass evaluates a step's
+       stages, then differentiates the last of them first). */
+    n->last_ok = 1;
+    n->last_batch = batch;
+    n->last_t = t;
+    memcpy(n->last_x, x, batch * n->c * n->h * n->w * sizeof *x);
+    memcpy(n->last_theta, n->theta, n->nparams * sizeof *n->theta);
     return NODE_OK;
+}
+
+/* Does the workspace hold the forward pass of (batch, t, x) with the current θ? */
+static int same_as_last(const node_net *n, size_t batch, double t, const double *x)
+{
+    return n->last_ok && n->last_batch == batch && memcmp(&n->last_t, &t, sizeof t) == 0
+        && memcmp(n->last_x, x, batch * n->c * n->h * n->w * sizeof *x) == 0
+        && memcmp(n->last_theta, n->theta, n->nparams * sizeof *n->theta) == 0;
 }
 
 node_status node_net_vjp(node_net *n, size_t batch, double t, const double *x,
@@ -644,12 +684,14 @@ node_status node_net_vjp(node_net *n, size_t batch, double t, const double *x,
     node_status st = reserve(n, batch);
     if (st != NODE_OK)
         return st;
+    int reuse = same_as_last(n, batch, t, x);
+    n->last_ok = 0;   /* a pass of this call overwrites the workspace */
     if (!a) {
         if (y)
-            run(n, batch, t, x, NULL, y, NULL, NULL, NULL);
+            run(n, batch, t, x, NULL, y, NULL, NULL, NULL, reuse);
         return NODE_OK;
     }
-    run(n, batch, t, x, a, y, vjp_x, vjp_p, vjp_t);
+    run(n, batch, t, x, a, y, vjp_x, vjp_p, vjp_t, reuse);
     return NODE_OK;
 }
 

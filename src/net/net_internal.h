@@ -60,8 +60,11 @@ typedef struct node__net_op {
 typedef struct node__net_job {
     size_t s0, s1;              /* samples [s0, s1) of the batch */
     double t;
+    int reuse;                  /* the workspace holds this pass's forward already */
     const double *x;            /* batch × in size (the caller's) */
     double *const *out;         /* [nops] batch × out size of each op */
+    double *const *stat;        /* [nops] a group norm's batch × groups (mean, 1/σ) of
+                                   the forward, which its reverse reads; else NULL */
     double *y;                  /* batch × out size, or NULL */
     const double *a;            /* batch × out size, or NULL: forward only */
     double *d0, *d1;            /* batch × maxsize each: the reverse pass's Δ */
@@ -106,9 +109,16 @@ struct node_net {
     int ws_threads;
     size_t scr_per_thread;          /* doubles */
     double **out;                   /* [nops] (NULL for ops that alias their input) */
+    double **stat;                  /* [nops] group norms' statistics (else NULL) */
     node__net_job *jobs;            /* [ws_threads] */
     double *d0, *d1, *stash;
     double *scr;                    /* ws_threads × scr_per_thread */
+    /* The latest node_net_forward, whose activations the workspace still holds while
+       last_ok: its batch, t, x and θ (copies), compared bit for bit by node_net_vjp. */
+    int last_ok;
+    size_t last_batch;
+    double last_t;
+    double *last_x, *last_theta;    /* ws_batch × in size; nparams */
     void *raw;                      /* the allocation */
     node__net_sys *systems;
 };

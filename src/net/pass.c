@@ -197,8 +197,9 @@ static void gn_stats(const double *x, size_t m, double *mean, double *rstd)
     *rstd = 1.0 / sqrt(v / (double)m + GN_EPS);
 }
 
+/* stat: (mean, 1/σ) of each sample's groups, written here for gn_bwd. */
 static void gn_fwd(const node_net *n, const node__net_op *op, const double *in,
-                   double *out, size_t ns)
+                   double *out, double *stat, size_t ns)
 {
     const double *gam = n->theta + op->woff, *bet = gam + op->c;
     size_t cpg = op->c / op->groups, HW = op->h * op->w, m = cpg * HW;
@@ -208,6 +209,8 @@ static void gn_fwd(const node_net *n, const node__net_op *op, const double *in,
             double *y = out + s * op->in_size + g * m;
             double mu, rs;
             gn_stats(x, m, &mu, &rs);
+            stat[2 * (s * op->groups + g)] = mu;
+            stat[2 * (s * op->groups + g) + 1] = rs;
             for (size_t cc = 0; cc < cpg; cc++) {
                 size_t ch = g * cpg + cc;
                 double a = gam[ch] * rs, b = bet[ch] - mu * a;
@@ -217,8 +220,10 @@ static void gn_fwd(const node_net *n, const node__net_op *op, const double *in,
         }
 }
 
+/* stat: what gn_fwd wrote for these samples (the same in). */
 static void gn_bwd(const node_net *n, const node__net_op *op, const double *in,
-                   const double *dout, double *din, double *gp, size_t ns)
+                   const double *stat, const double *dout, double *din, double *gp,
+                   size_t ns)
 {
     const double *gam = n->theta + op->woff;
     size_t cpg = op->c / op->groups, HW = op->h * op->w, m = cpg * HW;
@@ -226,8 +231,8 @@ static void gn_bwd(const node_net *n, const node__net_op *op, const double *in,
         for (size_t g = 0; g < op->groups; g++) {
             const double *x = in + s * op->in_size + g * m;
             const double *dy = dout + s * op->in_size + g * m;
-            double mu, rs, s1 = 0.0, s2 = 0.0;
-            gn_stats(x, m, &mu, &rs);
+            double mu = stat[2 * (s * op->groups + g)], rs = stat[2 * (s * op->groups + g) + 1];
+            double s1 = 0.0, s2 = 0.0;
             for (size_t cc = 0; cc < cpg; cc++) {
                 size_t ch = g * cpg + cc;
                 double dg = 0.0, db = 0.0;
@@ -268,7 +273,7 @@ static void pass(const node_net *n, node__net_job *job)
     job->gt = 0.0;
     if (ns == 0)
         return;
-    for (size_t k = 0; k < n->nops; k++) {
+    for (size_t k = 0; k < n->nops && !job->reuse; k++) {
         const node__net_op *op = &n->ops[k];
         const double *in = buf_of(n, job, (sidx)k - 1) + s0 * op->in_size;
         double *out = job->out[k] ? job->out[k] + s0 * op->out_size : NULL;
@@ -277,7 +282,7 @@ static void pass(const node_net *n, node__net_job *job)
             conv_fwd(n, op, in, out, ns, t, &sc);
             break;
         case NODE__OP_GN:
-            gn_fwd(n, op, in, out, ns);
+            gn_fwd(n, op, in, out, job->stat[k] + 2 * s0 * op->groups, ns);
             break;
         case NODE__OP_ACT:
             memcpy(out, in, ns * op->in_size * sizeof *out);
@@ -327,7 +332,7 @@ static void pass(const node_net *n, node__net_job *job)
             job->gt += conv_bwd(n, op, in, cur, din, job->gp, ns, t, &sc);
             break;
         case NODE__OP_GN:
-            gn_bwd(n, op, in, cur, din, job->gp, ns);
+            gn_bwd(n, op, in, job->stat[k] + 2 * s0 * op->groups, cur, din, job->gp, ns);
             break;
         case NODE__OP_ACT: {
             size_t total = ns * op->in_size;
