@@ -226,6 +226,28 @@ void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *restrict W,
     }
 }
 
+void node__layer_bwd_xd(size_t O, size_t I, size_t ld, const double *restrict W,
+                        const double *restrict Dl, const double *restrict D,
+                        double *restrict G, double *pack)
+{
+    /* Small O: blocks of rows, each multiplied by act' while in L1 (the product
+       reads all of Δ for every block, which only pays when Δ has few rows). */
+    size_t rb = D && ld != 1 && O < 64 ? node__row_block(I, ld) : I;
+    for (size_t i0 = 0; i0 < I; i0 += rb) {
+        size_t n = I - i0 < rb ? I - i0 : rb;
+        double *restrict g = G + i0 * ld;
+        if (rb == I)
+            node__layer_bwd_x(O, I, ld, W, Dl, G, pack);
+        else
+            gemm(n, O, ld, W + i0, 1, I, Dl, ld, g, ld, NULL, 0, pack);
+        if (D) {
+            const double *restrict d = D + i0 * ld;
+            for (size_t j = 0; j < n * ld; j++)
+                g[j] *= d[j];
+        }
+    }
+}
+
 /* Lane-parallel dot products of MR rows of Δ with NR rows of X over the first
    B columns (the last partial vector masked in registers: whatever the padding
    holds, even NaN, is selected away), left as 8 partial sums each in T (pair (r, c) at T + 8 (r ldt + c)); the

@@ -174,10 +174,14 @@ static bool ws_need(const node_mlp *m, size_t ld, size_t *need)
     /* Small weight gradients keep lane sums; counted for every padded batch from
        the smallest (8) on, so that the need grows with the batch and a
        reservation serves every smaller batch too. */
-    for (size_t k = 0; k < m->nlayers; k++) {
-        size_t O = m->sizes[k + 1], I = m->fan_in[k];
-        if (ld > 1 && !node__bwdw_transposed(O, I, 8) && 8 * O * (I + 1) > scratch)
-            scratch = 8 * O * (I + 1);   /* below 16k products: no overflow */
+    for (size_t k = 0; k < m->nlayers && ld > 1; k++) {
+        size_t O = m->sizes[k + 1], I = m->fan_in[k], lanes;
+        if (node__bwdw_transposed(O, I, 8))
+            continue;
+        if (!node__mul_ok(8 * O, I + 1, &lanes))   /* 8 O: O is at most maxw */
+            return false;
+        if (lanes > scratch)
+            scratch = lanes;
     }
     return node__add_ok(main, scratch, need);
 }
