@@ -128,6 +128,8 @@ typedef struct node__nn_kernels {
                         double *G, double *pack);
     void (*layer_bwd_w)(size_t O, size_t I, size_t B, size_t ld, const double *Dl,
                         const double *X, double *gW, double *gb, double *scratch, int add);
+    void (*layer_bwd_xd)(size_t O, size_t I, size_t ld, const double *W, const double *Dl,
+                         const double *D, double *G, double *pack);
 } node__nn_kernels;
 
 extern NODE__HIDDEN const node__nn_kernels node__nn_kernels_generic;
@@ -228,14 +230,17 @@ NODE__HIDDEN void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld,
    transposed product?  Past ~16k multiply-adds the transposition pays (measured),
    but only when both sides are wide: the product's columns are the outputs (fewer
    than 17 leave it 2-row blocks of 8 columns, 4x slower than the lane sums) and its
-   rows the inputs. */
+   rows the inputs.  Batches of 2-7 count as 8: the choice for them is the one for
+   8 columns, so that a workspace sized by the answer for B = 8 (lane sums need
+   8 O (I + 1) doubles, more than the product's scratch of a short batch) serves
+   every batch (main sized it so but took lane sums below 8: an overrun). */
 #ifndef NODE__BWDW_TRANSPOSE_MIN
 #  define NODE__BWDW_TRANSPOSE_MIN 16384.0
 #endif
 static inline int node__bwdw_transposed(size_t O, size_t I, size_t B)
 {
-    return B >= 8 && O > 16 && I >= 8
-           && (double)O * (double)I * (double)B >= NODE__BWDW_TRANSPOSE_MIN;
+    return B >= 2 && O > 16 && I >= 8
+           && (double)O * (double)I * (double)(B < 8 ? 8 : B) >= NODE__BWDW_TRANSPOSE_MIN;
 }
 
 /* Rows of a layer's output handled per block by the fused products (the forward

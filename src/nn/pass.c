@@ -170,4 +170,5 @@ const node__nn_kernels NODE__KERNEL(node__nn_kernels) = {
     node__layer_fwd,
     node__layer_bwd_x,
     node__layer_bwd_w,
+    node__layer_bwd_xd,
 };
