@@ -53,7 +53,8 @@ typedef void (*micro_fn)(size_t, const double *, size_t, size_t, const double *,
 
 /* Products of depth K <= 4 (a layer of 1-4 inputs forward, or of 1-4 outputs in
    reverse) are mostly their stores: Out[r][l] = (init_r + Σ_k A[r rs + k ks]
-   X[k ldx + l]) (· mul[r ldo + l] if mul), row by row, the K rows of X in L1.  The
+   X[k ldx + l]) (· mul[r ldo + l] if mul), row by row, the K rows of X in L1;
+   ncols a multiple of 8 (whole vectors: no tail loop per row).  The
    sums run in the order of MICRO's, so the results are the same bits. */
 #define SMALLK(K)                                                                      \
     static void smallk_##K(size_t R, size_t ncols, const double *restrict A, size_t rs, \
@@ -68,19 +69,21 @@ typedef void (*micro_fn)(size_t, const double *, size_t, size_t, const double *,
             double *restrict o = Out + r * ldo;                                        \
             if (mul) {                                                                 \
                 const double *restrict mr = mul + r * ldo;                             \
-                for (size_t l = 0; l < ncols; l++) {                                   \
-                    double acc = b;                                                    \
-                    for (int k = 0; k < K; k++)                                        \
-                        acc = NODE__FMA(w[k], X[k * ldx + l], acc);                    \
-                    o[l] = acc * mr[l];                                                \
-                }                                                                      \
+                for (size_t l0 = 0; l0 < ncols; l0 += 8)                               \
+                    for (size_t l = l0; l < l0 + 8; l++) {                             \
+                        double acc = b;                                                \
+                        for (int k = 0; k < K; k++)                                    \
+                            acc = NODE__FMA(w[k], X[k * ldx + l], acc);                \
+                        o[l] = acc * mr[l];                                            \
+                    }                                                                  \
             } else {                                                                   \
-                for (size_t l = 0; l < ncols; l++) {                                   \
-                    double acc = b;                                                    \
-                    for (int k = 0; k < K; k++)                                        \
-                        acc = NODE__FMA(w[k], X[k * ldx + l], acc);                    \
-                    o[l] = acc;                                                        \
-                }                                                                      \
+                for (size_t l0 = 0; l0 < ncols; l0 += 8)                               \
+                    for (size_t l = l0; l < l0 + 8; l++) {                             \
+                        double acc = b;                                                \
+                        for (int k = 0; k < K; k++)                                    \
+                            acc = NODE__FMA(w[k], X[k * ldx + l], acc);                \
+                        o[l] = acc;                                                    \
+                    }                                                                  \
             }                                                                          \
         }                                                                              \
     }
@@ -158,6 +161,22 @@ static void gemm(size_t R, size_t K, size_t ncols, const double *A, size_t rs, s
 void node__transpose(size_t rows, size_t cols, const double *restrict src, size_t lds,
                      double *restrict dst, size_t ldd)
 {
+    /* Pairs (a batch of 2-d states in or out, the narrow nets' case): the two
+       rows split or merged in one vectorized pass, constant strides. */
+    if (cols == 2 && lds == 2) {
+        for (size_t r = 0; r < rows; r++) {
+            dst[r] = src[2 * r];
+            dst[ldd + r] = src[2 * r + 1];
+        }
+        return;
+    }
+    if (rows == 2 && ldd == 2) {
+        for (size_t c = 0; c < cols; c++) {
+            dst[2 * c] = src[c];
+            dst[2 * c + 1] = src[lds + c];
+        }
+        return;
+    }
     for (size_t r0 = 0; r0 < rows; r0 += 32) {   /* 32 × 32 tiles (measured best) */
         size_t r1 = r0 + 32 < rows ? r0 + 32 : rows;
         for (size_t c0 = 0; c0 < cols; c0 += 32) {

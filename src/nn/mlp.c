@@ -198,7 +198,7 @@ node_status node__mlp_ws_reserve(const node_mlp *m, node_mlp_ws *w, size_t batch
        arrays could not exist either); the workspace itself serves one chunk. */
     size_t need;
     if (!ws_need(m, node__lead_dim(batch), &need) || need > SIZE_MAX / sizeof(double)
-        || !ws_need(m, node__lead_dim(batch < NODE__CHUNK ? batch : NODE__CHUNK), &need))
+        || (batch > NODE__CHUNK && !ws_need(m, node__lead_dim(NODE__CHUNK), &need)))
         return NODE_ENOMEM;
     return node__mlp_ws_grow(w, need);
 }
