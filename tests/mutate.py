@@ -274,6 +274,19 @@ MUTANTS = [
      "            vjp_p[i] += n->jobs[id].gp[i];",
      "            vjp_p[i] += 0.0 * n->jobs[id].gp[i];",
      "the parameter gradient sums every thread's share of the batch"),
+    # ---- the MLP's fused kernels (src/nn/kernels.c, pass.c; test_mlp_kern) ----
+    ("mlp-narrow-input-grad-no-act-prime", "src/nn/kernels.c",
+     "o[l] = acc * mr[l];",
+     "o[l] = acc;",
+     "a narrow layer's input gradient carries act' of the layer below (fused in its stores)"),
+    ("mlp-short-batch-padding-unmasked", "src/nn/kernels.c",
+     "mk[l] = 8 * (NV - 1) + (size_t)l < B ? ~(uint64_t)0 : 0;",
+     "mk[l] = ~(uint64_t)0;",
+     "a short batch's weight gradient sums its samples only, whatever the padding holds"),
+    ("mlp-row-block-act-prime-misplaced", "src/nn/pass.c",
+     "node__act_kernels[ix](n * ld, Y + o0 * ld, want_d ? D + o0 * ld : NULL);",
+     "node__act_kernels[ix](n * ld, Y + o0 * ld, want_d ? D : NULL);",
+     "each block of a layer's rows keeps its own act' for the reverse pass"),
 ]
 
 
