@@ -254,6 +254,7 @@ static void test_networks_match_naive_pass_every_level(void **state)
         { 2, { 2, 256, 2 }, 0, 1 },      /* the wide setting, with time */
         { 2, { 1, 17, 1 }, 1, 0 },       /* depth 1, act' in every layer */
         { 3, { 3, 7, 5, 4 }, 1, 1 },     /* odd sizes, three layers */
+        { 2, { 4, 9, 3 }, 0, 1 },        /* 4 in, 3 out: every narrow transposition */
         { 2, { 50, 50, 50 }, 0, 0 },     /* mid size */
     };
     static const size_t batches[] = { 1, 3, 4, 5, 20, 33, 300 };

@@ -158,23 +158,37 @@ static void gemm(size_t R, size_t K, size_t ncols, const double *A, size_t rs, s
 
 /* ---- transposition ---------------------------------------------------------- */
 
+/* Rows of C (2-4) packed doubles split into C rows of ld (a batch of narrow states
+   in), and back (out): constant strides, one vectorized pass. */
+#define NARROW_T(C)                                                                    \
+    static void split_##C(size_t n, const double *restrict src, double *restrict dst,  \
+                          size_t ldd)                                                  \
+    {                                                                                  \
+        for (size_t r = 0; r < n; r++)                                                 \
+            for (int c = 0; c < C; c++)                                                \
+                dst[c * ldd + r] = src[C * r + c];                                     \
+    }                                                                                  \
+    static void merge_##C(size_t n, const double *restrict src, size_t lds,            \
+                          double *restrict dst)                                        \
+    {                                                                                  \
+        for (size_t r = 0; r < n; r++)                                                 \
+            for (int c = 0; c < C; c++)                                                \
+                dst[C * r + c] = src[c * lds + r];                                     \
+    }
+
+NARROW_T(2)
+NARROW_T(3)
+NARROW_T(4)
+
 void node__transpose(size_t rows, size_t cols, const double *restrict src, size_t lds,
                      double *restrict dst, size_t ldd)
 {
-    /* Pairs (a batch of 2-d states in or out, the narrow nets' case): the two
-       rows split or merged in one vectorized pass, constant strides. */
-    if (cols == 2 && lds == 2) {
-        for (size_t r = 0; r < rows; r++) {
-            dst[r] = src[2 * r];
-            dst[ldd + r] = src[2 * r + 1];
-        }
+    if (cols >= 2 && cols <= 4 && lds == cols) {
+        (cols == 2 ? split_2 : cols == 3 ? split_3 : split_4)(rows, src, dst, ldd);
         return;
     }
-    if (rows == 2 && ldd == 2) {
-        for (size_t c = 0; c < cols; c++) {
-            dst[2 * c] = src[c];
-            dst[2 * c + 1] = src[lds + c];
-        }
+    if (rows >= 2 && rows <= 4 && ldd == rows) {
+        (rows == 2 ? merge_2 : rows == 3 ? merge_3 : merge_4)(cols, src, lds, dst);
         return;
     }
     for (size_t r0 = 0; r0 < rows; r0 += 32) {   /* 32 × 32 tiles (measured best) */
