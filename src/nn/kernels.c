@@ -272,6 +272,16 @@ void node__layer_fwd(size_t O, size_t I, size_t ld, const double *W, const doubl
         return;
     }
     size_t o = 0;
+    if (I < 16) {   /* short rows: dot4's 16-lane blocks would be all set-up; the
+                       same sums (its tail loop, then 0 + s + bias) without them */
+        for (; o < O; o++) {
+            double s = 0.0;
+            for (size_t i = 0; i < I; i++)
+                s = NODE__FMA(W[o * I + i], X[i], s);
+            Z[o] = (0.0 + s) + bias[o];
+        }
+        return;
+    }
     for (; o + 4 <= O; o += 4) {
         dot4(I, W + o * I, I, X, Z + o);
         for (int r = 0; r < 4; r++)
