@@ -132,6 +132,85 @@ static double measure_fma_peak(long n)
     return peak_plain(n);
 }
 
+/* ---- data movement ---------------------------------------------------------------- */
+
+/* Bytes of the data cache at /sys/.../cpu0/cache/index<ix>/size (0: L1d, 2: L2,
+   3: L3), or fallback where the file is missing (not Linux, a container). */
+static inline size_t cache_bytes(int ix, size_t fallback)
+{
+    char path[80];
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", ix);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fallback;
+    unsigned long v = 0;
+    char unit = 0;
+    int got = fscanf(f, "%lu%c", &v, &unit);
+    fclose(f);
+    if (got < 1 || v == 0)
+        return fallback;
+    return (size_t)v * (unit == 'K' ? 1024u : unit == 'M' ? 1024u * 1024u : 1u);
+}
+
+/* A stream that reads one array and writes another, d[i] = s x[i] (16 bytes per
+   element), over n doubles each, `passes` times: the bytes per second a level of
+   the memory hierarchy moves when both arrays live there (n·16 bytes within it). */
+#define BENCH_BW_BODY                                                    \
+    volatile double vs = 0.999999;                                       \
+    double s = vs, best = 1e30;                                          \
+    for (int rep = 0; rep < 3; rep++) {                                  \
+        double t0 = BENCH_CLOCK();                                       \
+        for (long p = 0; p < passes; p++) {                              \
+            for (size_t i = 0; i < n; i++)                               \
+                d[i] = s * x[i];                                         \
+            double *tmp = x;   /* ping-pong: both arrays stay the set */ \
+            x = d;                                                       \
+            d = tmp;                                                     \
+        }                                                                \
+        double dt = BENCH_CLOCK() - t0;                                  \
+        if (dt < best)                                                   \
+            best = dt;                                                   \
+    }                                                                    \
+    sink = x[n / 2];                                                     \
+    return 16.0 * (double)n * (double)passes / best;
+
+static inline double bw_plain(double *x, double *d, size_t n, long passes) { BENCH_BW_BODY }
+#if BENCH_X86
+BENCH_TARGET("avx2") static inline double bw_avx2(double *x, double *d, size_t n, long passes)
+{ BENCH_BW_BODY }
+BENCH_TARGET("avx512f") static inline double bw_avx512(double *x, double *d, size_t n, long passes)
+{ BENCH_BW_BODY }
+#endif
+
+/* Bytes per second of the read + write stream over two arrays of `bytes` / 2 each
+   (about `total` bytes moved per timed round), at the widest vectors this CPU has. */
+static inline double measure_bw(size_t bytes, double total)
+{
+    size_t n = bytes / 16;
+    n = n < 64 ? 64 : n;
+    double *x = malloc(n * sizeof *x), *d = malloc(n * sizeof *d);
+    if (!x || !d) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] = d[i] = 1.0;
+    long passes = (long)(total / (16.0 * (double)n)) + 1;
+    double r;
+#if BENCH_X86
+    switch (fma_lanes()) {
+    case 8: r = bw_avx512(x, d, n, passes); break;
+    case 4: r = bw_avx2(x, d, n, passes); break;
+    default: r = bw_plain(x, d, n, passes); break;
+    }
+#else
+    r = bw_plain(x, d, n, passes);
+#endif
+    free(x);
+    free(d);
+    return r;
+}
+
 /* n pseudo-random values in [-1, 1) from seed (exits if out of memory). */
 static inline double *filled(size_t n, unsigned seed)
 {

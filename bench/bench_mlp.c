@@ -15,6 +15,16 @@
 #include <time.h>
 
 #include "bench_machine.h"
+#include "bench_roofline.h"
+
+/* Every row's times, for the roofline table after the main one. */
+typedef struct {
+    size_t batch, nin, width, nout;
+    int direct;
+    double tf, tv;
+} row_result;
+static row_result results[32];
+static size_t nresults;
 
 /* ---- timing one call ------------------------------------------------------------------- */
 
@@ -101,12 +111,37 @@ static void row(size_t batch, size_t nin, size_t width, size_t nout, int direct,
     snprintf(net, sizeof net, "%zu-%zu-%zu%s", nin, width, nout, direct ? " *" : "");
     printf("%6zu  %-14s %9.3f %11.3f %8.2f %9.2f %7.1f%%\n", batch, net, tf * 1e6, tv * 1e6,
            gf, gv, 100.0 * gv / peak);
+    if (nresults < sizeof results / sizeof results[0])
+        results[nresults++] = (row_result){ batch, nin, width, nout, direct, tf, tv };
     free(c.y);
     free(c.a);
     free(c.dydt);
     free(c.vy);
     free(c.vp);
     node_mlp_free(c.m);
+}
+
+/* The roofline table (bench_roofline.h): per row, the bound of f and of the vjp,
+   what sets it, the time reached and the bound's share of it.  Markdown, for the
+   README; the rows start with '|', apart from the main table's. */
+static void roofline_table(const roof_machine *rm)
+{
+    printf("\n");
+    roof_print_machine(rm);
+    printf("\n| batch | network | f bound µs | f limit | f µs | f %% of bound "
+           "| vjp bound µs | vjp limit | vjp µs | vjp %% of bound |\n");
+    printf("|---:|---|---:|---|---:|---:|---:|---|---:|---:|\n");
+    for (size_t r = 0; r < nresults; r++) {
+        const row_result *q = &results[r];
+        char lf, lv;
+        int vf, vv;
+        double bf = roof_mlp_bound(rm, q->nin, q->width, q->nout, q->batch, 0, &lf, &vf);
+        double bv = roof_mlp_bound(rm, q->nin, q->width, q->nout, q->batch, 1, &lv, &vv);
+        printf("| %zu | %zu-%zu-%zu%s | %.3f | %s | %.3f | %.0f %% | %.3f | %s | %.3f | %.0f %% |\n",
+               q->batch, q->nin, q->width, q->nout, q->direct ? " *" : "", bf * 1e6,
+               roof_limit_name(lf, vf), q->tf * 1e6, 100.0 * bf / q->tf, bv * 1e6,
+               roof_limit_name(lv, vv), q->tv * 1e6, 100.0 * bv / q->tv);
+    }
 }
 
 /* Nanoseconds per element of each activation's kernel (value and derivative) at
@@ -162,6 +197,8 @@ int main(int argc, char **argv)
            lanes, ghz, clock_peak);
     printf("measured independent-FMA rate (128 lanes, compiled C, %d-wide FMA): %.1f GFLOP/s\n", lanes, fma_rate);
     printf("peak used below: the larger, %.1f GFLOP/s\n\n", peak);
+    /* The roofline's compute roof is the measured rate: what this core sustains. */
+    roof_machine rm = roof_measure(fma_rate * 1e9, quick);
     printf("network: in -> width (tanh) -> out (identity), i.e. two layers; square rows\n");
     printf("are width -> width -> width.  f = forward; vjp = f + a^T df/dy + a^T df/dtheta.\n");
     printf("GFLOP/s: forward 2*in*out per row per layer, vjp 6*in*out (forward + both\n");
@@ -179,6 +216,12 @@ int main(int argc, char **argv)
         }
     row(20, 2, 50, 2, 1, reps, min_s, peak);
     row(20, 2, 50, 2, 0, reps, min_s, peak);
+    row(256, 2, 256, 2, 1, reps, min_s, peak);   /* bench_train's wide setting */
+    row(64, 2, 16, 2, 0, reps, min_s, peak);     /* narrow layers at large batch */
+    row(1024, 4, 16, 4, 0, reps, min_s, peak);
+    row(20, 2, 128, 2, 0, reps, min_s, peak);    /* mid sizes */
+    row(256, 128, 128, 128, 0, reps, min_s, peak);
+    roofline_table(&rm);
     activation_table(reps, min_s);
     printf("\nclock again at the end: %.2f GHz (turbo and other load move it; the %% column\n"
            "uses the first value)\n", measure_ghz(quick ? 2000000L : 50000000L));

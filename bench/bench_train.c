@@ -19,13 +19,8 @@
 
 #include "rng.h"
 #include "spiral_model.h"   /* examples/util: the ode_demo problem */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_machine.h"  /* now(), the FMA rate, stream rates */
+#include "bench_roofline.h" /* the bound of one network evaluation */
 
 /* ---- one case -------------------------------------------------------------------------- */
 
@@ -182,6 +177,9 @@ int main(int argc, char **argv)
            "backward + Adam step; one thread; W ~ N(0, 0.1), seeded batches; median of %d runs%s.\n"
            "NFE bwd: the gradient call's f and vjp calls (one each; backprop's include its forward re-run, backprop+record has none).\n\n", BT, quick ? 1 : REPEATS,
            quick ? " (--quick)" : "");
+    typedef struct { size_t k; int mode; result r; } done_row;
+    done_row done[8];
+    size_t ndone = 0;
     printf("| setting | gradient | ms / iter | forward ms | backward ms | Adam µs | NFE fwd | NFE bwd | bwd / fwd |\n");
     printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -213,7 +211,32 @@ int main(int argc, char **argv)
                    mode_name[mode], r.ms, r.fwd_ms, r.bwd_ms, r.opt_us, r.nfe_f, r.nfe_b,
                    r.nfe_b / r.nfe_f);
             fflush(stdout);
+            if (ndone < sizeof done / sizeof done[0])
+                done[ndone++] = (done_row){ k, mode, r };
         }
+    }
+    /* The roofline of an iteration (bench_roofline.h): its network evaluations at
+       their bounds, NFE fwd f evaluations and NFE bwd vjps (the solver's own work,
+       the loss and Adam granted nothing). */
+    double ghz = measure_ghz(quick ? 2000000L : 20000000L);
+    roof_machine rm = roof_measure(1e9 * measure_fma_peak(quick ? 100000L : 2000000L), quick);
+    printf("\nRoofline of an iteration: NFE fwd x bound(f) + NFE bwd x bound(vjp), the network "
+           "evaluations only (clock %.2f GHz).\n", ghz);
+    roof_print_machine(&rm);
+    printf("\n| setting | gradient | bound ms | f limit | vjp limit | ms / iter | %% of bound |\n");
+    printf("|---|---|---:|---|---|---:|---:|\n");
+    for (size_t q = 0; q < ndone; q++) {
+        const result *r = &done[q].r;
+        size_t w = cases[done[q].k].width, B = cases[done[q].k].batch;
+        char lf, lv;
+        int vf, vv;
+        double bf = roof_mlp_bound(&rm, 2, w, 2, B, 0, &lf, &vf);
+        double bv = roof_mlp_bound(&rm, 2, w, 2, B, 1, &lv, &vv);
+        double bound_ms = 1e3 * (r->nfe_f * bf + r->nfe_b * bv);
+        printf("| %.4s (%zu-wide, batch %zu) | %s | %.3f | %s | %s | %.3f | %.0f %% |\n",
+               cases[done[q].k].name, w, B, mode_name[done[q].mode], bound_ms,
+               roof_limit_name(lf, vf), roof_limit_name(lv, vv), r->ms,
+               100.0 * bound_ms / r->ms);
     }
     printf("\nQuoted, measured elsewhere (issue #5), demo setting: torchdiffeq 73 ms adjoint / "
            "14 ms backprop; diffrax 2.4 ms adjoint / 1.1 ms backprop.\n");

@@ -328,6 +328,19 @@ MUTANTS = [
      "            im2col(op, in + s0 * op->in_size, nb, 0.0, sc->X, sc->plane);\n"
      "            n->nn->layer_bwd_w",
      "the ODE block's time-channel weights get aᵀ∂f/∂w at the solve's t"),
+    # ---- the MLP's fused kernels (src/nn/kernels.c, pass.c; test_mlp_kern) ----
+    ("mlp-narrow-input-grad-no-act-prime", "src/nn/kernels.c",
+     "o[l] = acc * mr[l];",
+     "o[l] = acc;",
+     "a narrow layer's input gradient carries act' of the layer below (fused in its stores)"),
+    ("mlp-short-batch-padding-unmasked", "src/nn/kernels.c",
+     "mk[l] = 8 * (NV - 1) + (size_t)l < B ? ~(uint64_t)0 : 0;",
+     "mk[l] = ~(uint64_t)0;",
+     "a short batch's weight gradient sums its samples only, whatever the padding holds"),
+    ("mlp-row-block-act-prime-misplaced", "src/nn/pass.c",
+     "node__act_kernels[ix](n * ld, Y + o0 * ld, want_d ? D + o0 * ld : NULL);",
+     "node__act_kernels[ix](n * ld, Y + o0 * ld, want_d ? D : NULL);",
+     "each block of a layer's rows keeps its own act' for the reverse pass"),
 ]
 
 # Mutants of the MPI example: the tree is then configured with the examples, and they

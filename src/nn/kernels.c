@@ -51,6 +51,53 @@ MICRO(1, 8)
 typedef void (*micro_fn)(size_t, const double *, size_t, size_t, const double *, size_t,
                          double *, size_t, const double *, int);
 
+/* Products of depth K <= 4 (a layer of 1-4 inputs forward, or of 1-4 outputs in
+   reverse) are mostly their stores: Out[r][l] = (init_r + Σ_k A[r rs + k ks]
+   X[k ldx + l]) (· mul[r ldo + l] if mul), row by row, the K rows of X in L1;
+   ncols a multiple of 8 (whole vectors: no tail loop per row).  The
+   sums run in the order of MICRO's, so the results are the same bits. */
+#define SMALLK(K)                                                                      \
+    static void smallk_##K(size_t R, size_t ncols, const double *restrict A, size_t rs, \
+                           size_t ks, const double *restrict X, size_t ldx,            \
+                           double *restrict Out, size_t ldo,                           \
+                           const double *restrict init, const double *restrict mul)    \
+    {                                                                                  \
+        for (size_t r = 0; r < R; r++) {                                               \
+            double w[K], b = init ? init[r] : 0.0;                                     \
+            for (int k = 0; k < K; k++)                                                \
+                w[k] = A[r * rs + k * ks];                                             \
+            double *restrict o = Out + r * ldo;                                        \
+            if (mul) {                                                                 \
+                const double *restrict mr = mul + r * ldo;                             \
+                for (size_t l0 = 0; l0 < ncols; l0 += 8)                               \
+                    for (size_t l = l0; l < l0 + 8; l++) {                             \
+                        double acc = b;                                                \
+                        for (int k = 0; k < K; k++)                                    \
+                            acc = NODE__FMA(w[k], X[k * ldx + l], acc);                \
+                        o[l] = acc * mr[l];                                            \
+                    }                                                                  \
+            } else {                                                                   \
+                for (size_t l0 = 0; l0 < ncols; l0 += 8)                               \
+                    for (size_t l = l0; l < l0 + 8; l++) {                             \
+                        double acc = b;                                                \
+                        for (int k = 0; k < K; k++)                                    \
+                            acc = NODE__FMA(w[k], X[k * ldx + l], acc);                \
+                        o[l] = acc;                                                    \
+                    }                                                                  \
+            }                                                                          \
+        }                                                                              \
+    }
+
+SMALLK(1)
+SMALLK(2)
+SMALLK(3)
+SMALLK(4)
+
+typedef void (*smallk_fn)(size_t, size_t, const double *, size_t, size_t, const double *,
+                          size_t, double *, size_t, const double *, const double *);
+static const smallk_fn smallk[5] = { NULL, smallk_1, smallk_2, smallk_3, smallk_4 };
+#define SMALLK_MAX 4
+
 /* Cache blocking (Goto & van de Geijn): a KC-deep strip of X, 24 columns wide
    (24 KiB), stays in L1 while the row blocks of A pass over it, and an MC × KC
    block of A (256 KiB) stays in L2 while the strips of X pass under it. */
@@ -64,6 +111,10 @@ static void gemm(size_t R, size_t K, size_t ncols, const double *A, size_t rs, s
                  const double *X, size_t ldx, double *Out, size_t ldo, const double *init,
                  int acc_in, double *pack)
 {
+    if (K <= SMALLK_MAX && !acc_in) {
+        smallk[K](R, ncols, A, rs, ks, X, ldx, Out, ldo, init, NULL);
+        return;
+    }
     if (R < 32 || K < 64)   /* short strips already sit in a few pages */
         pack = NULL;
     for (size_t k0 = 0; k0 < K; k0 += KC) {
@@ -107,9 +158,39 @@ static void gemm(size_t R, size_t K, size_t ncols, const double *A, size_t rs, s
 
 /* ---- transposition ---------------------------------------------------------- */
 
+/* Rows of C (2-4) packed doubles split into C rows of ld (a batch of narrow states
+   in), and back (out): constant strides, one vectorized pass. */
+#define NARROW_T(C)                                                                    \
+    static void split_##C(size_t n, const double *restrict src, double *restrict dst,  \
+                          size_t ldd)                                                  \
+    {                                                                                  \
+        for (size_t r = 0; r < n; r++)                                                 \
+            for (int c = 0; c < C; c++)                                                \
+                dst[c * ldd + r] = src[C * r + c];                                     \
+    }                                                                                  \
+    static void merge_##C(size_t n, const double *restrict src, size_t lds,            \
+                          double *restrict dst)                                        \
+    {                                                                                  \
+        for (size_t r = 0; r < n; r++)                                                 \
+            for (int c = 0; c < C; c++)                                                \
+                dst[C * r + c] = src[c * lds + r];                                     \
+    }
+
+NARROW_T(2)
+NARROW_T(3)
+NARROW_T(4)
+
 void node__transpose(size_t rows, size_t cols, const double *restrict src, size_t lds,
                      double *restrict dst, size_t ldd)
 {
+    if (cols >= 2 && cols <= 4 && lds == cols) {
+        (cols == 2 ? split_2 : cols == 3 ? split_3 : split_4)(rows, src, dst, ldd);
+        return;
+    }
+    if (rows >= 2 && rows <= 4 && ldd == rows) {
+        (rows == 2 ? merge_2 : rows == 3 ? merge_3 : merge_4)(cols, src, lds, dst);
+        return;
+    }
     for (size_t r0 = 0; r0 < rows; r0 += 32) {   /* 32 × 32 tiles (measured best) */
         size_t r1 = r0 + 32 < rows ? r0 + 32 : rows;
         for (size_t c0 = 0; c0 < cols; c0 += 32) {
@@ -191,6 +272,16 @@ void node__layer_fwd(size_t O, size_t I, size_t ld, const double *W, const doubl
         return;
     }
     size_t o = 0;
+    if (I < 16) {   /* short rows: dot4's 16-lane blocks would be all set-up; the
+                       same sums (its tail loop, then 0 + s + bias) without them */
+        for (; o < O; o++) {
+            double s = 0.0;
+            for (size_t i = 0; i < I; i++)
+                s = NODE__FMA(W[o * I + i], X[i], s);
+            Z[o] = (0.0 + s) + bias[o];
+        }
+        return;
+    }
     for (; o + 4 <= O; o += 4) {
         dot4(I, W + o * I, I, X, Z + o);
         for (int r = 0; r < 4; r++)
@@ -223,6 +314,32 @@ void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *restrict W,
         double d = Dl[o];
         for (size_t i = 0; i < I; i++)
             G[i] = NODE__FMA(d, w[i], G[i]);
+    }
+}
+
+void node__layer_bwd_xd(size_t O, size_t I, size_t ld, const double *restrict W,
+                        const double *restrict Dl, const double *restrict D,
+                        double *restrict G, double *pack)
+{
+    /* Small O: blocks of rows, each multiplied by act' while in L1 (the product
+       reads all of Δ for every block, which only pays when Δ has few rows). */
+    size_t rb = D && ld != 1 && O < 64 ? node__row_block(I, ld) : I;
+    for (size_t i0 = 0; i0 < I; i0 += rb) {
+        size_t n = I - i0 < rb ? I - i0 : rb;
+        double *restrict g = G + i0 * ld;
+        if (D && ld != 1 && O <= SMALLK_MAX) {   /* the product of act' in the stores */
+            smallk[O](n, ld, W + i0, 1, I, Dl, ld, g, ld, NULL, D + i0 * ld);
+            continue;
+        }
+        if (rb == I)
+            node__layer_bwd_x(O, I, ld, W, Dl, G, pack);
+        else
+            gemm(n, O, ld, W + i0, 1, I, Dl, ld, g, ld, NULL, 0, pack);
+        if (D) {
+            const double *restrict d = D + i0 * ld;
+            for (size_t j = 0; j < n * ld; j++)
+                g[j] *= d[j];
+        }
     }
 }
 
@@ -292,6 +409,81 @@ GRADW(2, 4)
 GRADW(2, 2)
 GRADW(2, 1)
 GRADW(1, 1)
+
+/* The lane sums of a short batch (ld = 8 NV): each row of Δ, its last vector's
+   padding masked, stays in registers while every row of X (its last vector masked
+   too) meets it: T[8 (o I + i) + l] and Tb[8 o + l], summed over the vectors in
+   order, as the blocks above (the same bits). */
+#define NARROWB(NV)                                                                    \
+    static void narrowb_##NV(size_t O, size_t I, size_t B, size_t ld,                  \
+                             const double *restrict Dl, const double *restrict X,      \
+                             double *restrict T, double *restrict Tb)                  \
+    {                                                                                  \
+        uint64_t mk[8];                                                                \
+        for (int l = 0; l < 8; l++)                                                    \
+            mk[l] = 8 * (NV - 1) + (size_t)l < B ? ~(uint64_t)0 : 0;                   \
+        for (size_t o = 0; o < O; o++) {                                               \
+            double d[NV][8];                                                           \
+            for (int v = 0; v < NV; v++)                                               \
+                for (int l = 0; l < 8; l++)                                            \
+                    d[v][l] = Dl[o * ld + 8 * v + l];                                  \
+            for (int l = 0; l < 8; l++)                                                \
+                d[NV - 1][l] = masked(d[NV - 1][l], mk[l]);                            \
+            for (int l = 0; l < 8; l++) {                                              \
+                double acc = 0.0;                                                      \
+                for (int v = 0; v < NV; v++)                                           \
+                    acc = NODE__FMA(d[v][l], 1.0, acc);                                \
+                Tb[8 * o + l] = acc;                                                   \
+            }                                                                          \
+            for (size_t i = 0; i < I; i++) {                                           \
+                const double *restrict x = X + i * ld;                                 \
+                double acc[8];                                                         \
+                for (int l = 0; l < 8; l++)                                            \
+                    acc[l] = 0.0;                                                      \
+                for (int v = 0; v + 1 < NV; v++)                                       \
+                    for (int l = 0; l < 8; l++)                                        \
+                        acc[l] = NODE__FMA(d[v][l], x[8 * v + l], acc[l]);             \
+                for (int l = 0; l < 8; l++)                                            \
+                    acc[l] = NODE__FMA(d[NV - 1][l],                                   \
+                                       masked(x[8 * (NV - 1) + l], mk[l]), acc[l]);    \
+                for (int l = 0; l < 8; l++)                                            \
+                    T[8 * (o * I + i) + l] = acc[l];                                   \
+            }                                                                          \
+        }                                                                              \
+    }
+
+NARROWB(1)
+NARROWB(2)
+NARROWB(3)
+NARROWB(4)
+
+typedef void (*narrowb_fn)(size_t, size_t, size_t, size_t, const double *, const double *,
+                           double *, double *);
+static const narrowb_fn narrowb[5] = { NULL, narrowb_1, narrowb_2, narrowb_3, narrowb_4 };
+#define NARROWB_MAX 4
+
+/* T[8 r + l] = Σ_{b < B8, b ≡ l mod 8} Δ[r ld + b] for MR rows (B8 a multiple of 8),
+   each lane summed in the order of b.  Written as multiply-adds by 1 (exact: the
+   same sums): GCC 12 vectorizes the plain additions across b, in 2-wide pieces. */
+#define ROWSUM(MR)                                                                     \
+    static void rowsum_##MR(size_t B8, const double *restrict Dl, size_t ld,           \
+                            double *restrict T)                                        \
+    {                                                                                  \
+        double acc[MR][8];                                                             \
+        for (int r = 0; r < MR; r++)                                                   \
+            for (int l = 0; l < 8; l++)                                                \
+                acc[r][l] = 0.0;                                                       \
+        for (size_t b = 0; b < B8; b += 8)                                             \
+            for (int r = 0; r < MR; r++)                                               \
+                for (int l = 0; l < 8; l++)                                            \
+                    acc[r][l] = NODE__FMA(Dl[r * ld + b + l], 1.0, acc[r][l]);         \
+        for (int r = 0; r < MR; r++)                                                   \
+            for (int l = 0; l < 8; l++)                                                \
+                T[8 * r + l] = acc[r][l];                                              \
+    }
+
+ROWSUM(4)
+ROWSUM(1)
 
 /* g[p] (+)= Σ_l T[8p + l]: the compiler turns the stride-8 groups into a
    transposition in registers, eight pairs per pass. */
@@ -373,6 +565,12 @@ void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld, const double *re
     /* Small products: lane sums for every (o, i) pair and every o, then all the
        horizontal sums in one vectorized pass.  scratch: 8 O (I + 1) doubles. */
     double *restrict T = scratch, *restrict Tb = scratch + 8 * O * I;
+    if (ld <= 8 * NARROWB_MAX) {   /* a few vectors per row: one row of Δ at a time */
+        narrowb[ld / 8](O, I, B, ld, Dl, X, T, Tb);
+        sum_lanes(O * I, T, gW, add);
+        sum_lanes(O, Tb, gb, add);
+        return;
+    }
     /* Called through a pointer: inlined copies of these blocks lose their
        accumulators to the stack under GCC 12. */
     typedef void (*gradw_fn)(size_t, size_t, size_t, const double *, const double *,
@@ -391,14 +589,13 @@ void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld, const double *re
     }
     size_t o;
     size_t B8 = B & ~(size_t)7;
-    for (o = 0; o < O; o++) {
-        const double *d = Dl + o * ld;
-        double acc[8] = { 0 };
-        for (size_t b = 0; b < B8; b += 8)
-            for (int l = 0; l < 8; l++)
-                acc[l] += d[b + l];
-        for (int l = 0; l < 8; l++)
-            Tb[8 * o + l] = acc[l];
+    /* Row sums of Δ for gb, four rows at a time: one row alone is a chain of
+       dependent additions (its latency, not the adder's rate, set the pace). */
+    for (o = 0; o < O;) {   /* through a pointer, as the blocks above */
+        size_t mr = O - o >= 4 ? 4 : 1;
+        void (*fn)(size_t, const double *, size_t, double *) = mr == 4 ? rowsum_4 : rowsum_1;
+        fn(B8, Dl + o * ld, ld, Tb + 8 * o);
+        o += mr;
     }
     if (B8 < B)   /* the last partial vector, its padding selected away */
         for (o = 0; o < O; o++) {

@@ -183,10 +183,14 @@ static bool ws_need(const node_mlp *m, size_t ld, size_t *need)
     /* Small weight gradients keep lane sums; counted for every padded batch from
        the smallest (8) on, so that the need grows with the batch and a
        reservation serves every smaller batch too. */
-    for (size_t k = 0; k < m->nlayers; k++) {
-        size_t O = m->sizes[k + 1], I = m->fan_in[k];
-        if (ld > 1 && !node__bwdw_transposed(O, I, 8) && 8 * O * (I + 1) > scratch)
-            scratch = 8 * O * (I + 1);   /* below 16k products: no overflow */
+    for (size_t k = 0; k < m->nlayers && ld > 1; k++) {
+        size_t O = m->sizes[k + 1], I = m->fan_in[k], lanes;
+        if (node__bwdw_transposed(O, I, 8))
+            continue;
+        if (!node__mul_ok(8 * O, I + 1, &lanes))   /* 8 O: O is at most maxw */
+            return false;
+        if (lanes > scratch)
+            scratch = lanes;
     }
     return node__add_ok(main, scratch, need);
 }
@@ -203,7 +207,7 @@ node_status node__mlp_ws_reserve(const node_mlp *m, node_mlp_ws *w, size_t batch
        arrays could not exist either); the workspace itself serves one chunk. */
     size_t need;
     if (!ws_need(m, node__lead_dim(batch), &need) || need > SIZE_MAX / sizeof(double)
-        || !ws_need(m, node__lead_dim(batch < NODE__CHUNK ? batch : NODE__CHUNK), &need))
+        || (batch > NODE__CHUNK && !ws_need(m, node__lead_dim(NODE__CHUNK), &need)))
         return NODE_ENOMEM;
     return node__mlp_ws_grow(w, need);
 }

@@ -134,6 +134,8 @@ typedef struct node__nn_kernels {
     void (*pass_rows)(const node_mlp *m, double *ws, size_t batch, const double *tv,
                       const double *x, const double *a, double *y, double *vjp_x,
                       double *vjp_p);
+    void (*layer_bwd_xd)(size_t O, size_t I, size_t ld, const double *W, const double *Dl,
+                         const double *D, double *G, double *pack);
 } node__nn_kernels;
 
 extern NODE__HIDDEN const node__nn_kernels node__nn_kernels_generic;
@@ -183,6 +185,7 @@ static inline size_t node__lead_dim(size_t batch);
 #define node__expm1_array   NODE__KERNEL(node__expm1_array)
 #define node__layer_fwd     NODE__KERNEL(node__layer_fwd)
 #define node__layer_bwd_x   NODE__KERNEL(node__layer_bwd_x)
+#define node__layer_bwd_xd  NODE__KERNEL(node__layer_bwd_xd)
 #define node__layer_bwd_w   NODE__KERNEL(node__layer_bwd_w)
 #define node__transpose     NODE__KERNEL(node__transpose)
 
@@ -216,6 +219,11 @@ NODE__HIDDEN void node__layer_fwd(size_t O, size_t I, size_t ld, const double *W
 /* G (I × ld) = Wᵀ Δ, Δ O × ld. */
 NODE__HIDDEN void node__layer_bwd_x(size_t O, size_t I, size_t ld, const double *W,
                                     const double *Dl, double *G, double *pack);
+/* G (I × ld) = (Wᵀ Δ) ⊙ D (D I × ld; NULL: G = Wᵀ Δ): the reverse pass's next Δ
+   in one product, blocks of rows multiplied while they are in L1 when O is small. */
+NODE__HIDDEN void node__layer_bwd_xd(size_t O, size_t I, size_t ld, const double *W,
+                                     const double *Dl, const double *D, double *G,
+                                     double *pack);
 /* gW (O × I) = Δ Xᵀ and gb (O) = Δ 1 (add: +=), summed over the first B columns
    (whatever the padding columns hold; with B > 1, ld >= B rounded up to 8).
    scratch holds (B + I) · node__padw(O) + NODE__PACK doubles when
@@ -225,13 +233,31 @@ NODE__HIDDEN void node__layer_bwd_w(size_t O, size_t I, size_t B, size_t ld,
                                     double *gb, double *scratch, int add);
 
 /* Does the weight gradient of an O × I layer over B columns go through the
-   transposed product?  Past ~16k multiply-adds the transposition pays (measured). */
+   transposed product?  Past ~16k multiply-adds the transposition pays (measured),
+   but only when both sides are wide: the product's columns are the outputs (fewer
+   than 17 leave it 2-row blocks of 8 columns, 4x slower than the lane sums) and its
+   rows the inputs.  Batches of 2-7 count as 8: the choice for them is the one for
+   8 columns, so that a workspace sized by the answer for B = 8 (lane sums need
+   8 O (I + 1) doubles, more than the product's scratch of a short batch) serves
+   every batch (main sized it so but took lane sums below 8: an overrun). */
 #ifndef NODE__BWDW_TRANSPOSE_MIN
 #  define NODE__BWDW_TRANSPOSE_MIN 16384.0
 #endif
 static inline int node__bwdw_transposed(size_t O, size_t I, size_t B)
 {
-    return B >= 8 && (double)O * (double)I * (double)B >= NODE__BWDW_TRANSPOSE_MIN;
+    return B >= 2 && O > 16 && I >= 8
+           && (double)O * (double)I * (double)(B < 8 ? 8 : B) >= NODE__BWDW_TRANSPOSE_MIN;
+}
+
+/* Rows of a layer's output handled per block by the fused products (the forward
+   product with its activation, the input gradient with act'), so that a block
+   (rows × ld doubles) is still in L1 when its second step reads it: about 32 KiB,
+   whole vectors of rows, at least 8. */
+static inline size_t node__row_block(size_t rows, size_t ld)
+{
+    size_t rb = (4096 / ld) & ~(size_t)7;
+    rb = rb < 8 ? 8 : rb;
+    return rb < rows ? rb : rows;
 }
 
 /* A row length of n doubles rounded up to whole vectors, and moved off multiples

@@ -51,8 +51,15 @@ static void run(const node_mlp *m, double *ws, size_t B, size_t ld, double t, co
         const double *W = m->theta + m->woff[k];
         double *D = Y + O * ld;
         size_t ix = m->act_ix[k];
-        node__layer_fwd(O, I, ld, W, W + O * I, in, Y, scratch);
-        node__act_kernels[ix](O * ld, Y, grad && !node__act_registry[ix].unit_slope ? D : NULL);
+        bool want_d = grad && !node__act_registry[ix].unit_slope;
+        /* Narrow inputs: the product is mostly its stores, so each block of rows
+           goes through the activation while it is in L1. */
+        size_t rb = ld != 1 && I < 64 ? node__row_block(O, ld) : O;
+        for (size_t o0 = 0; o0 < O; o0 += rb) {
+            size_t n = O - o0 < rb ? O - o0 : rb;
+            node__layer_fwd(n, I, ld, W + o0 * I, W + O * I + o0, in, Y + o0 * ld, scratch);
+            node__act_kernels[ix](n * ld, Y + o0 * ld, want_d ? D + o0 * ld : NULL);
+        }
         in = Y;
         Y = D + O * ld;
     }
@@ -62,30 +69,35 @@ static void run(const node_mlp *m, double *ws, size_t B, size_t ld, double t, co
     if (!grad)
         return;
 
-    /* Reverse pass: Δ_k = (Wᵀ_{k+1} Δ_{k+1}) ⊙ act'_k, starting from a. */
+    /* Reverse pass: Δ_k = (Wᵀ_{k+1} Δ_{k+1}) ⊙ act'_k, starting from a; the
+       product and act'_k in one kernel (node__layer_bwd_xd). */
     double *Dl = d1, *G = d2;
     node__transpose(B, nL, a, nL, Dl, ld);
     zero_pad(nL, B, ld, Dl);
+    double *Yk = buf;                              /* Y_k: Y_{L-1} first */
+    for (size_t j = 0; j + 1 < L; j++)
+        Yk += 2 * m->sizes[j + 1] * ld;
+    if (!node__act_registry[m->act_ix[L - 1]].unit_slope) {
+        double *restrict dl = Dl;   /* Δ and D are distinct workspace rows */
+        const double *restrict D = Yk + nL * ld;
+        for (size_t j = 0; j < nL * ld; j++)
+            dl[j] *= D[j];
+    }
     for (size_t k = L; k-- > 0;) {
         size_t O = m->sizes[k + 1], I = m->fan_in[k];
         const double *W = m->theta + m->woff[k];
-        double *Yk = buf;
-        for (size_t j = 0; j < k; j++)
-            Yk += 2 * m->sizes[j + 1] * ld;
-        const double *D = Yk + O * ld;
-        const double *Xk = k == 0 ? X0 : Yk - 2 * I * ld;   /* Y_{k-1} */
-        if (!node__act_registry[m->act_ix[k]].unit_slope) {
-            double *restrict dl = Dl;   /* Δ and D are distinct workspace rows */
-            for (size_t j = 0; j < O * ld; j++)
-                dl[j] *= D[j];
-        }
+        double *Yprev = k == 0 ? NULL : Yk - 2 * I * ld;   /* Y_{k-1} */
+        const double *Xk = k == 0 ? X0 : Yprev;
         if (vjp_p) {
             double *gW = vjp_p + m->woff[k];
             node__layer_bwd_w(O, I, B, ld, Dl, Xk, gW, gW + O * I, scratch, add);
         }
         if (k == 0 && !vjp_x && !vjp_t)
             break;
-        node__layer_bwd_x(O, I, ld, W, Dl, G, scratch);
+        const double *Dprev = k > 0 && !node__act_registry[m->act_ix[k - 1]].unit_slope
+                              ? Yprev + I * ld : NULL;
+        node__layer_bwd_xd(O, I, ld, W, Dl, Dprev, G, scratch);
+        Yk = Yprev;
         double *tmp = Dl;
         Dl = G;
         G = tmp;
@@ -169,4 +181,5 @@ const node__nn_kernels NODE__KERNEL(node__nn_kernels) = {
     node__layer_bwd_x,
     node__layer_bwd_w,
     pass_rows,
+    node__layer_bwd_xd,
 };
