@@ -45,13 +45,18 @@ static void act_identity(size_t n, double *restrict y, double *restrict d)
             d[i] = 1.0;
 }
 
+/* With d: tanh and tanh' from one exponential (vmath.h: tanh_d_core). */
 static void act_tanh(size_t n, double *restrict y, double *restrict d)
 {
-    for (size_t i = 0; i < n; i++)
-        y[i] = tanh_core(y[i]);
-    if (d)   /* 1 - y², as (1-y)(1+y): 1-y is exact for |y| >= 1/2 */
+    if (d)
+        for (size_t i = 0; i < n; i++) {
+            double di;
+            y[i] = tanh_d_core(y[i], &di);
+            d[i] = di;
+        }
+    else
         for (size_t i = 0; i < n; i++)
-            d[i] = (1.0 - y[i]) * (1.0 + y[i]);
+            y[i] = tanh_core(y[i]);
 }
 
 static void act_relu(size_t n, double *restrict y, double *restrict d)
@@ -88,16 +93,28 @@ static void act_sigmoid(size_t n, double *restrict y, double *restrict d)
     }
 }
 
+/* elu = expm1(z) and elu' = e^z for z <= 0, both from one exponential; e^z keeps
+   its relative accuracy down to the subnormals (expm1 + 1 would lose it below
+   z ≈ -1). */
 static void act_elu(size_t n, double *restrict y, double *restrict d)
 {
-    for (size_t i = 0; i < n; i++) {
-        double z = y[i];
-        double zc = z < -40.0 ? -40.0 : (z > 0.0 ? 0.0 : z);
-        double e = expm1_core(zc);
-        y[i] = z > 0.0 ? z : e;
-        if (d)
-            d[i] = z > 0.0 ? 1.0 : e + 1.0;
-    }
+    if (d)
+        for (size_t i = 0; i < n; i++) {
+            double z = y[i];
+            double zc = z > 0.0 ? 0.0 : z;
+            zc = zc < -746.0 ? -746.0 : zc;
+            double em1, ez = exp_expm1_neg_core(zc, &em1);
+            y[i] = z > 0.0 ? z : em1;
+            d[i] = z > 0.0 ? 1.0 : ez;
+        }
+    else
+        for (size_t i = 0; i < n; i++) {
+            double z = y[i];
+            double zc = z > 0.0 ? 0.0 : z;
+            zc = zc < -40.0 ? -40.0 : zc;
+            double e = expm1_core(zc);
+            y[i] = z > 0.0 ? z : e;
+        }
 }
 
 /* z σ(z); derivative σ(z) (1 + z σ(-z)). */
