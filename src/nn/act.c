@@ -85,17 +85,14 @@ static void act_softplus(size_t n, double *restrict y, double *restrict d)
 static void act_sigmoid(size_t n, double *restrict y, double *restrict d)
 {
     for (size_t i = 0; i < n; i++) {
-        double sp, sm;
-        sigmoid_core(y[i], &sp, &sm);
+        double sp, sm, dd;
+        sigmoid_core_d(y[i], &sp, &sm, &dd);
         y[i] = sp;
         if (d)
-            d[i] = sp * sm;                       /* σ(z) σ(-z), no 1 - σ cancellation */
+            d[i] = dd;                            /* σ(z) σ(-z), no 1 - σ cancellation */
     }
 }
 
-/* elu = expm1(z) and elu' = e^z for z <= 0, both from one exponential; e^z keeps
-   its relative accuracy down to the subnormals (expm1 + 1 would lose it below
-   z ≈ -1). */
 static void act_elu(size_t n, double *restrict y, double *restrict d)
 {
     if (d)
@@ -103,7 +100,7 @@ static void act_elu(size_t n, double *restrict y, double *restrict d)
             double z = y[i];
             double zc = z > 0.0 ? 0.0 : z;
             zc = zc < -746.0 ? -746.0 : zc;
-            double em1, ez = exp_expm1_neg_core(zc, &em1);
+            double s1, em1, ez = exp_neg_split(zc, &s1, &em1) * s1;
             y[i] = z > 0.0 ? z : em1;
             d[i] = z > 0.0 ? 1.0 : ez;
         }
@@ -117,15 +114,29 @@ static void act_elu(size_t n, double *restrict y, double *restrict d)
         }
 }
 
-/* z σ(z); derivative σ(z) (1 + z σ(-z)). */
+/* z σ(z), from (z E2 or z) / (1 + e) by quot with z E2's exact rounding error, so
+   that only E2's own error remains; derivative σ(z) (1 + z σ(-z)).  Where σ(z) may
+   underflow (z < 0), the products are formed with its normal part and scaled last,
+   so that they round once (vmath.h: sigmoid_parts); z is clamped to ±760 (σ's
+   clamp) where σ(z) or σ(-z) is 0 to the last bit: silu(-Inf) = -0, silu'(±Inf) =
+   0, 1; silu(z) = z past 760. */
 static void act_silu(size_t n, double *restrict y, double *restrict d)
 {
     for (size_t i = 0; i < n; i++) {
-        double z = y[i], sp, sm;
-        sigmoid_core(z, &sp, &sm);
-        y[i] = z * sp;
-        if (d)
-            d[i] = sp * NODE__FMA(z, sm, 1.0);
+        double z = y[i];
+        double s1, den, den_err, qq, E2 = sigmoid_parts(z, &s1, &den, &den_err, &qq);
+        double zc = z < -SIG_CLAMP ? -SIG_CLAMP : (z > SIG_CLAMP ? SIG_CLAMP : z);
+        double ze = zc * E2, ze_err = NODE__FMA(zc, E2, -ze);
+        int pos = z >= 0.0;
+        double sc = pos ? 1.0 : s1;
+        double v = quot(pos ? zc : ze, pos ? 0.0 : ze_err, den, den_err, qq) * sc;
+        y[i] = z > SIG_CLAMP ? z : v;
+        if (d) {
+            double q = quot(1.0, 0.0, den, den_err, qq);
+            double eq = quot(E2, 0.0, den, den_err, qq);        /* σ(-|z|) / s1 */
+            double sn = pos ? q : eq, sm = pos ? eq * s1 : q;    /* σ(z) = sn sc */
+            d[i] = (sn * NODE__FMA(zc, sm, 1.0)) * sc;
+        }
     }
 }
 
@@ -184,16 +195,21 @@ static void act2_elu(size_t n, double *restrict zdd, const double *restrict y,
         zdd[i] = zdd[i] > 0.0 ? 0.0 : d[i];
 }
 
-/* silu'' = s (1 - s) (2 + z (1 - 2 s)), s = σ(z), with s(1 - s) = σ(z) σ(-z). */
+/* silu'' = s (1 - s) (2 + z (1 - 2 s)), s = σ(z), with s(1 - s) = σ(z) σ(-z) scaled
+   last (see act_silu). */
 static void act2_silu(size_t n, double *restrict zdd, const double *restrict y,
                       const double *restrict d)
 {
     (void)y;
     (void)d;
     for (size_t i = 0; i < n; i++) {
-        double z = zdd[i], sp, sm;
-        sigmoid_core(z, &sp, &sm);
-        zdd[i] = sp * sm * NODE__FMA(z, sm - sp, 2.0);
+        double z = zdd[i];
+        double s1, den, den_err, qq, E2 = sigmoid_parts(z, &s1, &den, &den_err, &qq);
+        double zc = z < -SIG_CLAMP ? -SIG_CLAMP : (z > SIG_CLAMP ? SIG_CLAMP : z);
+        double q = quot(1.0, 0.0, den, den_err, qq);
+        double eq = quot(E2, 0.0, den, den_err, qq);            /* σ(-|z|) / s1 */
+        double small = eq * s1, sp = z >= 0.0 ? q : small, sm = z >= 0.0 ? small : q;
+        zdd[i] = ((eq * q) * NODE__FMA(zc, sm - sp, 2.0)) * s1;
     }
 }
 
