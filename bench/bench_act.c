@@ -106,8 +106,8 @@ int main(int argc, char **argv)
         return 2;
     }
     (void)measure_fma_peak;   /* bench_machine.h: not needed here */
-    int reps = quick ? 2 : 9;
-    double min_s = quick ? 0.002 : 0.02;
+    int reps = quick ? 2 : 60;
+    double min_s = quick ? 0.002 : 0.008;
     static const size_t sizes[2] = { 1000, 65536 };
     enum { NMAX = 65536 };
     double *z = malloc(NMAX * sizeof *z), *y = malloc(NMAX * sizeof *y);

@@ -121,6 +121,16 @@ static inline double exp_parts(double u, double *s)
     return expm1_poly(r);
 }
 
+/* (num + num_err) / (den + den_err), with qq = 1 / den: the rounded quotient and one
+   correction from its exact residual (fused multiply-add), so that the roundings
+   of qq, den and num cost nothing (first order in the small errors). */
+static inline double quot(double num, double num_err, double den, double den_err, double qq)
+{
+    double y = num * qq;
+    double rho = NODE__FMA(-y, den, num) + num_err;
+    return NODE__FMA(NODE__FMA(-y, den_err, rho), qq, y);
+}
+
 /* tanh(x) = sign(x) e / (e + 2) for |x| < atanh(1/2), sign(x) (1 - 2 / (e + 2))
    above, with e = expm1(2|x|) = 2^k p + (2^k - 1) and e + 2 = 2^k p + (2^k + 1):
    no cancellation anywhere (tests/test_act_accuracy.c measures the ulps).  With it, in *d, tanh'(x) = 1 - tanh² = 4 E / (E + 1)² with E = e^{2|x|}
@@ -142,10 +152,8 @@ static inline double tanh_d_core(double x, double *d)
     /* Below tanh = 1/2 (k <= 2, |s ± 1| >= |sp|): e / (e + 2) from the rounded
        quotient, its exact residual, and the rounding errors of e and e + 2
        (Fast2Sum), so that only p's error remains. */
-    double ys = num * q;
     double num_err = sp - (num - (s - 1.0)), den_err = sp - (den - (s + 1.0));
-    double rho = NODE__FMA(-ys, den, num) + num_err;
-    ys = NODE__FMA(NODE__FMA(-ys, den_err, rho), q, ys);
+    double ys = quot(num, num_err, den, den_err, q);
     /* Above, 1 - 2q: the errors of q shrink with 2q. */
     double y = ax > 0.5493 ? NODE__FMA(-2.0, q, 1.0) : ys;
     return copysign(y, x);                        /* NaN in, NaN out */
@@ -180,27 +188,19 @@ static inline double sigmoid_parts(double x, double *s1, double *den, double *de
     return E2;
 }
 
-/* (num + num_err) / (den + den_err), with qq = 1 / den: the rounded quotient and one
-   correction from its exact residual (fused multiply-add), so that the roundings
-   of qq, den and num cost nothing (first order in the small errors). */
-static inline double quot(double num, double num_err, double den, double den_err, double qq)
-{
-    double y = num * qq;
-    double rho = NODE__FMA(-y, den, num) + num_err;
-    return NODE__FMA(NODE__FMA(-y, den_err, rho), qq, y);
-}
-
-/* σ(x) and σ(-x), each within ~1 ulp (tests/test_act_accuracy.c), and in *dd,
-   σ'(x) = σ(x) σ(-x) = E2 s1 / (1 + e)², rounded once where it underflows. */
+/* σ(x) and σ(-x), each within ~1.5 ulp (tests/test_act_accuracy.c), and in *dd,
+   σ'(x) = σ(x) σ(-x) = E2 s1 / (1 + e)², rounded once where it underflows.  σ(x)
+   is one quotient (its numerator chosen by the sign of x); σ(-x) and σ' need the
+   other (dead code where unused). */
 static inline void sigmoid_core_d(double x, double *sp, double *sm, double *dd)
 {
     double s1, den, den_err, qq, E2 = sigmoid_parts(x, &s1, &den, &den_err, &qq);
-    double q = quot(1.0, 0.0, den, den_err, qq);
-    double eq = quot(E2, 0.0, den, den_err, qq);             /* σ(-|x|) / s1 */
-    double small = eq * s1;
-    *sp = x >= 0.0 ? q : small;
-    *sm = x >= 0.0 ? small : q;
-    *dd = (eq * q) * s1;
+    int pos = x >= 0.0;
+    double a = quot(pos ? 1.0 : E2, 0.0, den, den_err, qq);   /* σ(x) / sc */
+    double b = quot(pos ? E2 : 1.0, 0.0, den, den_err, qq);   /* σ(-x) / sc' */
+    *sp = pos ? a : a * s1;
+    *sm = pos ? b * s1 : b;
+    *dd = (a * b) * s1;
 }
 
 /* σ(x) and σ(-x) (the derivative is dead code here). */
