@@ -107,6 +107,7 @@ static const node_activation fn_act[NFN] = { NODE_ACT_TANH, NODE_ACT_SIGMOID, NO
 typedef struct ref {
     long double v[3], s[3];
     long double inv_ulp[3];   /* 1 / ulp_of(s[k]) */
+    double rounded[3];        /* v[k] rounded to double: within 0.5 ulp, not timed */
 } ref;
 
 static ref reference(int fn, double xd)
@@ -151,8 +152,10 @@ static ref reference(int fn, double xd)
             r.s[k] = r.v[k];
         break;
     }
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 3; k++) {
         r.inv_ulp[k] = 1.0L / ulp_of(r.s[k]);
+        r.rounded[k] = (double)r.v[k];
+    }
     return r;
 }
 
@@ -189,17 +192,23 @@ static void sweep(worst w[NODE__NISA][NFN])
                 kern->act[ai](n, y, d);
                 memcpy(dd, x, n * sizeof *x);
                 kern->act2[ai](n, dd, y, d);
-                /* The value does not depend on whether d is asked for. */
-                memcpy(y2, x, n * sizeof *x);
-                kern->act[ai](n, y2, NULL);
-                assert_memory_equal(y, y2, n * sizeof *y);
-                if (fn == TANH || fn == SIGMOID) {   /* and the array functions agree */
-                    (fn == TANH ? kern->tanh_array : kern->sigmoid_array)(n, x, y2);
+                /* The value does not depend on whether d is asked for, and the
+                   array functions agree (every 8th chunk of the even sweep, and
+                   all the special points: a Debug build runs this at -O0). */
+                if (c0 % (8 * CHUNK) == 0 || c0 + n > NUNI) {
+                    memcpy(y2, x, n * sizeof *x);
+                    kern->act[ai](n, y2, NULL);
                     assert_memory_equal(y, y2, n * sizeof *y);
+                    if (fn == TANH || fn == SIGMOID) {
+                        (fn == TANH ? kern->tanh_array : kern->sigmoid_array)(n, x, y2);
+                        assert_memory_equal(y, y2, n * sizeof *y);
+                    }
                 }
                 for (size_t i = 0; i < n; i++) {
                     const double got[3] = { y[i], d[i], dd[i] };
                     for (int k = 0; k < 3; k++) {
+                        if (got[k] == r[fn][i].rounded[k])
+                            continue;   /* correctly rounded (the common case) */
                         double u = ulps(got[k], r[fn][i].v[k], r[fn][i].inv_ulp[k]);
                         if (fn == TANH && k > 0 && fabs(x[i]) > 354.0 &&
                             fabsl(r[fn][i].v[k]) < 3e-307L && fabs(got[k]) < 3e-307)
