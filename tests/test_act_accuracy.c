@@ -159,6 +159,17 @@ static ref reference(int fn, double xd)
     return r;
 }
 
+/* One level's kernels of fn over x[0..n): y = act(x), d = act'(x), dd = act''(x). */
+static void run_kernels(const node__nn_kernels *kern, int fn, size_t n, const double *x,
+                        double *y, double *d, double *dd)
+{
+    size_t ai = node__act_index((int64_t)fn_act[fn]);
+    memcpy(y, x, n * sizeof *x);
+    kern->act[ai](n, y, d);
+    memcpy(dd, x, n * sizeof *x);
+    kern->act2[ai](n, dd, y, d);
+}
+
 /* ---- the sweep ------------------------------------------------------------------- */
 
 typedef struct worst {
@@ -187,17 +198,13 @@ static void sweep(worst w[NODE__NISA][NFN])
                 continue;
             const node__nn_kernels *kern = node__nn_kernels_for((node__isa)isa);
             for (int fn = 0; fn < NFN; fn++) {
-                size_t ai = node__act_index((int64_t)fn_act[fn]);
-                memcpy(y, x, n * sizeof *x);
-                kern->act[ai](n, y, d);
-                memcpy(dd, x, n * sizeof *x);
-                kern->act2[ai](n, dd, y, d);
+                run_kernels(kern, fn, n, x, y, d, dd);
                 /* The value does not depend on whether d is asked for, and the
                    array functions agree (every 8th chunk of the even sweep, and
                    all the special points: a Debug build runs this at -O0). */
                 if (c0 % (8 * CHUNK) == 0 || c0 + n > NUNI) {
                     memcpy(y2, x, n * sizeof *x);
-                    kern->act[ai](n, y2, NULL);
+                    kern->act[node__act_index((int64_t)fn_act[fn])](n, y2, NULL);
                     assert_memory_equal(y, y2, n * sizeof *y);
                     if (fn == TANH || fn == SIGMOID) {
                         (fn == TANH ? kern->tanh_array : kern->sigmoid_array)(n, x, y2);
@@ -277,12 +284,9 @@ static void test_activation_special_values(void **state)
             continue;
         const node__nn_kernels *kern = node__nn_kernels_for((node__isa)isa);
         for (int fn = 0; fn < NFN; fn++) {
-            size_t ai = node__act_index((int64_t)fn_act[fn]);
-            double x[5] = { 0.0, -0.0, INFINITY, -INFINITY, NAN }, y[5], d[5], dd[5];
-            memcpy(y, x, sizeof y);
-            kern->act[ai](5, y, d);
-            memcpy(dd, x, sizeof dd);
-            kern->act2[ai](5, dd, y, d);
+            const double x[5] = { 0.0, -0.0, INFINITY, -INFINITY, NAN };
+            double y[5], d[5], dd[5];
+            run_kernels(kern, fn, 5, x, y, d, dd);
             assert_true(isnan(y[4]) && isnan(d[4]) && isnan(dd[4]));
             assert_true(y[0] == 0.0 || fn == SIGMOID);
             switch (fn) {

@@ -132,8 +132,7 @@ static void act_silu(size_t n, double *restrict y, double *restrict d)
         double v = quot(pos ? zc : ze, pos ? 0.0 : ze_err, den, den_err, qq) * sc;
         y[i] = z > SIG_CLAMP ? z : v;
         if (d) {
-            double q = quot(1.0, 0.0, den, den_err, qq);
-            double eq = quot(E2, 0.0, den, den_err, qq);        /* σ(-|z|) / s1 */
+            double q = recip(qq, den_err), eq = E2 * q;          /* σ(-|z|) / s1 */
             double sn = pos ? q : eq, sm = pos ? eq * s1 : q;    /* σ(z) = sn sc */
             d[i] = (sn * NODE__FMA(zc, sm, 1.0)) * sc;
         }
@@ -206,8 +205,7 @@ static void act2_silu(size_t n, double *restrict zdd, const double *restrict y,
         double z = zdd[i];
         double s1, den, den_err, qq, E2 = sigmoid_parts(z, &s1, &den, &den_err, &qq);
         double zc = z < -SIG_CLAMP ? -SIG_CLAMP : (z > SIG_CLAMP ? SIG_CLAMP : z);
-        double q = quot(1.0, 0.0, den, den_err, qq);
-        double eq = quot(E2, 0.0, den, den_err, qq);            /* σ(-|z|) / s1 */
+        double q = recip(qq, den_err), eq = E2 * q;              /* σ(-|z|) / s1 */
         double small = eq * s1, sp = z >= 0.0 ? q : small, sm = z >= 0.0 ? small : q;
         zdd[i] = ((eq * q) * NODE__FMA(zc, sm - sp, 2.0)) * s1;
     }

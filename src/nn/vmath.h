@@ -188,16 +188,22 @@ static inline double sigmoid_parts(double x, double *s1, double *den, double *de
     return E2;
 }
 
-/* σ(x) and σ(-x), each within ~1.5 ulp (tests/test_act_accuracy.c), and in *dd,
-   σ'(x) = σ(x) σ(-x) = E2 s1 / (1 + e)², rounded once where it underflows.  σ(x)
-   is one quotient (its numerator chosen by the sign of x); σ(-x) and σ' need the
-   other (dead code where unused). */
+/* 1 / (den + den_err) from qq = 1 / den, to first order in den_err (within about an
+   ulp: for the derivatives). */
+static inline double recip(double qq, double den_err)
+{
+    return NODE__FMA(-(qq * qq), den_err, qq);
+}
+
+/* σ(x) within ~1.5 ulp (one quot, its numerator chosen by the sign of x), σ(-x)
+   within ~2 (tests/test_act_accuracy.c), and in *dd, σ'(x) = σ(x) σ(-x) =
+   E2 s1 / (1 + e)², rounded once where it underflows (dead code where unused). */
 static inline void sigmoid_core_d(double x, double *sp, double *sm, double *dd)
 {
     double s1, den, den_err, qq, E2 = sigmoid_parts(x, &s1, &den, &den_err, &qq);
     int pos = x >= 0.0;
     double a = quot(pos ? 1.0 : E2, 0.0, den, den_err, qq);   /* σ(x) / sc */
-    double b = quot(pos ? E2 : 1.0, 0.0, den, den_err, qq);   /* σ(-x) / sc' */
+    double b = (pos ? E2 : 1.0) * recip(qq, den_err);        /* σ(-x) / sc' */
     *sp = pos ? a : a * s1;
     *sm = pos ? b * s1 : b;
     *dd = (a * b) * s1;
