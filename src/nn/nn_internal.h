@@ -13,10 +13,14 @@
 
 /* One fused multiply-add where the hardware has it (the ISO C build does not
    contract a*b+c on its own); a plain multiply and add elsewhere, never the slow
-   software fma(). */
-#if defined(FP_FAST_FMA)
+   software fma().  The target's macros as well as FP_FAST_FMA: glibc's <math.h>
+   defines FP_FAST_FMA for GCC only, so that clang's -mfma builds ran without fused
+   multiply-adds (and gave other results than GCC's). */
+#if defined(FP_FAST_FMA) || defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+#  define NODE__HAS_FMA 1
 #  define NODE__FMA(a, b, c) fma((a), (b), (c))
 #else
+#  define NODE__HAS_FMA 0
 #  define NODE__FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
