@@ -97,9 +97,9 @@ PLANAR_INLINE void pass_dim(size_t D, const node__planar_units *k, size_t batch,
                     s[c] = NODE__FMA(wi, zt[i * CB + c], s[c]);
             }
             for (size_t c = 0; c < CB; c++) {
-                double hc = tanh_core(s[c]);
+                double d1, hc = tanh_d_core(s[c], &d1);   /* tanh and tanh' */
                 h[c] = hc;
-                h1[c] = (1.0 - hc) * (1.0 + hc);
+                h1[c] = d1;
             }
             if (eps) {
                 for (size_t c = 0; c < CB; c++)

@@ -45,13 +45,18 @@ static void act_identity(size_t n, double *restrict y, double *restrict d)
             d[i] = 1.0;
 }
 
+/* With d: tanh and tanh' from one exponential (vmath.h: tanh_d_core). */
 static void act_tanh(size_t n, double *restrict y, double *restrict d)
 {
-    for (size_t i = 0; i < n; i++)
-        y[i] = tanh_core(y[i]);
-    if (d)   /* 1 - y², as (1-y)(1+y): 1-y is exact for |y| >= 1/2 */
+    if (d)
+        for (size_t i = 0; i < n; i++) {
+            double di;
+            y[i] = tanh_d_core(y[i], &di);
+            d[i] = di;
+        }
+    else
         for (size_t i = 0; i < n; i++)
-            d[i] = (1.0 - y[i]) * (1.0 + y[i]);
+            y[i] = tanh_core(y[i]);
 }
 
 static void act_relu(size_t n, double *restrict y, double *restrict d)
@@ -80,35 +85,57 @@ static void act_softplus(size_t n, double *restrict y, double *restrict d)
 static void act_sigmoid(size_t n, double *restrict y, double *restrict d)
 {
     for (size_t i = 0; i < n; i++) {
-        double sp, sm;
-        sigmoid_core(y[i], &sp, &sm);
+        double sp, sm, dd;
+        sigmoid_core_d(y[i], &sp, &sm, &dd);
         y[i] = sp;
         if (d)
-            d[i] = sp * sm;                       /* σ(z) σ(-z), no 1 - σ cancellation */
+            d[i] = dd;                            /* σ(z) σ(-z), no 1 - σ cancellation */
     }
 }
 
 static void act_elu(size_t n, double *restrict y, double *restrict d)
 {
-    for (size_t i = 0; i < n; i++) {
-        double z = y[i];
-        double zc = z < -40.0 ? -40.0 : (z > 0.0 ? 0.0 : z);
-        double e = expm1_core(zc);
-        y[i] = z > 0.0 ? z : e;
-        if (d)
-            d[i] = z > 0.0 ? 1.0 : e + 1.0;
-    }
+    if (d)
+        for (size_t i = 0; i < n; i++) {
+            double z = y[i];
+            double zc = z > 0.0 ? 0.0 : z;
+            zc = zc < -746.0 ? -746.0 : zc;
+            double s1, em1, ez = exp_neg_split(zc, &s1, &em1) * s1;
+            y[i] = z > 0.0 ? z : em1;
+            d[i] = z > 0.0 ? 1.0 : ez;
+        }
+    else
+        for (size_t i = 0; i < n; i++) {
+            double z = y[i];
+            double zc = z > 0.0 ? 0.0 : z;
+            zc = zc < -40.0 ? -40.0 : zc;
+            double e = expm1_core(zc);
+            y[i] = z > 0.0 ? z : e;
+        }
 }
 
-/* z σ(z); derivative σ(z) (1 + z σ(-z)). */
+/* z σ(z), from (z E2 or z) / (1 + e) by quot with z E2's exact rounding error, so
+   that only E2's own error remains; derivative σ(z) (1 + z σ(-z)).  Where σ(z) may
+   underflow (z < 0), the products are formed with its normal part and scaled last,
+   so that they round once (vmath.h: sigmoid_parts); z is clamped to ±760 (σ's
+   clamp) where σ(z) or σ(-z) is 0 to the last bit: silu(-Inf) = -0, silu'(±Inf) =
+   0, 1; silu(z) = z past 760. */
 static void act_silu(size_t n, double *restrict y, double *restrict d)
 {
     for (size_t i = 0; i < n; i++) {
-        double z = y[i], sp, sm;
-        sigmoid_core(z, &sp, &sm);
-        y[i] = z * sp;
-        if (d)
-            d[i] = sp * NODE__FMA(z, sm, 1.0);
+        double z = y[i];
+        double s1, den, den_err, qq, E2 = sigmoid_parts(z, &s1, &den, &den_err, &qq);
+        double zc = z < -SIG_CLAMP ? -SIG_CLAMP : (z > SIG_CLAMP ? SIG_CLAMP : z);
+        double ze = zc * E2, ze_err = NODE__FMA(zc, E2, -ze);
+        int pos = z >= 0.0;
+        double sc = pos ? 1.0 : s1;
+        double v = quot(pos ? zc : ze, pos ? 0.0 : ze_err, den, den_err, qq) * sc;
+        y[i] = z > SIG_CLAMP ? z : v;
+        if (d) {
+            double q = recip(qq, den_err), eq = E2 * q;          /* σ(-|z|) / s1 */
+            double sn = pos ? q : eq, sm = pos ? eq * s1 : q;    /* σ(z) = sn sc */
+            d[i] = (sn * NODE__FMA(zc, sm, 1.0)) * sc;
+        }
     }
 }
 
@@ -167,16 +194,20 @@ static void act2_elu(size_t n, double *restrict zdd, const double *restrict y,
         zdd[i] = zdd[i] > 0.0 ? 0.0 : d[i];
 }
 
-/* silu'' = s (1 - s) (2 + z (1 - 2 s)), s = σ(z), with s(1 - s) = σ(z) σ(-z). */
+/* silu'' = s (1 - s) (2 + z (1 - 2 s)), s = σ(z), with s(1 - s) = σ(z) σ(-z) scaled
+   last (see act_silu). */
 static void act2_silu(size_t n, double *restrict zdd, const double *restrict y,
                       const double *restrict d)
 {
     (void)y;
     (void)d;
     for (size_t i = 0; i < n; i++) {
-        double z = zdd[i], sp, sm;
-        sigmoid_core(z, &sp, &sm);
-        zdd[i] = sp * sm * NODE__FMA(z, sm - sp, 2.0);
+        double z = zdd[i];
+        double s1, den, den_err, qq, E2 = sigmoid_parts(z, &s1, &den, &den_err, &qq);
+        double zc = z < -SIG_CLAMP ? -SIG_CLAMP : (z > SIG_CLAMP ? SIG_CLAMP : z);
+        double q = recip(qq, den_err), eq = E2 * q;              /* σ(-|z|) / s1 */
+        double small = eq * s1, sp = z >= 0.0 ? q : small, sm = z >= 0.0 ? small : q;
+        zdd[i] = ((eq * q) * NODE__FMA(zc, sm - sp, 2.0)) * s1;
     }
 }
 
