@@ -3,7 +3,11 @@
  * split into contiguous shards, one per rank; an allreduce sums the shards' gradients
  * (and losses), and every rank takes the same optimizer step.  The training is the
  * single-process run with batch B, up to the order of the gradient's summation.
- * Run: mpirun -np P ./spiral_mpi [--batch-size B] [--iters N] [--width W] [--out DIR]
+ * Fixed-step methods (rk4, the default) solve a shard as one ODE of its windows; an
+ * adaptive one (--method dopri5 ...) solves it with the ensemble solver (ensemble.h),
+ * every window with its own steps and error control, so that a window's solve, and the
+ * training, still do not depend on how the batch is split (--grad adjoint|backprop).
+ * Run: mpirun -np P ./spiral_mpi [--batch-size B] [--iters N] [--method M] [--out DIR]
  * Built without MPI (no MPI found, or the target spiral_mpi_serial) it is that
  * single-process run.  Writes DIR/spiral_mpi.svg (loss curve), --loss-out FILE (the
  * loss of every iteration); the last line of standard output (rank 0) is a JSON object:
@@ -165,6 +169,51 @@ static int write_losses(const char *path, long iters, const double *loss)
     return (fclose(f) != 0 || bad) ? -1 : 0;
 }
 
+/* ---- a shard's solve and gradient ----------------------------------------------------- */
+
+/* The b windows from by0 (b × 2) at the times bt (T) into pred (T × b × 2, a solve's
+   layout): fixed steps as one ODE of the shard (sys); adaptive, by the ensemble solver,
+   each window on its own steps, through eys (b × T × 2).  stats: the solve's (the
+   ensemble's totals). */
+static node_status shard_solve(int adaptive, node_solver *solver, const node_system *sys,
+                               node_ensemble *ens, const node_ensemble_system *es,
+                               const node_ensemble_options *eo, size_t b, size_t T,
+                               const double *by0, const double *bt, double *pred, double *eys,
+                               const node_options *opt, node_stats *stats)
+{
+    if (!adaptive)
+        return node_solver_odeint(solver, sys, by0, bt, T, pred, opt, stats);
+    node_status st = node_ensemble_odeint(ens, es, b, by0, bt, T, eys, opt, eo, NULL, stats);
+    for (size_t i = 0; i < b; i++)
+        for (size_t k = 0; k < T; k++)
+            for (size_t c = 0; c < 2; c++)
+                pred[(k * b + i) * 2 + c] = eys[(i * T + k) * 2 + c];
+    return st;
+}
+
+/* dL/dθ into grad (and dL/dy0) from dL/dpred (dLdp, pred's layout): the adjoint of the
+   one ODE, or the ensemble's adjoint or exact backprop (through edl, b × T × 2). */
+static node_status shard_grad(int adaptive, int backprop, node_solver *solver,
+                              const node_system *sys, node_ensemble *ens,
+                              const node_ensemble_system *es, const node_ensemble_options *eo,
+                              size_t b, size_t T, const double *bt, const double *pred,
+                              const double *eys, const double *dLdp, double *edl,
+                              double *dLdy0, double *grad, const node_options *opt,
+                              node_stats *stats)
+{
+    if (!adaptive)
+        return node_solver_adjoint(solver, sys, bt, T, pred, dLdp, dLdy0, grad, NULL, opt,
+                                   stats);
+    for (size_t i = 0; i < b; i++)
+        for (size_t k = 0; k < T; k++)
+            for (size_t c = 0; c < 2; c++)
+                edl[(i * T + k) * 2 + c] = dLdp[(k * b + i) * 2 + c];
+    return backprop ? node_ensemble_backprop(ens, es, b, bt, T, eys, edl, dLdy0, grad, opt, eo,
+                                             NULL, stats)
+                    : node_ensemble_adjoint(ens, es, b, bt, T, eys, edl, dLdy0, grad, opt, eo,
+                                            NULL, stats);
+}
+
 /* ---- main: data → model → shard → training loop → results → free ---------------------- */
 
 /* A libnode call that must succeed (see spiral.c); failures are reported by the rank
@@ -185,8 +234,9 @@ int main(int argc, char **argv)
     dp_init(&argc, &argv);
     long iters = 300, seed = 1, data_size = 1000, batch_size = 64, batch_time = 10;
     long width = 50, reps = 200;
-    double lr = 1e-3, step = 0;
+    double lr = 1e-3, step = 0, rtol = 1e-7, atol = 1e-9;
     const char *method_name = "rk4", *opt_name = "rmsprop", *out_dir = "spiral_mpi_out";
+    const char *grad_name = "adjoint";
     const char *loss_out = NULL;
     const ex_arg args[] = {
         { "--iters", EX_LONG, &iters, "N", "training iterations" },
@@ -195,8 +245,11 @@ int main(int argc, char **argv)
         { "--batch-time", EX_LONG, &batch_time, "T", "points per window" },
         { "--data-size", EX_LONG, &data_size, "N", "points of the true trajectory on [0, 25]" },
         { "--width", EX_LONG, &width, "W", "hidden units of the MLP 2 -> W -> 2" },
-        { "--method", EX_STRING, &method_name, "M", "euler|midpoint|rk4 (fixed steps: a window's solve does not depend on its shard)" },
-        { "--step", EX_DOUBLE, &step, "H", "step (0: a quarter of the sample spacing)" },
+        { "--method", EX_STRING, &method_name, "M", "euler|midpoint|rk4 (fixed steps: the shard as one ODE), or an adaptive one (dopri5, bosh3, dop853, ...: the ensemble solver, each window its own steps)" },
+        { "--step", EX_DOUBLE, &step, "H", "step (0: a quarter of the sample spacing; adaptive methods: the first step, 0 = automatic)" },
+        { "--rtol", EX_DOUBLE, &rtol, "R", "relative tolerance (adaptive methods)" },
+        { "--atol", EX_DOUBLE, &atol, "A", "absolute tolerance (adaptive methods)" },
+        { "--grad", EX_STRING, &grad_name, "G", "adaptive methods: adjoint|backprop (the ensemble's gradient)" },
         { "--opt", EX_STRING, &opt_name, "O", "optimizer: sgd|rmsprop|adam|adamw" },
         { "--lr", EX_DOUBLE, &lr, "LR", "learning rate" },
         { "--allreduce-reps", EX_LONG, &reps, "R", "allreduces timed after training (0: none)" },
@@ -211,10 +264,13 @@ int main(int argc, char **argv)
     node_options opt = node_options_default();
     node_optim_kind opt_kind = NODE_OPTIM_RMSPROP;
     if (r == EX_ARGS_OK && dp_rank == 0) {
-        if (node_method_parse(method_name, &opt.method) != NODE_OK ||
-            !(opt.method == NODE_EULER || opt.method == NODE_MIDPOINT || opt.method == NODE_RK4))
-            r = ex_args_fail(argv[0], "--method must be euler, midpoint or rk4, not '%s'",
-                             method_name);
+        if (node_method_parse(method_name, &opt.method) != NODE_OK)
+            r = ex_args_fail(argv[0], "unknown --method '%s' (euler, midpoint, rk4, bosh3, "
+                             "dopri5, dop853, ...)", method_name);
+        else if (strcmp(grad_name, "adjoint") != 0 && strcmp(grad_name, "backprop") != 0)
+            r = ex_args_fail(argv[0], "--grad must be adjoint or backprop, not '%s'", grad_name);
+        else if (!(rtol > 0) || !(atol > 0))
+            r = ex_args_fail(argv[0], "--rtol and --atol must be > 0");
         else if (node_optim_parse(opt_name, &opt_kind) != NODE_OK)
             r = ex_args_fail(argv[0], "unknown --opt '%s' (sgd, rmsprop, adam, adamw)", opt_name);
         else if (iters < 1 || reps < 0)
@@ -237,7 +293,17 @@ int main(int argc, char **argv)
         node_method_parse(method_name, &opt.method);
         node_optim_parse(opt_name, &opt_kind);
     }
-    opt.step = step > 0 ? step : 25.0 / (double)(data_size - 1) / 4;
+    /* fixed steps: the shard as one ODE; adaptive: the ensemble solver */
+    const int adaptive = !(opt.method == NODE_EULER || opt.method == NODE_MIDPOINT ||
+                           opt.method == NODE_RK4);
+    const int use_backprop = strcmp(grad_name, "backprop") == 0;
+    if (adaptive) {
+        opt.step = step;
+        opt.rtol = rtol;
+        opt.atol = atol;
+    } else {
+        opt.step = step > 0 ? step : 25.0 / (double)(data_size - 1) / 4;
+    }
 
     int status = 1;
     const size_t N = (size_t)data_size, B = (size_t)batch_size, T = (size_t)batch_time;
@@ -248,6 +314,12 @@ int main(int argc, char **argv)
     const size_t bb = b > 0 ? b : 1;   /* buffers are never empty */
     double *t = NULL, *ytrue = NULL, *ypred = NULL, *by0 = NULL, *by = NULL, *pred = NULL;
     double *dLdp = NULL, *dLdy0 = NULL, *gbuf = NULL, *losses = NULL, *bt = NULL;
+    double *eys = NULL, *edl = NULL;   /* the ensemble's layouts (b × T × 2) */
+    node_ensemble *ens = NULL;
+    node_ensemble_system es;
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.threads = 1;
     size_t *perm = NULL, *pick = NULL;
     node_mlp *m = NULL;
     node_solver *solver = NULL;
@@ -298,8 +370,13 @@ int main(int argc, char **argv)
     perm = malloc((N - T) * sizeof *perm);
     pick = malloc(B * sizeof *pick);
     losses = malloc((size_t)iters * sizeof *losses);
-    if (!by0 || !bt || !by || !pred || !dLdp || !dLdy0 || !gbuf || !perm || !pick || !losses)
+    eys = malloc(T * 2 * bb * sizeof *eys);
+    edl = malloc(T * 2 * bb * sizeof *edl);
+    if (!by0 || !bt || !by || !pred || !dLdp || !dLdy0 || !gbuf || !perm || !pick || !losses ||
+        !eys || !edl)
         goto nomem;
+    ex_cubic_ensemble(&mb, &es);
+    CHECK("creating the ensemble solver", NULL, node_ensemble_create(&ens));
     ex_rng_iota(N - T, perm);
     for (size_t k = 0; k < T; k++)
         bt[k] = t[k] - t[0];
@@ -320,12 +397,14 @@ int main(int argc, char **argv)
     const double w = (double)b / (double)B;
     if (dp_rank == 0) {
         printf("spiral_mpi: %d rank%s%s, global batch %zu x %zu points (shards of %zu..%zu), "
-               "MLP 2-%ld-2 on y^3 (%zu parameters, %zu bytes per allreduce), %s step %g, "
-               "adjoint, %s lr %g, %ld iterations\n", dp_size, dp_size == 1 ? "" : "s",
+               "MLP 2-%ld-2 on y^3 (%zu parameters, %zu bytes per allreduce), %s %s %g, "
+               "%s, %s lr %g, %ld iterations\n", dp_size, dp_size == 1 ? "" : "s",
                DP_MPI ? "" : " (built without MPI)",
                B, T, B / (size_t)dp_size, (B + (size_t)dp_size - 1) / (size_t)dp_size, width, P,
-               (P + 1) * sizeof(double), node_method_name(opt.method), opt.step, opt_name, lr,
-               iters);
+               (P + 1) * sizeof(double), node_method_name(opt.method),
+               adaptive ? "per-window steps, rtol" : "step", adaptive ? opt.rtol : opt.step,
+               adaptive ? (use_backprop ? "ensemble backprop" : "ensemble adjoint") : "adjoint",
+               opt_name, lr, iters);
         fflush(stdout);
     }
 
@@ -335,11 +414,13 @@ int main(int argc, char **argv)
         node_stats ws;
         for (size_t i = 0; i < b; i++)
             memcpy(by0 + 2 * i, ytrue, 2 * sizeof *by0);
-        CHECK("warm-up solve", ws.message,
-              node_solver_odeint(solver, &sys, by0, bt, T, pred, &opt, &ws));
         memset(dLdp, 0, T * 2 * b * sizeof *dLdp);
-        CHECK("warm-up adjoint", ws.message,
-              node_solver_adjoint(solver, &sys, bt, T, pred, dLdp, dLdy0, gbuf, NULL, &opt, &ws));
+        CHECK("warm-up solve", ws.message,
+              shard_solve(adaptive, solver, &sys, ens, &es, &eo, b, T, by0, bt, pred, eys,
+                          &opt, &ws));
+        CHECK("warm-up gradient", ws.message,
+              shard_grad(adaptive, use_backprop, solver, &sys, ens, &es, &eo, b, T, bt, pred,
+                         eys, dLdp, edl, dLdy0, gbuf, &opt, &ws));
     }
 
     /* Training loop.  Every rank draws the whole batch (the same seed: the same draws)
@@ -359,12 +440,13 @@ int main(int argc, char **argv)
             ex_spiral_windows(ytrue, T, b, pick + lo, by, by0);
             node_stats fs, bs;
             CHECK("forward solve", fs.message,
-                  node_solver_odeint(solver, &sys, by0, bt, T, pred, &opt, &fs));
+                  shard_solve(adaptive, solver, &sys, ens, &es, &eo, b, T, by0, bt, pred, eys,
+                              &opt, &fs));
             CHECK("loss", err.message,
                   node_loss(NODE_LOSS_MAE, T * 2 * b, pred, by, NULL, 0, &loss, dLdp, &err));
-            CHECK("adjoint", bs.message,
-                  node_solver_adjoint(solver, &sys, bt, T, pred, dLdp, dLdy0, gbuf, NULL,
-                                      &opt, &bs));
+            CHECK("gradient", bs.message,
+                  shard_grad(adaptive, use_backprop, solver, &sys, ens, &es, &eo, b, T, bt,
+                             pred, eys, dLdp, edl, dLdy0, gbuf, &opt, &bs));
             for (size_t k = 0; k < P; k++)
                 gbuf[k] *= w;
         } else
@@ -455,6 +537,8 @@ int main(int argc, char **argv)
     ex_json_int(&j, "nparams", (int64_t)P);
     ex_json_int(&j, "iterations", iters);
     ex_json_str(&j, "method", node_method_name(opt.method));
+    ex_json_str(&j, "shard_solver", adaptive ? "ensemble" : "one ODE");
+    ex_json_str(&j, "grad", adaptive ? grad_name : "adjoint");
     ex_json_str(&j, "optimizer", opt_name);
     ex_json_num(&j, "ms_per_iteration", ms_iter);
     ex_json_num(&j, "compute_ms", per * t_compute);
@@ -492,6 +576,9 @@ done:
     free(perm);
     free(pick);
     free(losses);
+    free(eys);
+    free(edl);
+    node_ensemble_free(ens);
     ex_cubic_free(&mb);
     ex_cubic_free(&m1);
     node_optim_free(optim);

@@ -3,7 +3,10 @@
  * weights, batches and steps: the same final model); under mpiexec, one rank gives the
  * serial loss trajectory bit for bit, two ranks on uneven shards (3 + 4 windows) and
  * three ranks on two windows (one shard empty) give it up to the order of the
- * gradient's summation (1e-12 relative); a bad flag exits 2.
+ * gradient's summation (1e-12 relative); with an adaptive method (dopri5: the shards
+ * solved by the ensemble solver, every window on its own steps) the same holds: one rank
+ * is the serial build bit for bit, two ranks on uneven shards equal it to 1e-12 with
+ * exact backprop and to 1e-10 with the adjoint; a bad flag exits 2.
  * Launches the programs CMake names in the environment; exit status 77 (skipped) when
  * there is no MPI, no mpiexec or no examples.  Tests may use POSIX.
  */
@@ -97,10 +100,12 @@ static void read_losses(const char *name, double *loss)
 }
 
 /* The serial run with batch B: its losses and final full-trajectory MAE. */
+static const char *g_extra = "";   /* flags added to the runs below */
+
 static void run_serial(int B, const char *name, double *loss, double *traj)
 {
-    assert_int_equal(run("%s --batch-size %d " TRAIN " --out %s/s --loss-out %s/%s", serial, B,
-                         dir, dir, name), 0);
+    assert_int_equal(run("%s --batch-size %d " TRAIN " %s --out %s/s --loss-out %s/%s", serial,
+                         B, g_extra, dir, dir, name), 0);
     assert_int_equal((int)json_num("mpi"), 0);
     *traj = json_num("trajectory_mae");
     read_losses(name, loss);
@@ -113,8 +118,8 @@ static void run_ranks(int P, int B, const char *name, double *loss, double *traj
 {
     const char *asan = getenv("ASAN_OPTIONS");
     int rc = run("env ASAN_OPTIONS='%s%sdetect_leaks=0' %s %s -np %d %s --batch-size %d " TRAIN
-                 " --out %s/p --loss-out %s/%s", asan ? asan : "", asan && asan[0] ? ":" : "",
-                 mpiexec, mpiflags, P, spiral_mpi, B, dir, dir, name);
+                 " %s --out %s/p --loss-out %s/%s", asan ? asan : "", asan && asan[0] ? ":" : "",
+                 mpiexec, mpiflags, P, spiral_mpi, B, g_extra, dir, dir, name);
     if (rc != 0) {
         print_error("mpiexec -np %d exited %d:\n%s\n", P, rc, log_text());
         fail();
@@ -191,6 +196,42 @@ static void test_more_ranks_than_windows(void **state)
         assert_close(got[k], want[k], 1e-12, 0);
 }
 
+/* An adaptive method: each window solved on its own steps by the ensemble solver, so the
+   split does not change a window's solve.  -np 1 equals the serial build bit for bit;
+   -np 2 on shards of 3 and 4 equals it up to the summation order of dL/dθ (exact
+   backprop: 1e-12; the adjoint: 1e-10, its rounding differences grow faster over the
+   iterations, about 5e-13 after 8 here). */
+static void adaptive_case(const char *grad, double tol)
+{
+    char extra[64];
+    snprintf(extra, sizeof extra, "--method dopri5 --grad %s", grad);
+    g_extra = extra;
+    double want[ITERS], one[ITERS], two[ITERS], want_traj, traj1, traj2;
+    run_serial(7, "as.txt", want, &want_traj);
+    assert_non_null(strstr(log_text(), "\"shard_solver\": \"ensemble\""));
+    run_ranks(1, 7, "a1.txt", one, &traj1);
+    run_ranks(2, 7, "a2.txt", two, &traj2);
+    g_extra = "";
+    for (int k = 0; k < ITERS; k++) {
+        assert_true(one[k] == want[k]);
+        assert_close(two[k], want[k], tol, 0);
+    }
+    assert_true(traj1 == want_traj);
+    assert_close(traj2, want_traj, 1e-9, 0);
+}
+
+static void test_adaptive_backprop_shards_equal_the_serial_run(void **state)
+{
+    (void)state;
+    adaptive_case("backprop", 1e-12);
+}
+
+static void test_adaptive_adjoint_shards_equal_the_serial_run(void **state)
+{
+    (void)state;
+    adaptive_case("adjoint", 1e-10);
+}
+
 /* A bad flag: exit status 2 and a message naming it.  (Under mpiexec, where every rank
    exits 2 and only rank 0 speaks, .ci/run checks it once: Open MPI takes seconds to
    wind down a job that failed.) */
@@ -199,8 +240,10 @@ static void test_bad_flag_exits_2(void **state)
     (void)state;
     assert_int_equal(run("%s --iters 0", serial), 2);
     assert_non_null(strstr(log_text(), "--iters must be"));
-    assert_int_equal(run("%s --method dopri5", serial), 2);
-    assert_non_null(strstr(log_text(), "--method must be euler, midpoint or rk4"));
+    assert_int_equal(run("%s --method nope", serial), 2);
+    assert_non_null(strstr(log_text(), "unknown --method 'nope'"));
+    assert_int_equal(run("%s --method dopri5 --grad nope", serial), 2);
+    assert_non_null(strstr(log_text(), "--grad must be adjoint or backprop"));
 }
 
 int main(void)
@@ -225,6 +268,8 @@ int main(void)
         cmocka_unit_test(test_one_rank_equals_the_serial_build_exactly),
         cmocka_unit_test(test_two_uneven_shards_equal_the_serial_run),
         cmocka_unit_test(test_more_ranks_than_windows),
+        cmocka_unit_test(test_adaptive_backprop_shards_equal_the_serial_run),
+        cmocka_unit_test(test_adaptive_adjoint_shards_equal_the_serial_run),
         cmocka_unit_test(test_bad_flag_exits_2),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -42,27 +42,65 @@ void ex_spiral_windows(const double *ytrue, size_t T, size_t B, const size_t *pi
 /* The cube goes in front of the network.  Chain rule for the vjp, with u = y³:
      vjp_y = (aᵀ ∂MLP/∂u) ⊙ 3y²,    vjp_θ = aᵀ ∂MLP/∂θ  (the MLP's own). */
 
+/* MLP(y³) on n rows (n <= c->batch), and its vjp (dydt may be NULL). */
+static int cubic_rows(ex_cubic_model *c, size_t n, double t, const double *y, double *dydt)
+{
+    for (size_t i = 0; i < 2 * n; i++)
+        c->u[i] = y[i] * y[i] * y[i];
+    return node_mlp_forward(c->mlp, n, t, c->u, dydt) != NODE_OK;
+}
+
+static int cubic_rows_vjp(ex_cubic_model *c, size_t n, double t, const double *y,
+                          const double *a, double *dydt, double *vjp_y, double *vjp_p)
+{
+    for (size_t i = 0; i < 2 * n; i++)
+        c->u[i] = y[i] * y[i] * y[i];
+    if (node_mlp_vjp(c->mlp, n, t, c->u, a, dydt, c->gu, vjp_p, NULL) != NODE_OK)
+        return 1;
+    for (size_t i = 0; i < 2 * n; i++)
+        vjp_y[i] = c->gu[i] * 3.0 * y[i] * y[i];
+    return 0;
+}
+
 static int cubic_f(void *ctx, double t, const double *y, double *dydt)
 {
     ex_cubic_model *c = ctx;
-    for (size_t i = 0; i < 2 * c->batch; i++)
-        c->u[i] = y[i] * y[i] * y[i];
-    return node_mlp_forward(c->mlp, c->batch, t, c->u, dydt) != NODE_OK;
+    return cubic_rows(c, c->batch, t, y, dydt);
 }
 
 static int cubic_vjp(void *ctx, double t, const double *y, const double *a, double *dydt,
                      double *vjp_y, double *vjp_p, double *vjp_t)
 {
     ex_cubic_model *c = ctx;
-    for (size_t i = 0; i < 2 * c->batch; i++)
-        c->u[i] = y[i] * y[i] * y[i];
-    if (node_mlp_vjp(c->mlp, c->batch, t, c->u, a, dydt, c->gu, vjp_p, NULL) != NODE_OK)
-        return 1;
-    for (size_t i = 0; i < 2 * c->batch; i++)
-        vjp_y[i] = c->gu[i] * 3.0 * y[i] * y[i];
     if (vjp_t)
         *vjp_t = 0.0;    /* autonomous */
-    return 0;
+    return cubic_rows_vjp(c, c->batch, t, y, a, dydt, vjp_y, vjp_p);
+}
+
+static int cubic_ens_f(void *ctx, size_t worker, size_t n, const double *t, const double *y,
+                       double *dydt)
+{
+    (void)worker;
+    return cubic_rows(ctx, n, t[0], y, dydt);   /* the MLP has no time input */
+}
+
+static int cubic_ens_vjp(void *ctx, size_t worker, size_t n, const double *t, const double *y,
+                         const double *a, double *dydt, double *vjp_y, double *vjp_p)
+{
+    (void)worker;
+    return cubic_rows_vjp(ctx, n, t[0], y, a, dydt, vjp_y, vjp_p);   /* no time input */
+}
+
+void ex_cubic_ensemble(ex_cubic_model *c, node_ensemble_system *es)
+{
+    memset(es, 0, sizeof *es);
+    es->dim = 2;
+    es->nparams = node_mlp_nparams(c->mlp);
+    es->ctx = c;
+    es->f = cubic_ens_f;
+    es->vjp = cubic_ens_vjp;
+    es->max_rows = c->batch;
+    es->workers = 1;
 }
 
 int ex_cubic_init(ex_cubic_model *c, node_mlp *m, size_t batch, node_system *sys)

@@ -38,6 +38,10 @@ typedef struct ex_cubic_model {
 int  ex_cubic_init(ex_cubic_model *c, node_mlp *m, size_t batch, node_system *sys);
 void ex_cubic_free(ex_cubic_model *c);
 
+/* The same model as batched dynamics for the ensemble solver (ensemble.h): rows of 2,
+   up to c->batch rows a call, one worker (threads = 1); valid while c and its MLP live. */
+void ex_cubic_ensemble(ex_cubic_model *c, node_ensemble_system *es);
+
 /* The demo's initialisation: every W ~ N(0, std²), every b = 0. */
 void ex_mlp_init_normal(node_mlp *m, ex_rng *r, double std);
 

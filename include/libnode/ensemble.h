@@ -11,9 +11,11 @@
  * batch), each at its own time.  A sample that fails stops alone, with its own status
  * and message; the others go on.
  *
- * Threads: samples are split into groups of a fixed size (node_ensemble_options.group),
+ * Threads: samples are split into ceil(n / group) groups of at most
+ * node_ensemble_options.group samples, interleaved (group i holds samples i, i + ngroups,
+ * i + 2 ngroups, ...: a batch sorted by difficulty still gives groups of equal work),
  * each group stepped in lock-step on its own; with OpenMP (the LIBNODE_OPENMP build
- * option) groups run on several threads.  Every result is the same bits for any number
+ * option) groups run on several threads, handed out one at a time as threads free up.  Every result is the same bits for any number
  * of threads: a sample's arithmetic never depends on the other samples (given
  * dynamics whose rows do not depend on each other), and the parameter gradient is
  * summed group by group in group order.  One node_ensemble object is used by one

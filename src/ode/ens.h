@@ -64,6 +64,8 @@ typedef struct node__ens_run {
     const double *ts; size_t ts_stride;   /* 0: one shared ts */
     double *ys;                           /* NULL: recording (backprop) */
     node_stats *stats;                    /* n */
+    size_t stats_stride;                  /* sample j's stats: stats[j * stats_stride]
+                                             (0 = 1) */
     bool record;
     /* the adjoint's backward intervals (all may be 0 / NULL): */
     size_t nblocks;                       /* error norm: the largest RMS of this many equal
@@ -80,14 +82,15 @@ typedef struct node__ens_run {
     bool adjoint;
 } node__ens_run;
 
-/* Forward-solve samples j0 .. j1-1 of run in workspace w (sized for j1 - j0 slots) by
+/* Forward-solve the m samples j0, j0 + stride, ..., j0 + (m-1) stride of run in
+   workspace w (sized for m slots) by
    worker `worker`; with run->record, the accepted steps go to w's tape and the slots of
    the samples that finished successfully stay in w->slot[0 .. *nkept-1] (in sample
    order) for the reverse pass.  NODE_ENOMEM if the tape cannot grow (the samples
    then fail), else NODE_OK (per-sample failures are in their stats). */
 NODE__HIDDEN node_status node__ens_forward(const node__ens_run *run, node__ens_ws *w,
-                                           size_t worker, size_t j0, size_t j1,
-                                           size_t *nkept);
+                                           size_t worker, size_t j0, size_t m,
+                                           size_t stride, size_t *nkept);
 
 /* The reverse pass of exact backprop over the kept slots of w (node__ens_forward with
    run->record): writes their rows of dLdy0 and adds their dL/dθ to w->gp (if
@@ -98,12 +101,12 @@ NODE__HIDDEN node_status node__ens_reverse(const node__ens_run *run, node__ens_w
 /* Doubles of a worker's forward buffers for G slots of dim. */
 NODE__HIDDEN size_t node__ens_buf_need(const node__tableau *tab, size_t G, size_t dim);
 
-/* The adjoint of one group (ens_adjoint.c): samples j0 .. j1-1 of run (run->ys the
+/* The adjoint of one group (ens_adjoint.c): samples j0 + q stride (q < m) of run (run->ys the
    forward solution, run->dLdys, run->dLdy0), backward interval by interval in lock-step
    with the options bo (adjoint tolerances); dL/dθ into w->gp if want_p. */
 NODE__HIDDEN node_status node__ens_adjoint(const node__ens_run *run, node_ensemble *e,
                                            node__ens_ws *w, size_t worker, size_t j0,
-                                           size_t j1, bool want_p);
+                                           size_t m, size_t stride, bool want_p);
 
 /* Grow *p (elements of size sz) to at least n; NODE_ENOMEM with *p untouched. */
 NODE__HIDDEN node_status node__ens_grow(void **p, size_t *cap, size_t n, size_t sz);

@@ -49,7 +49,7 @@ static int aug_f(void *ctx, size_t worker, size_t n, const double *t, const doub
 typedef struct ppass {
     const node_ensemble_system *sys;
     node__ens_ws *w;
-    size_t worker, j0, m, mr;
+    size_t worker, m, mr;
     double *tb, *zg, *ag, *vy, *vp;
     size_t *owner;
     unsigned char *failed;
@@ -72,10 +72,10 @@ static void pp_flush(ppass *c)
         node__ens_slot *s = &c->w->fin[c->owner[r]];
         int rc = sys->vjp(sys->ctx, c->worker, 1, c->tb + r, c->zg + r * d, c->ag + r * d,
                           NULL, c->vy + r * d, c->vp);
-        if (rc == 0 || c->failed[s->id - c->j0])
+        if (rc == 0 || c->failed[s->id])
             continue;
         char b[32];
-        c->failed[s->id - c->j0] = 1;
+        c->failed[s->id] = 1;
         s->st->callback_rc = rc;
         s->st->status = node__msg(s->st->message, NODE_ECALLBACK,
                                   "sys->vjp returned %d at t = %s (backward pass, dL/dθ)", rc,
@@ -128,19 +128,20 @@ static void param_pass(ppass *c, const node__tableau *tab, size_t nkept)
 }
 
 node_status node__ens_adjoint(const node__ens_run *run, node_ensemble *e, node__ens_ws *w,
-                              size_t worker, size_t j0, size_t j1, bool want_p)
+                              size_t worker, size_t j0, size_t m, size_t stride, bool want_p)
 {
     const node_ensemble_system *sys = run->sys;
-    size_t d = sys->dim, D = 2 * d, nt = run->nt, m = j1 - j0, G = w->G;
+    size_t d = sys->dim, D = 2 * d, nt = run->nt, G = w->G;
     size_t np = sys->nparams;
     /* scratch: Z (m × D), out (m × 2 × D), tsi (m × 2), h0, hn (m), attempts (m),
        then the parameter pass's tb (G), zg, ag, vy (G × d), vp (np), owner (G), failed */
     size_t nd = m * D + 2 * m * D + 2 * m + 2 * m + m + G + 3 * G * d + np + G + m + 8;
     if (node__ens_grow((void **)&w->rev, &w->rev_cap, nd, sizeof(double)) ||
         node__ens_grow((void **)&w->aug, &w->aug_cap, 4 * G * d, sizeof(double))) {
-        for (size_t j = j0; j < j1; j++)
-            run->stats[j].status = node__msg(run->stats[j].message, NODE_ENOMEM,
-                                             "no memory for the backward pass");
+        for (size_t q = 0; q < m; q++) {
+            node_stats *s = &run->stats[j0 + q * stride];
+            s->status = node__msg(s->message, NODE_ENOMEM, "no memory for the backward pass");
+        }
         return NODE_ENOMEM;
     }
     double *Z = w->rev, *out = Z + m * D, *tsi = out + 2 * m * D, *h0 = tsi + 2 * m;
@@ -175,6 +176,7 @@ node_status node__ens_adjoint(const node__ens_run *run, node_ensemble *e, node__
     ar.ts_stride = 2;
     ar.ys = out;
     ar.stats = run->stats + j0;
+    ar.stats_stride = stride;
     ar.record = true;
     ar.nblocks = 2;
     ar.h0 = h0;
@@ -187,7 +189,6 @@ node_status node__ens_adjoint(const node__ens_run *run, node_ensemble *e, node__
     pc.sys = sys;
     pc.w = w;
     pc.worker = worker;
-    pc.j0 = j0;
     pc.mr = sys->max_rows && sys->max_rows < G ? sys->max_rows : G;
     pc.tb = tb; pc.zg = zg; pc.ag = ag; pc.vy = vy; pc.vp = vp;
     pc.owner = owner;
@@ -199,7 +200,7 @@ node_status node__ens_adjoint(const node__ens_run *run, node_ensemble *e, node__
         if (want_p)
             memset(w->gp, 0, np * sizeof *w->gp);
         for (size_t q = 0; q < m; q++) {
-            size_t j = j0 + q;
+            size_t j = j0 + q * stride;
             const double *last = run->fwd + (j * nt + nt - 1) * d;
             memcpy(Z + q * D, last, d * sizeof(double));
             memcpy(Z + q * D + d, run->dLdys + (j * nt + nt - 1) * d, d * sizeof(double));
@@ -208,15 +209,16 @@ node_status node__ens_adjoint(const node__ens_run *run, node_ensemble *e, node__
         }
         for (size_t i = nt - 1; i >= 1; i--) {
             for (size_t q = 0; q < m; q++) {
-                const double *ts = run->ts + (run->ts_stride ? (j0 + q) * run->ts_stride : 0);
+                size_t j = j0 + q * stride;
+                const double *ts = run->ts + (run->ts_stride ? j * run->ts_stride : 0);
                 tsi[2 * q] = ts[i];
                 tsi[2 * q + 1] = ts[i - 1];
             }
             size_t kept = 0;
-            if (node__ens_forward(&ar, w, worker, 0, m, &kept) != NODE_OK)
+            if (node__ens_forward(&ar, w, worker, 0, m, 1, &kept) != NODE_OK)
                 st = NODE_ENOMEM;
             for (size_t q = 0; q < m; q++)
-                if (!failed[q] && run->stats[j0 + q].status != NODE_OK)
+                if (!failed[q] && run->stats[j0 + q * stride].status != NODE_OK)
                     failed[q] = 1, pc.bad = true;
             if (pc.bad)
                 break;
@@ -228,7 +230,7 @@ node_status node__ens_adjoint(const node__ens_run *run, node_ensemble *e, node__
             for (size_t q = 0; q < m; q++) {   /* z reset, dL/dys[i-1] added to a */
                 if (failed[q])
                     continue;
-                size_t j = j0 + q;
+                size_t j = j0 + q * stride;
                 memcpy(Z + q * D, run->fwd + (j * nt + i - 1) * d, d * sizeof(double));
                 for (size_t x = 0; x < d; x++)
                     Z[q * D + d + x] = out[q * 2 * D + D + d + x] +
@@ -240,7 +242,7 @@ node_status node__ens_adjoint(const node__ens_run *run, node_ensemble *e, node__
             break;
     }
     for (size_t q = 0; q < m; q++) {
-        size_t j = j0 + q;
+        size_t j = j0 + q * stride;
         node_stats *s = &run->stats[j];
         s->rows_done = 0;
         for (size_t x = 0; x < d; x++)
@@ -251,9 +253,9 @@ node_status node__ens_adjoint(const node__ens_run *run, node_ensemble *e, node__
     }
     if (want_p && node__nonfinite_inl(w->gp, np))
         for (size_t q = 0; q < m; q++)
-            if (!failed[q] && run->stats[j0 + q].status == NODE_OK)
-                run->stats[j0 + q].status =
-                    node__msg(run->stats[j0 + q].message, NODE_ENONFINITE,
+            if (!failed[q] && run->stats[j0 + q * stride].status == NODE_OK)
+                run->stats[j0 + q * stride].status =
+                    node__msg(run->stats[j0 + q * stride].message, NODE_ENONFINITE,
                               "dL/dθ of its group is NaN or Inf after the backward pass");
     return st;
 }

@@ -211,18 +211,22 @@ static node_status run_group(const node__ens_run *run, node_ensemble *e, const p
                              size_t worker, size_t gi, bool want_p)
 {
     node__ens_ws *w = &e->ws[worker];
-    size_t j0 = gi * p->G, j1 = j0 + p->G < run->n ? j0 + p->G : run->n, kept = 0;
+    /* group gi: the samples gi, gi + ngroups, gi + 2 ngroups, ... (interleaved, so that
+       a batch sorted by difficulty still gives groups of equal work) */
+    size_t ng = p->ngroups, m = (run->n - gi + ng - 1) / ng, kept = 0;
     if (run->adjoint) {
         w->gp = want_p ? e->gsum + gi * run->sys->nparams : NULL;
-        return node__ens_adjoint(run, e, w, worker, j0, j1, want_p);
+        return node__ens_adjoint(run, e, w, worker, gi, m, ng, want_p);
     }
-    node_status st = node__ens_forward(run, w, worker, j0, j1, &kept);
+    node_status st = node__ens_forward(run, w, worker, gi, m, ng, &kept);
     if (!run->record)
         return st;
-    for (size_t j = j0; j < j1; j++)   /* failed samples: a row of NaN */
+    for (size_t q = 0; q < m; q++) {   /* failed samples: a row of NaN */
+        size_t j = gi + q * ng;
         if (run->stats[j].status != NODE_OK)
             for (size_t d = 0; d < run->dim; d++)
                 run->dLdy0[j * run->dim + d] = NAN;
+    }
     w->gp = want_p ? e->gsum + gi * run->sys->nparams : NULL;
     if (w->gp)
         memset(w->gp, 0, run->sys->nparams * sizeof(double));

@@ -412,15 +412,16 @@ static bool wants_dense(const node__ens_slot *s, size_t nt)
     return s->next < nt && s->dir * (s->ts[s->next] - s->tnew) < 0;
 }
 
-/* Set up the slots of samples j0 .. j1-1 and their first k_0 and step. */
-static void start(grp *g, size_t j0, size_t j1)
+/* Set up the slots of the m samples j0 + q stride and their first k_0 and step. */
+static void start(grp *g, size_t j0, size_t m0, size_t stride)
 {
     const node__ens_run *run = g->run;
     const node_options *opt = g->opt;
     size_t dim = g->dim, nt = run->nt;
     node__ens_slot *sl = g->w->slot;
     g->nl = 0;
-    for (size_t j = j0; j < j1; j++) {
+    for (size_t q0 = 0; q0 < m0; q0++) {
+        size_t j = j0 + q0 * stride;
         if (run->skip && run->skip[j])
             continue;
         node__ens_slot *s = &sl[g->nl];
@@ -430,7 +431,7 @@ static void start(grp *g, size_t j0, size_t j1)
         s->id = j;
         s->ts = run->ts + (run->ts_stride ? j * run->ts_stride : 0);
         s->ys = run->ys ? run->ys + j * nt * dim : NULL;
-        s->st = &run->stats[j];
+        s->st = &run->stats[j * (run->stats_stride ? run->stats_stride : 1)];
         s->tape_last = -1;
         s->backward = run->nblocks == 2;
         s->t = s->ts[0];
@@ -755,7 +756,7 @@ static node_status round_(grp *g)
 }
 
 node_status node__ens_forward(const node__ens_run *run, node__ens_ws *w, size_t worker,
-                              size_t j0, size_t j1, size_t *nkept)
+                              size_t j0, size_t m, size_t stride, size_t *nkept)
 {
     grp g;
     memset(&g, 0, sizeof g);
@@ -784,7 +785,7 @@ node_status node__ens_forward(const node__ens_run *run, node__ens_ws *w, size_t 
     g.tv = p; p += G;
     g.hv = p;
     w->tape_len = 0;
-    start(&g, j0, j1);
+    start(&g, j0, m, stride);
     node_status st = NODE_OK;
     while (g.nl > 0)
         if (round_(&g) != NODE_OK)
