@@ -90,8 +90,8 @@ static volatile double sink;
     sink = s;                                                            \
     return 2.0 * 128.0 * (double)n / best * 1e-9;
 
-static double ghz_plain(long n) { BENCH_GHZ_BODY }
-static double peak_plain(long n) { BENCH_PEAK_BODY }
+static inline double ghz_plain(long n) { BENCH_GHZ_BODY }
+static inline double peak_plain(long n) { BENCH_PEAK_BODY }
 #if BENCH_X86
 BENCH_TARGET("fma") static double ghz_fma(long n) { BENCH_GHZ_BODY }
 BENCH_TARGET("avx2,fma") static double peak_avx2(long n) { BENCH_PEAK_BODY }
@@ -99,7 +99,7 @@ BENCH_TARGET("avx512f,fma") static double peak_avx512(long n) { BENCH_PEAK_BODY 
 #endif
 
 /* vector doubles per FMA instruction of the best level this CPU has (1: scalar) */
-static int fma_lanes(void)
+static inline int fma_lanes(void)
 {
 #if BENCH_X86
     __builtin_cpu_init();
@@ -111,7 +111,7 @@ static int fma_lanes(void)
     return 1;
 }
 
-static double measure_ghz(long n)
+static inline double measure_ghz(long n)
 {
 #if BENCH_X86
     if (fma_lanes() > 1)
@@ -120,7 +120,7 @@ static double measure_ghz(long n)
     return ghz_plain(n);
 }
 
-static double measure_fma_peak(long n)
+static inline double measure_fma_peak(long n)
 {
 #if BENCH_X86
     switch (fma_lanes()) {
