@@ -320,7 +320,7 @@ MUTANTS = [
      "",
      "an ensemble sample steps as node_odeint steps it alone (FSAL handed on per row)"),
     ("ens-failure-spreads", "src/ode/ensemble.c",
-     "            rc[q] = sys->f(sys->ctx, worker, 1, t + q, y + q * dim, out + q * dim);",
+     "            rc[q] = sys->f(sys->ctx, g->worker, 1, t + q, y + q * dim, out + q * dim);",
      "            rc[q] = c;",
      "a sample whose f fails leaves the others of its batched call intact"),
     ("ens-adjoint-param-sign", "src/ode/ens_adjoint.c",
