@@ -467,8 +467,12 @@ def main():
                 return 0
     ctest = ["ctest", "--test-dir", build, "-j", str(a.jobs), "--timeout", "300"]
     base = sh(["cmake", "--build", build, "-j", str(a.jobs)], cwd=work)
-    if base.returncode != 0 or sh(ctest, cwd=work).returncode != 0:
-        print("mutate.py: the unmutated tree does not build or pass its tests", file=sys.stderr)
+    if base.returncode == 0:
+        base = sh(ctest + ["--output-on-failure"], cwd=work)
+    if base.returncode != 0:
+        print(base.stdout[-6000:], file=sys.stderr)
+        print("mutate.py: the unmutated tree does not build or pass its tests (above: the "
+              "end of what failed)", file=sys.stderr)
         return 2
     print("baseline built and green in %.0f s; %d mutants" % (time.time() - t0, len(mutants)))
 

@@ -60,21 +60,24 @@ static const char *log_text(void)
     return buf;
 }
 
-/* The number after "key": on the last line of DIR/log (the JSON object). */
+/* The number after "key": in the JSON object, the last line of the program's standard
+   output that starts with '{'.  (mpiexec's own stderr, in the same log, may add lines
+   after it on a loaded machine: Open MPI's notices are not the program's output.) */
 static double json_num(const char *key)
 {
-    const char *text = log_text(), *last = text, *p;
-    size_t len = strlen(text);
-    while (len > 0 && text[len - 1] == '\n')
-        len--;
-    for (p = text; p < text + len; p++)
-        if (*p == '\n')
-            last = p + 1;
+    const char *text = log_text(), *last = NULL, *p;
+    for (p = text; *p; p++)
+        if ((p == text || p[-1] == '\n') && *p == '{')
+            last = p;
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\": ", key);
-    p = strstr(last, pat);
-    if (!p) {
-        print_error("no %s in the JSON line of:\n%s\n", key, text);
+    const char *eol = last ? strchr(last, '\n') : NULL;
+    p = last ? strstr(last, pat) : NULL;
+    if (!p || (eol && p > eol)) {
+        size_t len = strlen(text);
+        /* cmocka's messages are short: show the end of the log, where the JSON belongs */
+        print_error("no %s in the JSON line; the log ends:\n%s\n", key,
+                    len > 700 ? text + len - 700 : text);
         fail();
     }
     return strtod(p + strlen(pat), NULL);
