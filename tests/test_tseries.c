@@ -385,6 +385,19 @@ static void test_union_by_hand(void **state)
     assert_memory_equal(xs + U * S * 2, xs0 + U * S * 2, S * 2 * sizeof(double));
     assert_memory_equal(mask + U * S, mask0 + U * S, S);
 
+    /* room for the union but not for all the series' times together (8 > cap = 7):
+       the union is counted first, then written the same */
+    memset(ts, 0xA5, sizeof ts);
+    memset(xs, 0xA5, sizeof xs);
+    memset(mask, 0xA5, sizeof mask);
+    assert_status(node_tseries_union(d, S, sel, U, ts, &nt, xs, mask, &e), NODE_OK);
+    assert_int_equal(nt, U);
+    for (size_t i = 0; i < U; i++)
+        assert_true(ts[i] == want_ts[i]);
+    assert_memory_equal(mask, want_mask, sizeof want_mask);
+    for (size_t i = 0; i < U * S * 2; i++)
+        assert_true(xs[i] == want_xs[i]);
+
     /* one series alone: its own times; the same series twice: two equal columns */
     assert_status(node_tseries_union(d, 1, sel + 1, U, ts, &nt, xs, mask, NULL), NODE_OK);
     assert_int_equal(nt, 3);

@@ -89,13 +89,20 @@ extern NODE__HIDDEN const node__ode_kernels node__ode_kernels_avx2;
 extern NODE__HIDDEN const node__ode_kernels node__ode_kernels_avx512;
 
 /* Does any of v[0..n-1] hold a NaN or an Inf?  v - v is 0 for finite v and NaN for
-   NaN or ±Inf; summing keeps the loop branch-free. */
+   NaN or ±Inf; summing keeps the loop branch-free, and eight partial sums let it
+   run as vector adds without a chain of dependent ones. */
 static inline bool node__nonfinite_inl(const double *v, size_t n)
 {
-    double acc = 0;
-    for (size_t i = 0; i < n; i++)
-        acc += v[i] - v[i];
-    return acc != acc;
+    double acc[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, a = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += v[i + j] - v[i + j];
+    for (; i < n; i++)
+        a += v[i] - v[i];
+    for (int j = 0; j < 8; j++)
+        a += acc[j];
+    return a != a;
 }
 
 /* t as the shortest of %.15g and %.17g that reads back as t (for messages). */

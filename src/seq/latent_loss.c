@@ -340,6 +340,14 @@ static node_status loss_run(node_latent *m, node_solver *s, size_t B, size_t nt,
         return st;
 
     const size_t D = m->D, L = m->L, H = m->H, n = nt * B * D;
+    /* Exact backprop reverses the forward solve's own recording (opt->record) instead
+       of re-running it: the backward pass is then the vjp calls alone. */
+    node_options orec;
+    if (grad && how == NODE_GRAD_BACKPROP) {
+        orec = opt ? *opt : node_options_default();
+        orec.record = 1;
+        opt = &orec;
+    }
     node_system sys;
     if ((st = forward(m, s, B, nt, ts, xs, enc_mask, eps, opt, &sc, &sys, stats, msg)))
         return st;
