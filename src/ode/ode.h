@@ -93,15 +93,18 @@ extern NODE__HIDDEN const node__ode_kernels node__ode_kernels_avx512;
    run as vector adds without a chain of dependent ones. */
 static inline bool node__nonfinite_inl(const double *v, size_t n)
 {
-    double acc[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, a = 0;
+    double a = 0;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
+    if (n >= 32) {
+        double acc[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++)
+                acc[j] += v[i + j] - v[i + j];
         for (int j = 0; j < 8; j++)
-            acc[j] += v[i + j] - v[i + j];
+            a += acc[j];
+    }
     for (; i < n; i++)
         a += v[i] - v[i];
-    for (int j = 0; j < 8; j++)
-        a += acc[j];
     return a != a;
 }
 
