@@ -455,6 +455,52 @@ static void test_adjoint_gradients(void **state)
     assert_memory_equal(dy0, dy0b, sizeof dy0);   /* per sample: the group does not matter */
 }
 
+/* The default group (group = 0) is 256 samples for a small state (ens_api.c): dL/dθ,
+   summed group by group, has the bits of group = 256 whatever the thread count, and
+   not those of groups of 64 (another summation order). */
+static void backprop_big(uint64_t group, int threads, double *dp)
+{
+    enum { M = 300 };
+    fixture fx;
+    fix_open(&fx, 2);
+    static double y0[M * 3], ys[M * NT * 3], w[M * NT * 3], dy0[M * 3];
+    for (int j = 0; j < M; j++) {
+        double r = 0.3 + 0.007 * j;
+        y0[j * 3 + 0] = r;
+        y0[j * 3 + 1] = -0.5 * r + 0.001 * (j % 7);
+        y0[j * 3 + 2] = 0;
+    }
+    for (int i = 0; i < M * NT * 3; i++)
+        w[i] = sin(0.7 * i + 0.3);
+    node_options o = node_options_default();
+    o.rtol = 1e-8;
+    o.atol = 1e-10;
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.group = group;
+    eo.threads = threads;
+    assert_status(node_ensemble_odeint(fx.e, &fx.es, M, y0, g_ts, NT, ys, &o, &eo, NULL,
+                                       NULL), NODE_OK);
+    assert_status(node_ensemble_backprop(fx.e, &fx.es, M, g_ts, NT, ys, w, dy0, dp, &o, &eo,
+                                         NULL, NULL), NODE_OK);
+    fix_close(&fx);
+}
+
+static void test_default_group(void **state)
+{
+    (void)state;
+    double d0[4], d256[4], d64[4], d0t[4];
+    backprop_big(0, 1, d0);
+    backprop_big(256, 1, d256);
+    backprop_big(64, 1, d64);
+    backprop_big(0, 2, d0t);
+    assert_memory_equal(d0, d256, sizeof d0);
+    assert_memory_equal(d0, d0t, sizeof d0);
+    assert_memory_not_equal(d0, d64, sizeof d0);
+    for (int i = 0; i < 4; i++)
+        assert_close(d0[i], d64[i], 1e-12, 1e-14);
+}
+
 /* Gradients with samples that fail (2: f in the forward re-run, 6: vjp): their status
    and a NaN row; the others' dL/dy0 and dL/dθ as computed without them. */
 static void check_grad_failures(bool adjoint)
@@ -735,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_backprop_gradients),
         cmocka_unit_test(test_thread_count_invariance),
         cmocka_unit_test(test_adjoint_gradients),
+        cmocka_unit_test(test_default_group),
         cmocka_unit_test(test_adjoint_dop853),
         cmocka_unit_test(test_gradient_failures_leave_others_intact),
         cmocka_unit_test(test_mlp_adapter),

@@ -74,7 +74,10 @@ typedef struct node_ensemble_options {
                                 row strictly increasing or strictly decreasing) */
     int32_t  threads;        /* OpenMP threads over the groups: 0 = OpenMP's default,
                                 capped by sys->workers; 1 without OpenMP */
-    uint64_t group;          /* samples per lock-step group (0 = 64) */
+    uint64_t group;          /* samples per lock-step group (0 = 256, fewer for a
+                                large state: as many as keep a group's forward buffers,
+                                (stages + 6) x dim doubles a sample, within 2 MiB, and
+                                at least 64; never dependent on the thread count) */
     uint64_t reserved_[14];  /* fields of later versions: leave zero */
 } node_ensemble_options;
 

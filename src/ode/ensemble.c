@@ -16,7 +16,6 @@
 #endif
 
 #define tstr node__tstr
-#define NODE__ENS_GROUP 64
 #define NODE__ENS_NONFINITE_RETRIES 40   /* as solve.c */
 
 node_status node__ens_grow(void **p, size_t *cap, size_t n, size_t sz)
