@@ -401,6 +401,7 @@ static void emit(grp *g, size_t r)
             }
         }
         s->next++;
+        s->st->rows_done = (int64_t)s->next;
     }
 }
 
@@ -731,8 +732,6 @@ static node_status round_(grp *g)
             s->done = true;
         }
     }
-    for (size_t r = 0; r < nl; r++)
-        sl[r].st->rows_done = (int64_t)sl[r].next;
 
     /* y <- ynew and k_0 <- the FSAL stage for the accepted rows: swap the arrays, then
        put back the rows that did not move on. */
