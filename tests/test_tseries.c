@@ -371,32 +371,27 @@ static void test_union_by_hand(void **state)
     assert_memory_equal(xs, xs0, sizeof xs);
     assert_memory_equal(mask, mask0, sizeof mask);
 
-    /* enough room (one spare row stays untouched); allocation-free */
-    node_test_alloc_begin(-1);
-    assert_status(node_tseries_union(d, S, sel, U + 1, ts, &nt, xs, mask, &e), NODE_OK);
-    assert_int_equal(node_test_alloc_end(), 0);
-    assert_int_equal(nt, U);
-    for (size_t i = 0; i < U; i++)
-        assert_true(ts[i] == want_ts[i]);
-    assert_memory_equal(mask, want_mask, sizeof want_mask);
-    for (size_t i = 0; i < U * S * 2; i++)
-        assert_true(xs[i] == want_xs[i]);
-    assert_memory_equal(ts + U, ts0 + U, sizeof(double));
-    assert_memory_equal(xs + U * S * 2, xs0 + U * S * 2, S * 2 * sizeof(double));
-    assert_memory_equal(mask + U * S, mask0 + U * S, S);
-
-    /* room for the union but not for all the series' times together (8 > cap = 7):
-       the union is counted first, then written the same */
-    memset(ts, 0xA5, sizeof ts);
-    memset(xs, 0xA5, sizeof xs);
-    memset(mask, 0xA5, sizeof mask);
-    assert_status(node_tseries_union(d, S, sel, U, ts, &nt, xs, mask, &e), NODE_OK);
-    assert_int_equal(nt, U);
-    for (size_t i = 0; i < U; i++)
-        assert_true(ts[i] == want_ts[i]);
-    assert_memory_equal(mask, want_mask, sizeof want_mask);
-    for (size_t i = 0; i < U * S * 2; i++)
-        assert_true(xs[i] == want_xs[i]);
+    /* enough room (cap U + 1: the series' 8 times fit, so the union is written without
+       being counted; the spare row stays untouched), and room for the union but not for
+       all the series' times (cap U = 7 < 8: counted first, then written the same);
+       allocation-free either way */
+    for (size_t cap = U + 1; cap >= U; cap--) {
+        memcpy(ts, ts0, sizeof ts);
+        memcpy(xs, xs0, sizeof xs);
+        memcpy(mask, mask0, sizeof mask);
+        node_test_alloc_begin(-1);
+        assert_status(node_tseries_union(d, S, sel, cap, ts, &nt, xs, mask, &e), NODE_OK);
+        assert_int_equal(node_test_alloc_end(), 0);
+        assert_int_equal(nt, U);
+        for (size_t i = 0; i < U; i++)
+            assert_true(ts[i] == want_ts[i]);
+        assert_memory_equal(mask, want_mask, sizeof want_mask);
+        for (size_t i = 0; i < U * S * 2; i++)
+            assert_true(xs[i] == want_xs[i]);
+        assert_memory_equal(ts + U, ts0 + U, sizeof(double));
+        assert_memory_equal(xs + U * S * 2, xs0 + U * S * 2, S * 2 * sizeof(double));
+        assert_memory_equal(mask + U * S, mask0 + U * S, S);
+    }
 
     /* one series alone: its own times; the same series twice: two equal columns */
     assert_status(node_tseries_union(d, 1, sel + 1, U, ts, &nt, xs, mask, NULL), NODE_OK);
