@@ -104,4 +104,15 @@ static inline node_options rk4_options(void)
     return o;
 }
 
+/* got against want entry by entry, to rtol relative and atol_rel × the largest |want|. */
+static inline void assert_grads_close(size_t n, const double *got, const double *want,
+                                      double rtol, double atol_rel)
+{
+    double gmax = 0;
+    for (size_t k = 0; k < n; k++)
+        gmax = fmax(gmax, fabs(want[k]));
+    for (size_t k = 0; k < n; k++)
+        assert_close(got[k], want[k], rtol, atol_rel * gmax);
+}
+
 #endif /* LIBNODE_TEST_LATENT_FIXTURES_H */

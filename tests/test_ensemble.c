@@ -67,6 +67,16 @@ static node_system cub_system(void)
 #define N 9
 #define NT 5
 
+/* Ensemble options: zero (every default) but the group size and the thread count. */
+static node_ensemble_options ens_options(uint64_t group, int threads)
+{
+    node_ensemble_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.group = group;
+    eo.threads = threads;
+    return eo;
+}
+
 /* The cubic system, batched by the row-by-row adapter, and an ensemble object. */
 typedef struct fixture {
     node_system sys;
@@ -296,10 +306,7 @@ static void check_backprop(node_method m, double step, int threads, double *dp_o
     o.step = step;
     o.rtol = 1e-8;
     o.atol = 1e-10;
-    node_ensemble_options eo;
-    memset(&eo, 0, sizeof eo);
-    eo.group = 4;
-    eo.threads = threads;
+    node_ensemble_options eo = ens_options(4, threads);
     assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, &o, &eo, NULL, NULL), NODE_OK);
     node_stats st[N];
     assert_status(node_ensemble_backprop(e, &es, N, g_ts, NT, ys, w, dy0, dp, &o, &eo, st, NULL),
@@ -371,10 +378,7 @@ static void adjoint_grad_m(node_method m, int threads, uint64_t group, double *d
     o.method = m;
     o.rtol = 1e-10;
     o.atol = 1e-12;
-    node_ensemble_options eo;
-    memset(&eo, 0, sizeof eo);
-    eo.group = group;
-    eo.threads = threads;
+    node_ensemble_options eo = ens_options(group, threads);
     assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, ys, &o, &eo, NULL, NULL), NODE_OK);
     node_stats st[N];
     assert_status(node_ensemble_adjoint(e, &es, N, g_ts, NT, ys, w, dy0, dp, &o, &eo, st, NULL),
@@ -475,10 +479,7 @@ static void backprop_big(uint64_t group, int threads, double *dp)
     node_options o = node_options_default();
     o.rtol = 1e-8;
     o.atol = 1e-10;
-    node_ensemble_options eo;
-    memset(&eo, 0, sizeof eo);
-    eo.group = group;
-    eo.threads = threads;
+    node_ensemble_options eo = ens_options(group, threads);
     assert_status(node_ensemble_odeint(fx.e, &fx.es, M, y0, g_ts, NT, ys, &o, &eo, NULL,
                                        NULL), NODE_OK);
     assert_status(node_ensemble_backprop(fx.e, &fx.es, M, g_ts, NT, ys, w, dy0, dp, &o, &eo,
@@ -588,10 +589,7 @@ static void test_thread_count_invariance(void **state)
     node_ensemble *e = fx.e;
     double y0[N * 3], a[N * NT * 3], b[N * NT * 3];
     initial_states(y0);
-    node_ensemble_options eo;
-    memset(&eo, 0, sizeof eo);
-    eo.group = 2;
-    eo.threads = 1;
+    node_ensemble_options eo = ens_options(2, 1);
     assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, a, NULL, &eo, NULL, NULL), NODE_OK);
     eo.threads = 2;
     assert_status(node_ensemble_odeint(e, &es, N, y0, g_ts, NT, b, NULL, &eo, NULL, NULL), NODE_OK);
@@ -664,10 +662,7 @@ static void test_allocation_failures(void **state)
     initial_states(y0);
     for (int i = 0; i < N * NT * 3; i++)
         w[i] = 0.1;
-    node_ensemble_options eo;
-    memset(&eo, 0, sizeof eo);
-    eo.group = 4;
-    eo.threads = 1;
+    node_ensemble_options eo = ens_options(4, 1);
     for (long k = 0;; k++) {
         node_test_alloc_begin(k);
         node_ensemble_system es;
