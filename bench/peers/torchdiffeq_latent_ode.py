@@ -23,6 +23,17 @@ series,t,x1,...,xD), e.g.
     PYTHONPATH=/work/peers /usr/bin/python3 bench/peers/torchdiffeq_latent_ode.py \
         --train /tmp/lat/spirals_n30_train.csv --batch-size 50 --iters 20
 Getting torchdiffeq: see README.md in this folder.
+
+With --test (the test CSV of the same --write-data run) and --n-obs N, the model is
+trained for --iters iterations and then evaluated the way latent_ode.c evaluates it:
+each test series' first N points (its observed window) go to the encoder, z0 = the
+posterior mean, the solve runs through all of the series' times, and the RMSE is
+printed over the window and over the points after it (the predictive RMSE of Table 2).
+--obs-std and --ema match latent_ode's flags of the same names, so that the peer model
+can be trained the way libnode's was, e.g. (20 to 40 minutes on one core)
+    PYTHONPATH=/work/peers /usr/bin/python3 bench/peers/torchdiffeq_latent_ode.py \
+        --train /tmp/lat/spirals_n30_train.csv --test /tmp/lat/spirals_n30_test.csv \
+        --n-obs 30 --batch-size 100 --iters 10000 --backprop --obs-std 0.1 --ema 0.999
 """
 import argparse
 import csv
@@ -121,7 +132,14 @@ def main():
     ap.add_argument("--atol", type=float, default=1e-7)
     ap.add_argument("--backprop", action="store_true", help="odeint instead of odeint_adjoint")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--obs-std", type=float, default=0.3, help="sigma of the likelihood")
+    ap.add_argument("--test", help="test CSV: train, then print the RMSE (needs --n-obs)")
+    ap.add_argument("--n-obs", type=int, default=0, help="points of a test series' window")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="evaluate an exponential moving average of the parameters")
     args = ap.parse_args()
+    if args.test and args.n_obs < 1:
+        ap.error("--test needs --n-obs")
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
     torch.manual_seed(args.seed)
@@ -134,7 +152,8 @@ def main():
     func, rec, dec = LatentODEfunc(L, NH), RecognitionRNN(L, D + 1, H), Decoder(L, D, NH)
     params = list(func.parameters()) + list(dec.parameters()) + list(rec.parameters())
     opt = torch.optim.Adam(params, lr=0.01)
-    noise_logvar = 2. * np.log(0.3)
+    noise_logvar = 2. * np.log(args.obs_std)
+    avg = [p.detach().clone() for p in params]
     solve = odeint if args.backprop else odeint_adjoint
     kw = dict(rtol=args.rtol, atol=args.atol, method="dopri5")
 
@@ -162,6 +181,11 @@ def main():
         loss = torch.mean(-logpx + kl)
         loss.backward()
         opt.step()
+        if args.ema > 0:   # bias-free start, as latent_ode.c's --ema
+            d = min(args.ema, (1.0 + it) / (10.0 + it))
+            with torch.no_grad():
+                for a, p in zip(avg, params):
+                    a.mul_(d).add_(p, alpha=1 - d)
         dt = time.perf_counter() - t_start
         if it >= args.warmup:
             tot += dt
@@ -176,6 +200,39 @@ def main():
     print(f"ms/iter {1e3 * tot / n:.2f}  NFE fwd {nfe_f / n:.1f}  NFE bwd {nfe_b / n:.1f}  "
           f"(mean over {args.iters} iterations after {args.warmup} warm-up; final loss "
           f"{loss.item():.3f})")
+    if args.test:
+        if args.ema > 0:
+            with torch.no_grad():
+                for a, p in zip(avg, params):
+                    p.copy_(a)
+        evaluate(args, read_csv(args.test), t0, func, rec, dec, L, H, kw)
+
+
+def evaluate(args, test, t0, func, rec, dec, L, H, kw):
+    """RMSE over each test series' first n_obs points and over the rest, the posterior
+    mean z0 from the first n_obs points, one series at a time."""
+    so = sp = 0.0
+    no = npred = 0
+    with torch.no_grad():
+        for s in test:
+            w = s[:args.n_obs]
+            ts, xs, mask, gap = make_batch([w], [0], t0)
+            h = torch.zeros(1, H)
+            for i in reversed(range(len(ts))):
+                hn = rec(torch.cat((xs[i], gap[i][:, None]), dim=1), h)
+                m = mask[i][:, None]
+                h = m * hn + (1 - m) * h
+            z0 = rec.h2o(h)[:, :L]
+            tq = np.concatenate([[t0], s[:, 0]]) if s[0, 0] > t0 else s[:, 0]
+            px = dec(odeint(func, z0, torch.from_numpy(tq), **kw))[-len(s):, 0].numpy()
+            e = ((px - s[:, 1:]) ** 2).sum(1)
+            so += e[:args.n_obs].sum()
+            sp += e[args.n_obs:].sum()
+            no += args.n_obs
+            npred += len(s) - args.n_obs
+    D = test[0].shape[1] - 1
+    print(f"rmse_observed {np.sqrt(so / (no * D)):.4f}  rmse_predicted "
+          f"{np.sqrt(sp / (npred * D)):.4f}  ({len(test)} test series, window {args.n_obs})")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,11 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         stats.message[0] = '\0';
         for (size_t g = 0; g < ng && st == NODE_OK; g++) {
             const size_t Bg = start[g + 1] - start[g];
-            if (S->enc_frac < 1) {
+            const int cut = S->enc_frac < 1 || E->train_split > 0;
+            if (E->train_split > 0) {
+                for (size_t b = 0; b < Bg; b++)
+                    spl[b] = E->train_split;
+            } else if (S->enc_frac < 1) {
                 const double wid = S->enc_frac_max > S->enc_frac ? S->enc_frac_max - S->enc_frac : 0;
                 if (wid > 0)
                     node_rng_uniform(&rng, Bg, spl);
@@ -102,7 +106,7 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
             }
             CHECK("building a batch", err.message,
                   ex_batch_fill(&bt, d, Bg, perm + start[g], E->t0,
-                                S->enc_frac < 1 ? spl : NULL, &err));
+                                cut ? spl : NULL, &err));
             node_rng_normal(&rng, Bg * L, eps);
             node_latent_terms terms;
             err.message[0] = stats.message[0] = '\0';

@@ -26,6 +26,9 @@ typedef struct ex_settings {
                                in the first enc_frac of its time span (1: all) ... */
     double enc_frac_max;    /* ... or, if larger, a fraction drawn uniformly in
                                [enc_frac, enc_frac_max] per series and iteration */
+    long train_extra;       /* spirals: points after each training window kept in the
+                               training series (0: none); the latent ODE's encoder then
+                               sees only the window (ex_experiment.train_split) */
     double ema;             /* latent ODE: keep an exponential moving average of the
                                parameters with this decay and end training on it (0: none) */
     int backprop;
@@ -54,6 +57,8 @@ typedef struct ex_experiment {
     long n_obs;                    /* 0: user data */
     node_tseries *train, *test, *truth;
     double t0, *split;             /* split: per test series */
+    double train_split;            /* > 0: the latent ODE's training encoder sees only the
+                                      points at t <= train_split (--train-extra) */
     unsigned char *cw;             /* per test series (spirals) */
     size_t ntest, npts, *off;
     double *pred[EX_NMODELS], *zpath;

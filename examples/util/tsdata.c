@@ -37,8 +37,9 @@ int ex_spirals_generate(ex_spirals *s, const ex_spiral_config *cfg, uint64_t see
     s->truth = malloc(N * L * 2 * sizeof *s->truth);
     s->noisy = malloc(N * L * 2 * sizeof *s->noisy);
     s->cw = malloc(N ? N : 1);
+    s->valid = malloc((N ? N : 1) * sizeof *s->valid);
     size_t *perm = malloc((N ? N : 1) * sizeof *perm);
-    if (!s->t || !s->truth || !s->noisy || !s->cw || !perm) {
+    if (!s->t || !s->truth || !s->noisy || !s->cw || !s->valid || !perm) {
         free(perm);
         return -1;
     }
@@ -64,6 +65,7 @@ int ex_spirals_generate(ex_spirals *s, const ex_spiral_config *cfg, uint64_t see
         if (t0 >= nstart)
             t0 = nstart - 1;
         double *tr = s->truth + i * L * 2, *no = s->noisy + i * L * 2;
+        s->valid[i] = cfg->ntotal - t0 < L ? cfg->ntotal - t0 : L;
         for (size_t k = 0; k < L; k++)   /* (past the curve's end: unused, kept finite) */
             curve(cfg, s->cw[i], t0 + k < cfg->ntotal ? t0 + k : cfg->ntotal - 1, tr + 2 * k);
         node_rng_normal(&rng, 2 * L, no);
@@ -79,6 +81,7 @@ void ex_spirals_free(ex_spirals *s)
     free(s->truth);
     free(s->noisy);
     free(s->cw);
+    free(s->valid);
     memset(s, 0, sizeof *s);
 }
 
@@ -88,7 +91,8 @@ static int cmp_size(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-node_status ex_spirals_subsample(const ex_spirals *s, size_t n_obs, uint64_t seed,
+node_status ex_spirals_subsample(const ex_spirals *s, size_t n_obs, size_t train_extra,
+                                 uint64_t seed,
                                  node_tseries **train, node_tseries **test,
                                  node_tseries **truth, double *split, node_error *err)
 {
@@ -96,11 +100,16 @@ node_status ex_spirals_subsample(const ex_spirals *s, size_t n_obs, uint64_t see
     const size_t N = c->nspiral, W = c->window, L = s->len, ntr = N - c->ntest;
     const size_t m = n_obs + c->extra;   /* points of a test series */
     node_tseries *tr = NULL, *te = NULL, *tt = NULL;
-    size_t *perm = malloc(W * sizeof *perm);
+    const size_t E = c->extra;
+    size_t *perm = malloc(W * sizeof *perm), *pe = malloc((E ? E : 1) * sizeof *pe);
     double *t = malloc(m * sizeof *t), *x = malloc(2 * m * sizeof *x);
     double *xt = malloc(2 * m * sizeof *xt);
     node_status st = NODE_ENOMEM;
-    if (!perm || !t || !x || !xt)
+    if (train_extra > E) {
+        st = NODE_EINVAL;
+        goto out;
+    }
+    if (!perm || !pe || !t || !x || !xt)
         goto out;
     if ((st = node_tseries_create(&tr, 2, err)) != NODE_OK ||
         (st = node_tseries_create(&te, 2, err)) != NODE_OK ||
@@ -120,8 +129,26 @@ node_status ex_spirals_subsample(const ex_spirals *s, size_t n_obs, uint64_t see
             xt[2 * j] = gt[2 * k];
             xt[2 * j + 1] = gt[2 * k + 1];
         }
-        if (i < ntr)
-            st = node_tseries_add(tr, (int64_t)i, n_obs, t, x, err);
+        if (i < ntr) {
+            /* Training: the window's points, then train_extra of the points after it
+               that lie on the curve (drawn only when asked: the same seed gives the
+               same windows either way). */
+            size_t nt = n_obs;
+            if (train_extra > 0) {
+                node_rng_permutation(&rng, E, pe);
+                qsort(pe, train_extra, sizeof *pe, cmp_size);
+                for (size_t j = 0; j < train_extra; j++) {
+                    const size_t k = W + pe[j];
+                    if (k >= s->valid[i])
+                        break;
+                    t[nt] = s->t[k];
+                    x[2 * nt] = no[2 * k];
+                    x[2 * nt + 1] = no[2 * k + 1];
+                    nt++;
+                }
+            }
+            st = node_tseries_add(tr, (int64_t)i, nt, t, x, err);
+        }
         else if ((st = node_tseries_add(te, (int64_t)i, m, t, x, err)) == NODE_OK)
             st = node_tseries_add(tt, (int64_t)i, m, t, xt, err);
         if (st != NODE_OK)
@@ -138,6 +165,7 @@ out:
     node_tseries_free(te);
     node_tseries_free(tt);
     free(perm);
+    free(pe);
     free(t);
     free(x);
     free(xt);

@@ -40,6 +40,7 @@ typedef struct ex_spirals {
     double *t;               /* len: 0, dt, 2dt, ... */
     double *truth, *noisy;   /* nspiral × len × 2 */
     unsigned char *cw;       /* nspiral: 1 clockwise */
+    size_t *valid;           /* nspiral: points of the len that lie on the curve */
 } ex_spirals;
 
 /* Generate.  0, or -1 when out of memory (ex_spirals_free all the same). */
@@ -50,9 +51,14 @@ void ex_spirals_free(ex_spirals *s);
    same seed giving the same points): train = the first nspiral − ntest spirals at
    those points; test = the last ntest at those points and the `extra` points after
    the window; truth = test without noise.  Series ids are spiral indices.
+   train_extra > 0 (at most extra): each training spiral also keeps that many of the
+   points after its window (a random subset, only those on the curve), so that
+   training can ask for the extrapolation the test asks for (see latent_fit.h,
+   train_split).
    *split = the time between the window and what follows.  NODE_ENOMEM, or EINVAL
    from node_tseries (never for valid configs); on failure nothing is returned. */
-node_status ex_spirals_subsample(const ex_spirals *s, size_t n_obs, uint64_t seed,
+node_status ex_spirals_subsample(const ex_spirals *s, size_t n_obs, size_t train_extra,
+                                 uint64_t seed,
                                  node_tseries **train, node_tseries **test,
                                  node_tseries **truth, double *split, node_error *err);
 
