@@ -281,6 +281,7 @@ int main(int argc, char **argv)
     S.enc_frac = 1;
     S.enc_frac_max = -1;
     S.train_extra = 0;
+    const char *train_extra_s = "0";
     S.ema = 0;          /* the README's default-run figures are without it */
     S.out = "latent_out";
     double rtol = 1e-5, atol = 1e-7, noise = 0.1;
@@ -300,7 +301,7 @@ int main(int argc, char **argv)
         { "--clip", EX_DOUBLE, &S.clip, "C", "latent ODE: clip the gradient's norm to C (0: no clipping)" },
         { "--enc-frac", EX_DOUBLE, &S.enc_frac, "F", "latent ODE training: the encoder sees the points in the first F of each series' time span, the likelihood all (1: all points)" },
         { "--enc-frac-max", EX_DOUBLE, &S.enc_frac_max, "G", "latent ODE training: if > --enc-frac, the fraction is drawn uniformly in [--enc-frac, G] per series and iteration" },
-        { "--train-extra", EX_LONG, &S.train_extra, "K", "spirals: training series also keep K random points of the 100 after their window (those on the curve); the latent ODE's encoder sees only the window, its likelihood all (0: none)" },
+        { "--train-extra", EX_STRING, &train_extra_s, "K|n", "spirals: training series also keep K random points of the 100 after their window (those on the curve; n: as many as the window's, --n-obs); the latent ODE's encoder sees only the window, its likelihood all (0: none)" },
         { "--ema", EX_DOUBLE, &S.ema, "D", "latent ODE: end training on an exponential moving average of the parameters with decay D, e.g. 0.999 (0: the last iterate)" },
         { "--seed", EX_LONG, &S.seed, "S", "seed of the data, the weights, the batches" },
         { "--latent-dim", EX_LONG, &S.latent_dim, "N", "latent dimension" },
@@ -364,9 +365,14 @@ int main(int argc, char **argv)
         return ex_args_fail(argv[0], "--union-density must be in [0, 1]");
     if (!(S.clip >= 0) || !(S.enc_frac > 0 && S.enc_frac <= 1) || !(S.enc_frac_max <= 1) || !(S.ema >= 0 && S.ema < 1) || !(S.lr_min < 0 || S.lr_min >= 0))
         return ex_args_fail(argv[0], "--clip must be >= 0, --enc-frac in (0, 1], --enc-frac-max at most 1, --ema in [0, 1), --lr-min a number");
-    if (S.train_extra < 0 || S.train_extra > 100)
-        return ex_args_fail(argv[0], "--train-extra must be in 0..100");
-    if (S.train_extra > 0 && S.enc_frac < 1)
+    {
+        char *end = NULL;
+        const int as_n = !strcmp(train_extra_s, "n");
+        S.train_extra = as_n ? -1 : strtol(train_extra_s, &end, 10);   /* -1: n */
+        if (!as_n && (end == train_extra_s || *end || S.train_extra < 0 || S.train_extra > 100))
+            return ex_args_fail(argv[0], "--train-extra takes a number in 0..100 or n");
+    }
+    if (S.train_extra != 0 && S.enc_frac < 1)
         return ex_args_fail(argv[0], "--train-extra and --enc-frac exclude each other (with --train-extra the encoder sees the window)");
     if (!(S.lr >= 0) || !(S.obs_std > 0) || !(noise >= 0))
         return ex_args_fail(argv[0], "--lr and --noise must be >= 0, --obs-std > 0");
@@ -376,7 +382,7 @@ int main(int argc, char **argv)
     if (user) {
         if (!train_path || !test_path)
             return ex_args_fail(argv[0], "--train and --test go together");
-        if (n_obs_s != n_obs_default || write_data || S.train_extra > 0)
+        if (n_obs_s != n_obs_default || write_data || S.train_extra != 0)
             return ex_args_fail(argv[0], "--n-obs, --write-data and --train-extra are for the generated spirals");
     } else {
         if (split_s)
@@ -450,10 +456,12 @@ int main(int argc, char **argv)
             snprintf(E.tag, sizeof E.tag, "_n%ld", nobs[e]);
             double split;
             CHECK("subsampling the spirals", err.message,
-                  ex_spirals_subsample(&sp, (size_t)nobs[e], (size_t)S.train_extra, (uint64_t)S.seed * 1000u +
+                  ex_spirals_subsample(&sp, (size_t)nobs[e],
+                                       (size_t)(S.train_extra < 0 ? nobs[e] : S.train_extra),
+                                       (uint64_t)S.seed * 1000u +
                                        (uint64_t)nobs[e], &E.train, &E.test, &E.truth, &split,
                                        &err));
-            E.train_split = S.train_extra > 0 ? split : 0;
+            E.train_split = S.train_extra != 0 ? split : 0;
             const size_t N = node_tseries_count(E.test);
             E.split = malloc(N * sizeof *E.split);
             E.cw = malloc(N);

@@ -27,7 +27,7 @@ typedef struct ex_settings {
     double enc_frac_max;    /* ... or, if larger, a fraction drawn uniformly in
                                [enc_frac, enc_frac_max] per series and iteration */
     long train_extra;       /* spirals: points after each training window kept in the
-                               training series (0: none); the latent ODE's encoder then
+                               training series (0: none; -1: as many as the window's); the latent ODE's encoder then
                                sees only the window (ex_experiment.train_split) */
     double ema;             /* latent ODE: keep an exponential moving average of the
                                parameters with this decay and end training on it (0: none) */
