@@ -295,6 +295,15 @@ MUTANTS = [
      "    x2 += fmod(floor(x1) + 2, 2.0);",
      "    x2 += fmod(floor(x1) + 3, 2.0);",
      "the checkerboard sampler draws from its density"),
+    # ---- the latent-ODE example's spirals (examples/util/tsdata.c; test_tsdata) ----
+    ("train-extra-shares-stream", "examples/util/tsdata.c",
+     "                node_rng_permutation(&rng_extra, E, pe);",
+     "                node_rng_permutation(&rng, E, pe);",
+     "--train-extra leaves every window (training and test) as it is without it"),
+    ("train-extra-dropped", "examples/util/tsdata.c",
+     "            if (train_extra > 0) {",
+     "            if (train_extra > 1000) {",
+     "--train-extra appends the points after a training window"),
     # ---- networks of layers (net.h) ----
     ("net-groupnorm-mean-term", "src/net/pass.c",
      "                    dx[cc * HW + p] = rs * (gc * dy[cc * HW + p] - m1 - xh * m2);",

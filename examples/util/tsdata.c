@@ -115,8 +115,9 @@ node_status ex_spirals_subsample(const ex_spirals *s, size_t n_obs, size_t train
         (st = node_tseries_create(&te, 2, err)) != NODE_OK ||
         (st = node_tseries_create(&tt, 2, err)) != NODE_OK)
         goto out;
-    node_rng rng;
+    node_rng rng, rng_extra;   /* a stream of its own: the windows do not depend on it */
     node_rng_seed(&rng, seed);
+    node_rng_seed(&rng_extra, seed ^ 0x5851f42d4c957f2dull);
     for (size_t i = 0; i < N; i++) {
         node_rng_permutation(&rng, W, perm);
         qsort(perm, n_obs, sizeof *perm, cmp_size);
@@ -131,11 +132,11 @@ node_status ex_spirals_subsample(const ex_spirals *s, size_t n_obs, size_t train
         }
         if (i < ntr) {
             /* Training: the window's points, then train_extra of the points after it
-               that lie on the curve (drawn only when asked: the same seed gives the
-               same windows either way). */
+               that lie on the curve (from their own stream: the same seed gives the
+               same windows, training and test, whatever train_extra). */
             size_t nt = n_obs;
             if (train_extra > 0) {
-                node_rng_permutation(&rng, E, pe);
+                node_rng_permutation(&rng_extra, E, pe);
                 qsort(pe, train_extra, sizeof *pe, cmp_size);
                 for (size_t j = 0; j < train_extra; j++) {
                     const size_t k = W + pe[j];
