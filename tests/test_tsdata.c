@@ -99,6 +99,7 @@ static void test_train_extra_appends_points_after_the_window(void **state)
     assert_int_equal(ex_spirals_subsample(&sp, nobs, cfg.extra + 1, 99, &a, &b, &c, &s, &err),
                      NODE_EINVAL);
     assert_null(a);
+    assert_non_null(strstr(err.message, "train_extra = 51"));
     ex_spirals_free(&sp);
 }
 

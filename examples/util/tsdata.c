@@ -106,6 +106,9 @@ node_status ex_spirals_subsample(const ex_spirals *s, size_t n_obs, size_t train
     double *xt = malloc(2 * m * sizeof *xt);
     node_status st = NODE_ENOMEM;
     if (train_extra > E) {
+        if (err)
+            snprintf(err->message, sizeof err->message,
+                     "train_extra = %zu: a window has only %zu points after it", train_extra, E);
         st = NODE_EINVAL;
         goto out;
     }
