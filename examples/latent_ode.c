@@ -280,7 +280,6 @@ int main(int argc, char **argv)
     S.clip = 0;
     S.enc_frac = 1;
     S.enc_frac_max = -1;
-    S.train_extra = 0;
     const char *train_extra_s = "0";
     S.ema = 0;          /* the README's default-run figures are without it */
     S.out = "latent_out";
