@@ -1,6 +1,7 @@
-/* bench_rnn.c — time of node_rnn_forward and node_rnn_backward (BPTT) for the tanh cell
- * over a batch, in ms per call and GFLOP/s (2 flops per weight per row-step forward,
- * 4 backward), the best of several repetitions.  Half of the batch's rows skip every
+/* bench_rnn.c — time of node_rnn_forward and node_rnn_backward (BPTT) for the tanh and
+ * GRU cells over a batch, in ms per call and GFLOP/s (2 flops per weight per row-step
+ * forward, 4 backward; the GRU has 3 (nin + nhidden) nhidden weights), the best of
+ * several repetitions.  Half of the batch's rows skip every
  * third step (a masked batch as the latent ODE's encoder makes).
  * Run: ./bench_rnn [--quick]
  */
@@ -21,13 +22,14 @@ static double now(void)
 }
 
 typedef struct shape {
+    node_cell_kind kind;
     size_t nin, nh, batch, nsteps;
 } shape;
 
 static int run(const shape *s, int reps, double *ms_f, double *ms_b)
 {
     node_rnn *r = NULL;
-    if (node_rnn_create(&r, NODE_CELL_TANH, s->nin, s->nh, NULL))
+    if (node_rnn_create(&r, s->kind, s->nin, s->nh, NULL))
         return 1;
     node_rnn_init(r, 1);
     size_t nx = s->nsteps * s->batch * s->nin, nhs = (s->nsteps + 1) * s->batch * s->nh;
@@ -59,10 +61,10 @@ static int run(const shape *s, int reps, double *ms_f, double *ms_b)
         best_f = t1 - t0 < best_f ? t1 - t0 : best_f;
         best_b = t2 - t1 < best_b ? t2 - t1 : best_b;
     }
-    double w = (double)(s->nh * (s->nin + s->nh));
+    double w = (double)(s->nh * (s->nin + s->nh)) * (s->kind == NODE_CELL_GRU ? 3 : 1);
     double gf = 2 * w * (double)steps / best_f * 1e-9, gb = 4 * w * (double)steps / best_b * 1e-9;
-    printf("nin %3zu  nhidden %4zu  batch %4zu  steps %4zu   forward %8.3f ms (%5.2f GFLOP/s)"
-           "   backward %8.3f ms (%5.2f GFLOP/s)\n", s->nin, s->nh, s->batch, s->nsteps,
+    printf("%-4s  nin %3zu  nhidden %4zu  batch %4zu  steps %4zu   forward %8.3f ms (%5.2f GFLOP/s)"
+           "   backward %8.3f ms (%5.2f GFLOP/s)\n", s->kind == NODE_CELL_GRU ? "gru" : "tanh", s->nin, s->nh, s->batch, s->nsteps,
            best_f * 1e3, gf, best_b * 1e3, gb);
     *ms_f = best_f * 1e3;
     *ms_b = best_b * 1e3;
@@ -84,12 +86,16 @@ int main(int argc, char **argv)
         return 2;
     }
     const shape shapes[] = {
-        { 3, 25, 50, 100 },     /* the latent ODE's encoder: [x, Δt] of 2-D spirals */
-        { 3, 25, 1000, 100 },   /* the paper's 1000 spirals in one batch */
-        { 16, 128, 64, 100 },
+        { NODE_CELL_TANH, 3, 25, 50, 100 },     /* the latent ODE's encoder: [x, Δt] of 2-D spirals */
+        { NODE_CELL_TANH, 3, 25, 1000, 100 },   /* the paper's 1000 spirals in one batch */
+        { NODE_CELL_TANH, 16, 128, 64, 100 },
+        { NODE_CELL_GRU, 3, 25, 50, 100 },      /* the same with --cell gru */
+        { NODE_CELL_GRU, 3, 25, 1000, 100 },
+        { NODE_CELL_GRU, 16, 128, 64, 100 },
     };
-    double ms_f[3], ms_b[3];
-    for (int i = 0; i < 3; i++)
+    enum { NS = sizeof shapes / sizeof shapes[0] };
+    double ms_f[NS], ms_b[NS];
+    for (int i = 0; i < NS; i++)
         if (run(&shapes[i], quick ? 2 : 10, &ms_f[i], &ms_b[i])) {
             fprintf(stderr, "bench_rnn: a call failed\n");
             return 1;
@@ -97,7 +103,7 @@ int main(int argc, char **argv)
     ex_json j;
     ex_json_begin(&j, stdout);
     ex_json_str(&j, "bench", "rnn");
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < NS; i++) {
         char key[32];
         snprintf(key, sizeof key, "forward_ms_%d", i);
         ex_json_num(&j, key, ms_f[i]);

@@ -71,9 +71,10 @@ static int run_experiment(const ex_settings *S, ex_experiment *E, const node_lat
         CHECK("creating the latent ODE", err.message, node_latent_create(&m, cfg, &err));
         node_latent_init(m, (uint64_t)S->seed + 17u);
         CHECK("creating the solver", NULL, node_solver_create(&solver));
-        printf("latent-ode%s: %zu parameters (RNN encoder %llu, latent %llu, dynamics %llu-%llu-%llu-%llu "
+        printf("latent-ode%s: %zu parameters (%s encoder %llu, latent %llu, dynamics %llu-%llu-%llu-%llu "
                "elu, decoder %llu-%llu-%zu relu), batch %ld, %s rtol %g atol %g, %s gradients, "
                "Adam lr %g, %ld iterations\n", E->tag, node_latent_nparams(m),
+               cfg->rnn_cell == NODE_CELL_GRU ? "GRU" : "RNN",
                (unsigned long long)cfg->rnn_hidden, (unsigned long long)L,
                (unsigned long long)L, (unsigned long long)cfg->dyn_hidden,
                (unsigned long long)cfg->dyn_hidden, (unsigned long long)L,
@@ -287,6 +288,7 @@ int main(int argc, char **argv)
     long nspiral = 1000, ntest = 100;
     static const char n_obs_default[] = "30,50,100";
     const char *n_obs_s = n_obs_default, *method_name = "dopri5", *model_s = "all";
+    const char *cell_s = "tanh";
     const char *train_path = NULL, *test_path = NULL, *split_s = NULL;
     int write_data = 0;
     const ex_arg args[] = {
@@ -308,6 +310,7 @@ int main(int argc, char **argv)
         { "--dyn-hidden", EX_LONG, &S.dyn_hidden, "N", "hidden units of the latent dynamics (2 layers, elu)" },
         { "--dec-hidden", EX_LONG, &S.dec_hidden, "N", "hidden units of the decoder (relu)" },
         { "--obs-std", EX_DOUBLE, &S.obs_std, "S", "sigma of the latent ODE's Gaussian likelihood" },
+        { "--cell", EX_STRING, &cell_s, "C", "latent ODE: the encoder's recurrent cell, tanh (the paper's) or gru" },
         { "--method", EX_STRING, &method_name, "M", "ODE solver: dopri5|bosh3|dop853|rk4|..." },
         { "--rtol", EX_DOUBLE, &rtol, "R", "relative tolerance" },
         { "--atol", EX_DOUBLE, &atol, "A", "absolute tolerance" },
@@ -342,6 +345,13 @@ int main(int argc, char **argv)
     S.opt.max_steps = S.max_steps;
     if (S.opt.method == NODE_EULER || S.opt.method == NODE_MIDPOINT || S.opt.method == NODE_RK4)
         S.opt.step = 0.01;
+    node_cell_kind cell;
+    if (!strcmp(cell_s, "tanh"))
+        cell = NODE_CELL_TANH;
+    else if (!strcmp(cell_s, "gru"))
+        cell = NODE_CELL_GRU;
+    else
+        return ex_args_fail(argv[0], "unknown --cell '%s' (tanh, gru)", cell_s);
     if (!strcmp(model_s, "all")) {
         S.use[LAT] = S.use[RNN] = S.use[RNNDT] = 1;
     } else {
@@ -439,6 +449,7 @@ int main(int argc, char **argv)
     cfg.dyn_hidden = (uint64_t)S.dyn_hidden;
     cfg.dec_hidden = (uint64_t)S.dec_hidden;
     cfg.obs_std = S.obs_std;
+    cfg.rnn_cell = (uint64_t)cell;
     if (user)
         printf("latent_ode: %zu training and %zu test series of dimension %zu (%s, %s); "
                "kernels %s\n", node_tseries_count(E.train), node_tseries_count(E.test), D,
@@ -613,6 +624,7 @@ int main(int argc, char **argv)
         ex_json_num(&j, "noise", noise);
     ex_json_str(&j, "method", node_method_name(S.opt.method));
     ex_json_str(&j, "gradient", S.backprop ? "backprop" : "adjoint");
+    ex_json_str(&j, "cell", cell_s);
     ex_json_int(&j, "batch_size", S.batch);
     ex_json_int(&j, "seed", S.seed);
     ex_json_raw(&j, "results", arr);

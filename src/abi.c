@@ -49,7 +49,7 @@ static const abi_entry abi[] = {
     F(node_latent_config, obs_dim), F(node_latent_config, latent_dim),
     F(node_latent_config, rnn_hidden), F(node_latent_config, dyn_hidden),
     F(node_latent_config, dec_hidden), F(node_latent_config, obs_std),
-    F(node_latent_config, reserved_),
+    F(node_latent_config, rnn_cell), F(node_latent_config, reserved_),
 
     T(node_latent_terms),
     F(node_latent_terms, loss), F(node_latent_terms, nll), F(node_latent_terms, kl),

@@ -26,6 +26,9 @@
 #define LP_F ((LL + 1) * LHF + (LHF + 1) * LHF + (LHF + 1) * LL)
 #define LP_G ((LL + 1) * LHG + (LHG + 1) * LD)
 #define LP (LP_CELL + LP_ENC + LP_F + LP_G)
+/* The same model with a GRU encoder cell: H (3 (D + 1 + H) + 4) cell parameters. */
+#define LP_CELL_GRU (LH * (3 * (LD + 1 + LH) + 4))
+#define LP_GRU (LP_CELL_GRU + LP_ENC + LP_F + LP_G)
 
 static inline node_latent_config small_config(void)
 {
@@ -40,15 +43,22 @@ static inline node_latent_config small_config(void)
     return c;
 }
 
-static inline node_latent *small_model(uint64_t seed)
+/* The small model with the encoder cell kind (0: the default, tanh). */
+static inline node_latent *small_model_cell(uint64_t seed, node_cell_kind kind)
 {
     node_latent_config c = small_config();
+    c.rnn_cell = (uint64_t)kind;
     node_latent *m = NULL;
     node_error err;
     assert_status(node_latent_create(&m, &c, &err), NODE_OK);
-    assert_int_equal(node_latent_nparams(m), LP);
+    assert_int_equal(node_latent_nparams(m), kind == NODE_CELL_GRU ? LP_GRU : LP);
     node_latent_init(m, seed);
     return m;
+}
+
+static inline node_latent *small_model(uint64_t seed)
+{
+    return small_model_cell(seed, (node_cell_kind)0);
 }
 
 /* Three series on the union of their times; '1' in a mask row: observed there.

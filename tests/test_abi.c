@@ -72,7 +72,8 @@ static const layout lp64[] = {
         { "node_latent_config", "dyn_hidden", 24 },
         { "node_latent_config", "dec_hidden", 32 },
         { "node_latent_config", "obs_std", 40 },
-        { "node_latent_config", "reserved_", 48 },
+        { "node_latent_config", "rnn_cell", 48 },
+        { "node_latent_config", "reserved_", 56 },
         { "node_latent_terms", "loss", 0 },
         { "node_latent_terms", "nll", 8 },
         { "node_latent_terms", "kl", 16 },
@@ -274,7 +275,7 @@ static void test_reserved_fields_must_be_zero(void **state)
     node_latent_config lc;
     node_latent *lm = NULL;
     assert_status(node_latent_defaults(2, &lc), NODE_OK);
-    lc.reserved_[9] = 1;
+    lc.reserved_[8] = 1;   /* the last word */
     assert_status(node_latent_create(&lm, &lc, &err), NODE_EINVAL);
     assert_non_null(strstr(err.message, "reserved"));
     assert_null(lm);

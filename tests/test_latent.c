@@ -46,17 +46,18 @@ static double fd(node_latent *m, node_solver *s, const double *xs, const node_op
 
 /* Five parameters of each block: the cell, the encoder's output layer, f, g.  The
    gradient is taken with options o, the differences of the loss with options ofd. */
-static void check_gradient(node_grad_method how, node_options o, node_options ofd,
-                           double rtol, double atol)
+static void check_gradient_cell(node_grad_method how, node_options o, node_options ofd,
+                                double rtol, double atol, node_cell_kind kind)
 {
-    node_latent *m = small_model(11);
+    node_latent *m = small_model_cell(11, kind);
     node_solver *s;
     assert_status(node_solver_create(&s), NODE_OK);
-    double xs[LNT * LB * LD], grad[LP];
+    double xs[LNT * LB * LD], grad[LP_GRU];
     batch_values(xs);
     loss_of(m, s, xs, LEPS, &o, grad, how);
-    const size_t start[4] = { 0, LP_CELL, LP_CELL + LP_ENC, LP_CELL + LP_ENC + LP_F };
-    const size_t len[4] = { LP_CELL, LP_ENC, LP_F, LP_G };
+    size_t pc = kind == NODE_CELL_GRU ? LP_CELL_GRU : LP_CELL;
+    const size_t start[4] = { 0, pc, pc + LP_ENC, pc + LP_ENC + LP_F };
+    const size_t len[4] = { pc, LP_ENC, LP_F, LP_G };
     for (int blk = 0; blk < 4; blk++) {
         double gmax = 0;
         for (size_t k = start[blk]; k < start[blk] + len[blk]; k++)
@@ -72,11 +73,25 @@ static void check_gradient(node_grad_method how, node_options o, node_options of
     node_latent_free(m);
 }
 
+static void check_gradient(node_grad_method how, node_options o, node_options ofd,
+                           double rtol, double atol)
+{
+    check_gradient_cell(how, o, ofd, rtol, atol, (node_cell_kind)0);
+}
+
 /* Exact backprop through a fixed-step RK4 solve: the gradient of that very map. */
 static void test_gradient_backprop_matches_differences(void **state)
 {
     (void)state;
     check_gradient(NODE_GRAD_BACKPROP, rk4_options(), rk4_options(), 1e-6, 1e-8);
+}
+
+/* The same with a GRU encoder (cfg.rnn_cell): its block of θ included. */
+static void test_gradient_backprop_matches_differences_gru(void **state)
+{
+    (void)state;
+    check_gradient_cell(NODE_GRAD_BACKPROP, rk4_options(), rk4_options(), 1e-6, 1e-8,
+                        NODE_CELL_GRU);
 }
 
 /* The adjoint of a tight adaptive solve (rtol 1e-11): the gradient of the exact loss,
@@ -481,6 +496,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradient_backprop_matches_differences),
+        cmocka_unit_test(test_gradient_backprop_matches_differences_gru),
         cmocka_unit_test(test_gradient_adjoint_matches_differences),
         cmocka_unit_test(test_union_batch_equals_each_series_alone_adjoint),
         cmocka_unit_test(test_union_batch_equals_each_series_alone_backprop),

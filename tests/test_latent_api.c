@@ -26,6 +26,7 @@ static void test_defaults_are_the_papers(void **state)
     assert_int_equal(c.dyn_hidden, 20);
     assert_int_equal(c.dec_hidden, 20);
     assert_close(c.obs_std, 0.3, 0, 0);
+    assert_int_equal(c.rnn_cell, NODE_CELL_TANH);
     assert_status(node_latent_defaults(0, &c), NODE_EINVAL);
     assert_status(node_latent_defaults(2, NULL), NODE_EINVAL);
 
@@ -82,6 +83,9 @@ static void test_create_refuses_bad_configs(void **state)
     c = small_config();
     c.reserved_[0] = 1;
     create_refused(&c, "reserved");
+    c = small_config();
+    c.rnn_cell = 3;
+    create_refused(&c, "rnn_cell = 3 is not a cell kind");
     c = small_config();
     c.rnn_hidden = UINT64_MAX / 2;   /* more parameters than memory */
     assert_status(node_latent_create(&m, &c, &err), NODE_ENOMEM);
@@ -488,6 +492,43 @@ static void test_files_round_trip_bit_exact(void **state)
     node_latent_free(m);
 }
 
+/* A GRU encoder's model: the cell kind goes into the file (byte 12) and comes back,
+   with the parameters and the loss bit for bit. */
+static void test_gru_files_round_trip_bit_exact(void **state)
+{
+    (void)state;
+    node_latent *m = small_model_cell(9, NODE_CELL_GRU), *q = NULL;
+    node_error err;
+    assert_status(node_latent_save(m, path, &err), NODE_OK);
+    size_t len;
+    unsigned char *buf = read_all(path, &len);
+    assert_int_equal(len, 76 + 8 * LP_GRU);
+    assert_int_equal(buf[12], NODE_CELL_GRU);
+    free(buf);
+    assert_status(node_latent_load(&q, path, &err), NODE_OK);
+    node_latent_config a, b;
+    node_latent_config_get(m, &a);
+    node_latent_config_get(q, &b);
+    assert_int_equal(b.rnn_cell, NODE_CELL_GRU);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_memory_equal(node_latent_params(m), node_latent_params(q),
+                        LP_GRU * sizeof(double));
+    node_solver *s;
+    assert_status(node_solver_create(&s), NODE_OK);
+    double xs[LNT * LB * LD], g1[LP_GRU], g2[LP_GRU];
+    batch_values(xs);
+    node_latent_terms t1, t2;
+    assert_status(node_latent_loss(m, s, LB, LNT, LTS, xs, LENC, LOBS, LEPS, NULL,
+                                   NODE_GRAD_ADJOINT, &t1, g1, NULL, NULL), NODE_OK);
+    assert_status(node_latent_loss(q, s, LB, LNT, LTS, xs, LENC, LOBS, LEPS, NULL,
+                                   NODE_GRAD_ADJOINT, &t2, g2, NULL, NULL), NODE_OK);
+    assert_memory_equal(&t1.loss, &t2.loss, sizeof t1.loss);
+    assert_memory_equal(g1, g2, sizeof g1);
+    node_solver_free(s);
+    node_latent_free(q);
+    node_latent_free(m);
+}
+
 static void put64(unsigned char *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -527,6 +568,9 @@ static void test_malformed_files_are_refused(void **state)
     memcpy(bad, good, len);
     bad[12] = 9;
     load_refused(bad, len, "cell kind 9");
+    memcpy(bad, good, len);
+    bad[12] = 2;   /* a GRU's header over a tanh cell's θ: the counts disagree */
+    load_refused(bad, len, "sizes imply");
     memcpy(bad, good, len);
     put64(bad + 24, 0);
     load_refused(bad, len, "latent_dim is 0");
@@ -598,6 +642,8 @@ int main(void)
         cmocka_unit_test(test_create_survives_every_failed_allocation),
         cmocka_unit_test(test_first_loss_survives_every_failed_allocation),
         cmocka_unit_test_setup_teardown(test_files_round_trip_bit_exact, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(test_gru_files_round_trip_bit_exact, make_dir,
+                                        remove_dir),
         cmocka_unit_test_setup_teardown(test_malformed_files_are_refused, make_dir,
                                         remove_dir),
         cmocka_unit_test_setup_teardown(test_load_survives_every_failed_allocation, make_dir,

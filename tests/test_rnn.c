@@ -1,6 +1,8 @@
-/* test_rnn.c — node_rnn (include/libnode/seq.h): one tanh step worked by hand, backprop
- * through time against central differences of L = Σ w ⊙ hs for every parameter, h0
- * and x over a masked batch, masked steps, batched = row by row, PyTorch's
+/* test_rnn.c — node_rnn (include/libnode/seq.h): one tanh step and one GRU step worked
+ * by hand (the GRU also against torch.nn.GRUCell's values), then for every cell kind:
+ * backprop through time against central differences of L = Σ w ⊙ hs for every
+ * parameter, h0 and x over a masked batch, masked steps, batched = row by row (small,
+ * and wide enough for the transposed weight-gradient product), PyTorch's
  * initialisation bounds, allocation-free reuse, refused arguments, and the
  * allocation-failure sweep.
  */
@@ -16,10 +18,15 @@ static void assert_message(const node_error *e, const char *want)
     assert_non_null(strstr(e->message, want));
 }
 
-static node_rnn *make(size_t nin, size_t nh, uint64_t seed)
+/* The kinds every generic test runs over (cmocka's prestate). */
+static node_cell_kind KIND_TANH = NODE_CELL_TANH, KIND_GRU = NODE_CELL_GRU;
+
+static node_cell_kind kind_of(void **state) { return *(node_cell_kind *)*state; }
+
+static node_rnn *make(node_cell_kind kind, size_t nin, size_t nh, uint64_t seed)
 {
     node_rnn *r = NULL;
-    assert_status(node_rnn_create(&r, NODE_CELL_TANH, nin, nh, NULL), NODE_OK);
+    assert_status(node_rnn_create(&r, kind, nin, nh, NULL), NODE_OK);
     node_rnn_init(r, seed);
     return r;
 }
@@ -79,9 +86,68 @@ static void test_rnn_one_step_by_hand(void **state)
     node_rnn_free(r);
 }
 
+/* One GRU step against torch.nn.GRUCell (float64; the weights below, its biases
+   b_ih = (0.01, -0.02, 0.03, -0.04, 0.05, -0.06), b_hh = (0.07, 0.08, -0.09, 0.1,
+   -0.11, 0.12)): h1 and the gradients of L = h1[0] − 2 h1[1] that torch.autograd gave
+   (torch 1.13.1, printed with %.17g), mapped to libnode's layout. */
+static void test_rnn_gru_one_step_by_hand(void **state)
+{
+    (void)state;
+    node_rnn *r = NULL;
+    assert_status(node_rnn_create(&r, NODE_CELL_GRU, 2, 2, NULL), NODE_OK);
+    assert_int_equal(node_rnn_nparams(r), 2 * (3 * 4 + 4));
+    double *p = node_rnn_params(r);
+    for (size_t i = 0; i < 32; i++)
+        assert_true(p[i] == 0);
+    /* W_g rows r0 r1 u0 u1, each [W_ih row | W_hh row]; b_g = b_ih + b_hh (r, u);
+       W_xn, b_xn = b_ih's n part; W_hn, b_hn = b_hh's n part */
+    const double theta[32] = {
+        0.1, 0.2, -0.15, 0.45,    0.3, -0.4, 0.55, -0.65,
+        0.5, 0.6, 0.75, 0.05,     -0.7, 0.8, -0.35, -0.25,
+        0.01 + 0.07, -0.02 + 0.08, 0.03 - 0.09, -0.04 + 0.1,
+        0.9, -1.0, 0.25, 0.35,    0.05, -0.06,
+        0.6, 0.4, -0.3, 0.2,      -0.11, 0.12,
+    };
+    memcpy(p, theta, sizeof theta);
+    const double x[2] = { 1, -2 }, h0[2] = { 0.5, -0.25 };
+    double hs[4];
+    assert_status(node_rnn_forward(r, 1, 1, x, NULL, h0, hs), NODE_OK);
+    assert_close(hs[2], 0.79600170468524101, 1e-14, 0);
+    assert_close(hs[3], -0.49667489937153853, 1e-14, 0);
+
+    const double dhs[4] = { 0, 0, 1, -2 };
+    double dh0[2], dx[2], dp[32];
+    assert_status(node_rnn_backward(r, 1, 1, x, NULL, hs, dhs, dh0, dx, dp), NODE_OK);
+    const double want[32] = {
+        0.00013101493862735254, -0.00026202987725470507,
+        6.5507469313676268e-05, -3.2753734656838134e-05,
+        0.01491991905680732, -0.029839838113614639,
+        0.0074599595284036598, -0.0037299797642018299,
+        -0.11896697447706514, 0.23793394895413028,
+        -0.05948348723853257, 0.029741743619266285,
+        -0.0428559472914593, 0.085711894582918599,
+        -0.02142797364572965, 0.010713986822864825,
+        0.00013101493862735254, 0.01491991905680732,
+        -0.11896697447706514, -0.0428559472914593,
+        0.0060679814797538929, -0.012135962959507786,
+        -1.332174805407095, 2.66434961081419,
+        0.0060679814797538929, -1.332174805407095,
+        0.0012121148755574452, -0.00060605743777872258,
+        -0.55396403468087174, 0.27698201734043587,
+        0.0024242297511148903, -1.1079280693617435,
+    };
+    for (size_t i = 0; i < 32; i++)
+        assert_close(dp[i], want[i], 1e-12, 1e-16);
+    assert_close(dx[0], -0.35257776494360138, 1e-13, 0);
+    assert_close(dx[1], -0.58393587052664109, 1e-13, 0);
+    assert_close(dh0[0], 0.66970675226165044, 1e-13, 0);
+    assert_close(dh0[1], -0.39922380286052106, 1e-13, 0);
+    node_rnn_free(r);
+}
+
 /* ---- BPTT against central differences ---------------------------------------------- */
 
-enum { NIN = 3, NH = 4, B = 3, K = 6 };
+enum { NIN = 3, NH = 4, B = 3, K = 6, MAXP = NH * (3 * (NIN + NH) + 4) };
 
 /* Row 0 steps every time; row 1 skips steps 0, 2 and 3; row 2 skips step 5 (the last)
    and step 1. */
@@ -118,10 +184,11 @@ static double cd(node_rnn *r, const double *xs, const double *h0, const double *
 
 static void test_rnn_bptt_matches_central_differences(void **state)
 {
-    (void)state;
-    node_rnn *r = make(NIN, NH, 11);
+    node_cell_kind kind = kind_of(state);
+    node_rnn *r = make(kind, NIN, NH, 11);
     size_t np = node_rnn_nparams(r);
-    assert_int_equal(np, NH * (NIN + NH + 1));
+    assert_int_equal(np, kind == NODE_CELL_GRU ? NH * (3 * (NIN + NH) + 4)
+                                               : NH * (NIN + NH + 1));
     double *theta = node_rnn_params(r);
     /* weights ~ U(±1.5): the tanh units reach their curved part */
     for (size_t i = 0; i < np; i++)
@@ -133,7 +200,7 @@ static void test_rnn_bptt_matches_central_differences(void **state)
     node_rng_normal(&g, B * NH, h0);
     node_rng_normal(&g, (K + 1) * B * NH, w);
 
-    double hs[(K + 1) * B * NH], dh0[B * NH], dxs[K * B * NIN], dp[NH * (NIN + NH + 1)];
+    double hs[(K + 1) * B * NH], dh0[B * NH], dxs[K * B * NIN], dp[MAXP];
     assert_status(node_rnn_forward(r, K, B, xs, mask, h0, hs), NODE_OK);
     assert_status(node_rnn_backward(r, K, B, xs, mask, hs, w, dh0, dxs, dp), NODE_OK);
 
@@ -151,9 +218,9 @@ static void test_rnn_bptt_matches_central_differences(void **state)
             }
 
     /* each output may be left out, the others unchanged */
-    double dp2[NH * (NIN + NH + 1)], dh02[B * NH];
+    double dp2[MAXP], dh02[B * NH];
     assert_status(node_rnn_backward(r, K, B, xs, mask, hs, w, NULL, NULL, dp2), NODE_OK);
-    assert_memory_equal(dp, dp2, sizeof dp);
+    assert_memory_equal(dp, dp2, np * sizeof(double));
     assert_status(node_rnn_backward(r, K, B, xs, mask, hs, w, dh02, NULL, NULL), NODE_OK);
     assert_memory_equal(dh0, dh02, sizeof dh0);
     node_rnn_free(r);
@@ -161,8 +228,8 @@ static void test_rnn_bptt_matches_central_differences(void **state)
 
 static void test_rnn_masked_steps_hold_the_state(void **state)
 {
-    (void)state;
-    node_rnn *r = make(NIN, NH, 3);
+    node_cell_kind kind = kind_of(state);
+    node_rnn *r = make(kind, NIN, NH, 3);
     double xs[K * B * NIN], hs[(K + 1) * B * NH], hs2[(K + 1) * B * NH];
     node_rng g;
     node_rng_seed(&g, 6);
@@ -198,8 +265,8 @@ static void test_rnn_masked_steps_hold_the_state(void **state)
    the gradients (dparams summed over rows), to rounding. */
 static void test_rnn_batch_rows_are_independent(void **state)
 {
-    (void)state;
-    node_rnn *r = make(NIN, NH, 21);
+    node_cell_kind kind = kind_of(state);
+    node_rnn *r = make(kind, NIN, NH, 21);
     size_t np = node_rnn_nparams(r);
     node_rng g;
     node_rng_seed(&g, 22);
@@ -207,12 +274,12 @@ static void test_rnn_batch_rows_are_independent(void **state)
     node_rng_normal(&g, K * B * NIN, xs);
     node_rng_normal(&g, B * NH, h0);
     node_rng_normal(&g, (K + 1) * B * NH, w);
-    double hs[(K + 1) * B * NH], dp[NH * (NIN + NH + 1)], dh0[B * NH];
+    double hs[(K + 1) * B * NH], dp[MAXP], dh0[B * NH];
     assert_status(node_rnn_forward(r, K, B, xs, mask, h0, hs), NODE_OK);
     assert_status(node_rnn_backward(r, K, B, xs, mask, hs, w, dh0, NULL, dp), NODE_OK);
-    double sum[NH * (NIN + NH + 1)] = { 0 };
+    double sum[MAXP] = { 0 };
     for (size_t b = 0; b < B; b++) {
-        double x1[K * NIN], w1[(K + 1) * NH], hs1[(K + 1) * NH], dp1[NH * (NIN + NH + 1)];
+        double x1[K * NIN], w1[(K + 1) * NH], hs1[(K + 1) * NH], dp1[MAXP];
         double dh01[NH];
         unsigned char m1[K];
         for (size_t k = 0; k < K; k++) {
@@ -238,10 +305,55 @@ static void test_rnn_batch_rows_are_independent(void **state)
     node_rnn_free(r);
 }
 
+/* A batch wide enough that the weight gradient goes through the transposed product
+   (node__bwdw_transposed) against the same rows one at a time (lane sums): the cells'
+   scratch holds either form. */
+static void test_rnn_wide_batch_matches_rows(void **state)
+{
+    node_cell_kind kind = kind_of(state);
+    enum { WI = 3, WH = 24, WB = 41, WK = 3 };
+    node_rnn *r = make(kind, WI, WH, 31);
+    size_t np = node_rnn_nparams(r);
+    node_rng g;
+    node_rng_seed(&g, 32);
+    double *xs = malloc(WK * WB * WI * sizeof(double));
+    double *w = malloc((WK + 1) * WB * WH * sizeof(double));
+    double *hs = malloc((WK + 1) * WB * WH * sizeof(double));
+    double *dp = malloc(np * sizeof(double)), *dp1 = malloc(np * sizeof(double));
+    double *sum = calloc(np, sizeof(double)), *dxs = malloc(WK * WB * WI * sizeof(double));
+    assert_true(xs && w && hs && dp && dp1 && sum && dxs);
+    node_rng_normal(&g, WK * WB * WI, xs);
+    node_rng_normal(&g, (WK + 1) * WB * WH, w);
+    assert_status(node_rnn_forward(r, WK, WB, xs, NULL, NULL, hs), NODE_OK);
+    assert_status(node_rnn_backward(r, WK, WB, xs, NULL, hs, w, NULL, dxs, dp), NODE_OK);
+    for (size_t b = 0; b < WB; b++) {
+        double x1[WK * WI], w1[(WK + 1) * WH], hs1[(WK + 1) * WH], dx1[WK * WI];
+        for (size_t k = 0; k < WK; k++)
+            memcpy(x1 + k * WI, xs + (k * WB + b) * WI, WI * sizeof(double));
+        for (size_t k = 0; k <= WK; k++)
+            memcpy(w1 + k * WH, w + (k * WB + b) * WH, WH * sizeof(double));
+        assert_status(node_rnn_forward(r, WK, 1, x1, NULL, NULL, hs1), NODE_OK);
+        for (size_t k = 0; k <= WK; k++)
+            for (size_t j = 0; j < WH; j++)
+                assert_close(hs1[k * WH + j], hs[(k * WB + b) * WH + j], 1e-13, 1e-14);
+        assert_status(node_rnn_backward(r, WK, 1, x1, NULL, hs1, w1, NULL, dx1, dp1),
+                      NODE_OK);
+        for (size_t k = 0; k < WK; k++)
+            for (size_t i = 0; i < WI; i++)
+                assert_close(dx1[k * WI + i], dxs[(k * WB + b) * WI + i], 1e-12, 1e-13);
+        for (size_t i = 0; i < np; i++)
+            sum[i] += dp1[i];
+    }
+    for (size_t i = 0; i < np; i++)
+        assert_close(dp[i], sum[i], 1e-12, 1e-12);
+    free(xs); free(w); free(hs); free(dp); free(dp1); free(sum); free(dxs);
+    node_rnn_free(r);
+}
+
 static void test_rnn_init_is_pytorchs_uniform(void **state)
 {
-    (void)state;
-    node_rnn *r = make(5, 16, 1), *r2 = make(5, 16, 1), *r3 = make(5, 16, 2);
+    node_cell_kind kind = kind_of(state);
+    node_rnn *r = make(kind, 5, 16, 1), *r2 = make(kind, 5, 16, 1), *r3 = make(kind, 5, 16, 2);
     size_t np = node_rnn_nparams(r);
     double *p = node_rnn_params(r), bound = 1.0 / sqrt(16.0), lo = 1, hi = -1;
     for (size_t i = 0; i < np; i++) {
@@ -249,7 +361,7 @@ static void test_rnn_init_is_pytorchs_uniform(void **state)
         lo = fmin(lo, p[i]);
         hi = fmax(hi, p[i]);
     }
-    /* 352 draws spread over the whole interval */
+    /* 352 (tanh) or 1072 (GRU) draws spread over the whole interval */
     assert_true(lo < -0.9 * bound && hi > 0.9 * bound);
     assert_memory_equal(p, node_rnn_params(r2), np * sizeof(double));
     assert_memory_not_equal(p, node_rnn_params(r3), np * sizeof(double));
@@ -262,10 +374,10 @@ static void test_rnn_init_is_pytorchs_uniform(void **state)
 
 static void test_rnn_allocation_free_on_reuse(void **state)
 {
-    (void)state;
-    node_rnn *r = make(NIN, NH, 5);
+    node_cell_kind kind = kind_of(state);
+    node_rnn *r = make(kind, NIN, NH, 5);
     double xs[K * B * NIN] = { 0 }, hs[(K + 1) * B * NH], w[(K + 1) * B * NH] = { 0 };
-    double dp[NH * (NIN + NH + 1)], dxs[K * B * NIN];
+    double dp[MAXP], dxs[K * B * NIN];
     /* the first calls may grow the scratch */
     assert_status(node_rnn_forward(r, K, B, xs, mask, NULL, hs), NODE_OK);
     assert_status(node_rnn_backward(r, K, B, xs, mask, hs, w, NULL, dxs, dp), NODE_OK);
@@ -283,15 +395,15 @@ static void test_rnn_allocation_free_on_reuse(void **state)
 
 static void test_rnn_allocation_failure_sweep(void **state)
 {
-    (void)state;
+    node_cell_kind kind = kind_of(state);
     double xs[K * B * NIN] = { 0 }, hs[(K + 1) * B * NH], w[(K + 1) * B * NH];
-    double dp[NH * (NIN + NH + 1)];
+    double dp[MAXP];
     for (size_t i = 0; i < (K + 1) * B * NH; i++)
         w[i] = 1;
     for (long k = 0;; k++) {
         node_test_alloc_begin(k);
         node_rnn *r = NULL;
-        node_status st = node_rnn_create(&r, NODE_CELL_TANH, NIN, NH, NULL);
+        node_status st = node_rnn_create(&r, kind, NIN, NH, NULL);
         if (st == NODE_OK) {
             node_rnn_init(r, 1);
             st = node_rnn_forward(r, K, B, xs, mask, NULL, hs);
@@ -333,6 +445,10 @@ static void test_rnn_invalid_arguments(void **state)
     assert_message(&e, "too many parameters");
     assert_status(node_rnn_create(&r, NODE_CELL_TANH, 4, (size_t)1 << 40, &e), NODE_EINVAL);
     assert_message(&e, "too many parameters");
+    assert_status(node_rnn_create(&r, NODE_CELL_GRU, SIZE_MAX / 4, 4, &e), NODE_EINVAL);
+    assert_message(&e, "too many parameters");
+    assert_status(node_rnn_create(&r, NODE_CELL_GRU, 4, (size_t)1 << 31, &e), NODE_EINVAL);
+    assert_message(&e, "too many parameters");
     assert_true(r == (node_rnn *)&r);
 
     assert_int_equal(node_rnn_nparams(NULL), 0);
@@ -342,7 +458,7 @@ static void test_rnn_invalid_arguments(void **state)
     node_rnn_init(NULL, 1);
     node_rnn_free(NULL);
 
-    r = make(2, 3, 1);
+    r = make(NODE_CELL_TANH, 2, 3, 1);
     double xs[8] = { 0 }, hs[3 * 2 * 3], dhs[3 * 2 * 3] = { 0 };
     const node_status E = NODE_EINVAL;
     assert_status(node_rnn_forward(NULL, 2, 2, xs, NULL, NULL, hs), E);
@@ -389,12 +505,15 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rnn_one_step_by_hand),
-        cmocka_unit_test(test_rnn_bptt_matches_central_differences),
-        cmocka_unit_test(test_rnn_masked_steps_hold_the_state),
-        cmocka_unit_test(test_rnn_batch_rows_are_independent),
-        cmocka_unit_test(test_rnn_init_is_pytorchs_uniform),
-        cmocka_unit_test(test_rnn_allocation_free_on_reuse),
-        cmocka_unit_test(test_rnn_allocation_failure_sweep),
+        cmocka_unit_test(test_rnn_gru_one_step_by_hand),
+#define BOTH(t) cmocka_unit_test_prestate(t, &KIND_TANH), cmocka_unit_test_prestate(t, &KIND_GRU)
+        BOTH(test_rnn_bptt_matches_central_differences),
+        BOTH(test_rnn_masked_steps_hold_the_state),
+        BOTH(test_rnn_batch_rows_are_independent),
+        BOTH(test_rnn_wide_batch_matches_rows),
+        BOTH(test_rnn_init_is_pytorchs_uniform),
+        BOTH(test_rnn_allocation_free_on_reuse),
+        BOTH(test_rnn_allocation_failure_sweep),
         cmocka_unit_test(test_rnn_invalid_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,7 +78,11 @@ LIBNODE_API node_status node_kl_normal(size_t n, const double *mu, const double 
    sequence keeps only the hidden states, so that any kind can recompute what its
    backward pass needs from (x_k, h_k). */
 typedef enum node_cell_kind {
-    NODE_CELL_TANH = 1    /* Elman: h' = tanh(W_x x + W_h h + b) */
+    NODE_CELL_TANH = 1,   /* Elman: h' = tanh(W_x x + W_h h + b) */
+    NODE_CELL_GRU = 2     /* gated recurrent unit (Cho et al. 2014), torch.nn.GRUCell:
+                             r = σ(W_r [x; h] + b_r), u = σ(W_u [x; h] + b_u),
+                             n = tanh(W_xn x + b_xn + r ⊙ (W_hn h + b_hn)),
+                             h' = (1 − u) ⊙ n + u ⊙ h */
 } node_cell_kind;
 
 typedef struct node_rnn node_rnn;   /* opaque: kind, sizes, parameters, scratch */
@@ -93,7 +97,11 @@ LIBNODE_API size_t      node_rnn_nin(const node_rnn *r);
 LIBNODE_API size_t      node_rnn_nhidden(const node_rnn *r);
 /* Flat parameters, owned by r.  Tanh cell: [W (nhidden × (nin + nhidden), row-major,
    input columns first), b (nhidden)] — torch.nn.RNNCell's W_ih | W_hh side by side,
-   with one bias. */
+   with one bias.  GRU cell: [W_g (2·nhidden × (nin + nhidden), row-major, input
+   columns first, the r rows then the u rows), b_g (2·nhidden), W_xn (nhidden × nin),
+   b_xn (nhidden), W_hn (nhidden × nhidden), b_hn (nhidden)] — torch.nn.GRUCell's
+   weights, with its two biases of the r and u gates summed into one;
+   nhidden·(3·(nin + nhidden) + 4) parameters. */
 LIBNODE_API double     *node_rnn_params(node_rnn *r);
 /* PyTorch's default: every parameter ~ U(±1/√nhidden). */
 LIBNODE_API void        node_rnn_init(node_rnn *r, uint64_t seed);
@@ -169,7 +177,8 @@ LIBNODE_API node_status node_tseries_union(const node_tseries *d, size_t nsel,
 
 /* ---- the latent ODE (Chen et al. 2018, Section 5 and Appendix E) -------------------
 
-   Recognition: a node_rnn run backwards in time over a series' observations, input
+   Recognition: a node_rnn (cfg.rnn_cell: tanh or GRU) run backwards in time over a
+   series' observations, input
    [x_i, t_next − t_i] (0 for the last), from h = 0; its final state goes through a
    linear layer to the mean and log-variance of q(z0 | x) (latent_dim each).
    z0 = μ + σ ⊙ ε.  Dynamics dz/dt = f(z), an MLP latent → dyn_hidden (elu) →
@@ -184,7 +193,9 @@ typedef struct node_latent_config {
     uint64_t dyn_hidden;    /* 20; 0 = 20 */
     uint64_t dec_hidden;    /* 20; 0 = 20 */
     double   obs_std;       /* σ_obs of the likelihood, 0.3; > 0, or 0 = 0.3 */
-    uint64_t reserved_[10]; /* leave zero */
+    uint64_t rnn_cell;      /* the encoder's cell, a node_cell_kind: NODE_CELL_TANH (the
+                               paper's) or NODE_CELL_GRU; 0 = NODE_CELL_TANH */
+    uint64_t reserved_[9];  /* leave zero */
 } node_latent_config;
 
 /* The paper's sizes for obs_dim D.  NODE_EINVAL for a NULL cfg or D == 0. */

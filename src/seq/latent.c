@@ -17,13 +17,15 @@ static uint64_t sat_mul(uint64_t a, uint64_t b)
     return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
 }
 
-/* [cell: H (D+1+H) + H] [encoder: (H+1) 2L] [f: (L+1) Hf + (Hf+1) Hf + (Hf+1) L]
+/* [cell: H (D+1+H) + H (tanh) or H (3 (D+1+H) + 4) (GRU)] [encoder: (H+1) 2L] [f: (L+1) Hf + (Hf+1) Hf + (Hf+1) L]
    [g: (L+1) Hg + (Hg+1) D] */
 uint64_t node__latent_count(const node_latent_config *c)
 {
     uint64_t D = c->obs_dim, L = c->latent_dim, H = c->rnn_hidden, Hf = c->dyn_hidden,
              Hg = c->dec_hidden;
-    uint64_t cell = sat_add(sat_mul(H, sat_add(sat_add(D, 1), H)), H);
+    uint64_t w = sat_add(sat_add(D, 1), H);
+    uint64_t cell = c->rnn_cell == NODE_CELL_GRU ? sat_mul(H, sat_add(sat_mul(3, w), 4))
+                                                 : sat_add(sat_mul(H, w), H);
     uint64_t enc = sat_mul(sat_add(H, 1), sat_mul(2, L));
     uint64_t f = sat_add(sat_add(sat_mul(sat_add(L, 1), Hf), sat_mul(sat_add(Hf, 1), Hf)),
                          sat_mul(sat_add(Hf, 1), L));
@@ -44,6 +46,7 @@ node_status node_latent_defaults(size_t obs_dim, node_latent_config *cfg)
     cfg->dyn_hidden = 20;    /* nhidden = 20 (f and g), */
     cfg->dec_hidden = 20;
     cfg->obs_std = 0.3;      /* noise_std = 0.3 */
+    cfg->rnn_cell = NODE_CELL_TANH;
     return NODE_OK;
 }
 
@@ -63,6 +66,11 @@ node_status node__latent_resolve(const node_latent_config *cfg, node_latent_conf
         return node__msg(msg, NODE_EINVAL,
                          "cfg->obs_std = %g: the likelihood's standard deviation must be "
                          "positive and finite (0: the default, 0.3)", cfg->obs_std);
+    if (cfg->rnn_cell != 0 && cfg->rnn_cell != NODE_CELL_TANH && cfg->rnn_cell != NODE_CELL_GRU)
+        return node__msg(msg, NODE_EINVAL,
+                         "cfg->rnn_cell = %llu is not a cell kind of the encoder (%d: tanh, "
+                         "%d: GRU, 0: tanh)", (unsigned long long)cfg->rnn_cell,
+                         (int)NODE_CELL_TANH, (int)NODE_CELL_GRU);
     node_latent_config c;
     node_latent_defaults(1, &c);
     c.obs_dim = cfg->obs_dim;
@@ -76,6 +84,8 @@ node_status node__latent_resolve(const node_latent_config *cfg, node_latent_conf
         c.dec_hidden = cfg->dec_hidden;
     if (cfg->obs_std > 0)
         c.obs_std = cfg->obs_std;
+    if (cfg->rnn_cell)
+        c.rnn_cell = cfg->rnn_cell;
     /* Every size enters the count at least once, so a count that fits bounds them all. */
     uint64_t P = node__latent_count(&c);
     if (P > SIZE_MAX / sizeof(double))
@@ -132,7 +142,7 @@ node_status node_latent_create(node_latent **out, const node_latent_config *cfg,
     const size_t g_sizes[3] = { m->L, m->Hg, m->D };
     const node_activation g_acts[2] = { NODE_ACT_RELU, NODE_ACT_IDENTITY };
     /* The sizes were checked: what fails below is memory. */
-    if ((st = node_rnn_create(&m->rnn, NODE_CELL_TANH, m->D + 1, m->H, NULL)) != NODE_OK
+    if ((st = node_rnn_create(&m->rnn, (node_cell_kind)c.rnn_cell, m->D + 1, m->H, NULL)) != NODE_OK
         || (st = node_mlp_create(&m->enc, 1, enc_sizes, enc_acts, 0)) != NODE_OK
         || (st = node_mlp_create(&m->f, 3, f_sizes, f_acts, 0)) != NODE_OK
         || (st = node_mlp_create(&m->g, 2, g_sizes, g_acts, 0)) != NODE_OK) {

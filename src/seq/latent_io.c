@@ -8,7 +8,7 @@
  *   offset   size   field
  *   0        8      magic "NODELAT\x1a"
  *   8        4 u32  version = 1
- *   12       4 u32  cell kind (node_cell_kind: 1 = NODE_CELL_TANH)
+ *   12       4 u32  cell kind (node_cell_kind: 1 = NODE_CELL_TANH, 2 = NODE_CELL_GRU)
  *   16       8 u64  obs_dim      (each of the five sizes >= 1)
  *   24       8 u64  latent_dim
  *   32       8 u64  rnn_hidden
@@ -40,7 +40,7 @@ static node_status serialize(const void *obj, node__write_fn write, void *wctx)
     unsigned char b[4096];
     memcpy(b, MAGIC, 8);
     node__put_u32(b + 8, VERSION);
-    node__put_u32(b + 12, (uint32_t)NODE_CELL_TANH);
+    node__put_u32(b + 12, (uint32_t)m->cfg.rnn_cell);
     node__put_u64(b + 16, m->cfg.obs_dim);
     node__put_u64(b + 24, m->cfg.latent_dim);
     node__put_u64(b + 32, m->cfg.rnn_hidden);
@@ -103,7 +103,7 @@ static node_status parse(const node__src *src, void **out, char *msg)
     if (version != VERSION)
         return say(msg, NODE_EFORMAT, nm, "format version %lu; this libnode reads version %u",
                    (unsigned long)version, VERSION);
-    if (kind != (uint32_t)NODE_CELL_TANH)
+    if (kind != (uint32_t)NODE_CELL_TANH && kind != (uint32_t)NODE_CELL_GRU)
         return say(msg, NODE_EFORMAT, nm, "cell kind %lu is not one this libnode knows",
                    (unsigned long)kind);
     static const char *const names[5] = { "obs_dim", "latent_dim", "rnn_hidden",
@@ -116,6 +116,7 @@ static node_status parse(const node__src *src, void **out, char *msg)
     }
     node_latent_config cfg;
     memset(&cfg, 0, sizeof cfg);
+    cfg.rnn_cell = kind;
     cfg.obs_dim = v[0];
     cfg.latent_dim = v[1];
     cfg.rnn_hidden = v[2];

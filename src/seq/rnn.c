@@ -1,8 +1,8 @@
 /* rnn.c — recurrent cells over a batch with masked steps, and backprop through time
  * (Werbos 1990) that keeps only the hidden states of the forward run and recomputes
  * what each step's backward needs from (x_k, h_k, h_{k+1}).  Cell kinds are entries
- * of a registry (parameters, one step, its backward); the Elman tanh cell is the
- * first: h' = tanh(W_x x + W_h h + b), torch.nn.RNNCell with one bias.
+ * of a registry (parameters, one step, its backward): the Elman tanh cell,
+ * h' = tanh(W_x x + W_h h + b) (torch.nn.RNNCell with one bias), and the GRU.
  */
 #include "internal.h"
 #include "nn/nn_internal.h"   /* the vectorized tanh of this CPU's kernel level */
@@ -80,8 +80,107 @@ static void tanh_step_back(const node__nn_kernels *kern, const double *theta, si
     kern->layer_bwd_x(nh, w, ld, theta, dA, dX, pack);
 }
 
+/* Gated recurrent unit (Cho et al. 2014; torch.nn.GRUCell's equations):
+     r = σ(W_r [x; h] + b_r),  u = σ(W_u [x; h] + b_u)   (the update gate, torch's z)
+     n = tanh(W_xn x + b_xn + r ⊙ (W_hn h + b_hn)),  h' = (1 − u) ⊙ n + u ⊙ h.
+   θ = [W_g (2nh × (nin + nh), row-major, input columns first; rows r then u),
+        b_g (2nh), W_xn (nh × nin), b_xn (nh), W_hn (nh × nh), b_hn (nh)]:
+   torch's parameters with the r and u gates' two biases as one (the same functions). */
+static size_t gru_nparams(size_t nin, size_t nh)
+{
+    if (nin > SIZE_MAX - nh || nin + nh > (SIZE_MAX - 4) / 3)
+        return 0;
+    size_t k = 3 * (nin + nh) + 4;
+    return nh > SIZE_MAX / k ? 0 : nh * k;
+}
+
+/* Gate pre-activations (2nh) and values (2nh), W_xn x + b_xn, W_hn h + b_hn and n
+   (nh each) over ld columns, a (nin + nh) × ld row buffer, the products' pack and the
+   weight gradient's scratch (its larger form for the widest product, 2nh × w). */
+static size_t gru_scratch(size_t nin, size_t nh, size_t ld)
+{
+    size_t w = nin + nh;
+    size_t t1 = (ld + w) * node__padw(2 * nh) + NODE__PACK, t2 = 16 * nh * (w + 1);
+    return (7 * nh + w) * ld + NODE__PACK + (t1 > t2 ? t1 : t2);
+}
+
+/* The forward pieces: P = the gates' pre-activations, RZ = [r; u], Axn = W_xn x + b_xn,
+   Ahn = W_hn h + b_hn, N = n; N may be Hn. */
+static void gru_gates(const node__nn_kernels *kern, const double *theta, size_t nin,
+                      size_t nh, size_t ld, const double *X, double *P, double *RZ,
+                      double *Axn, double *Ahn, double *N, double *pack)
+{
+    size_t w = nin + nh;
+    const double *Wg = theta, *bg = Wg + 2 * nh * w, *Wxn = bg + 2 * nh;
+    const double *bxn = Wxn + nh * nin, *Whn = bxn + nh, *bhn = Whn + nh * nh;
+    kern->layer_fwd(2 * nh, w, ld, Wg, bg, X, P, pack);
+    kern->sigmoid_array(2 * nh * ld, P, RZ);
+    kern->layer_fwd(nh, nin, ld, Wxn, bxn, X, Axn, pack);
+    kern->layer_fwd(nh, nh, ld, Whn, bhn, X + nin * ld, Ahn, pack);
+    for (size_t i = 0; i < nh * ld; i++)   /* Axn becomes n's pre-activation */
+        P[i] = Axn[i] + RZ[i] * Ahn[i];    /* (P's r rows are spent: reuse them) */
+    kern->tanh_array(nh * ld, P, N);
+}
+
+static void gru_step(const node__nn_kernels *kern, const double *theta, size_t nin,
+                     size_t nh, size_t na, size_t ld, const double *X, double *Hn,
+                     double *sc)
+{
+    (void)na;
+    double *P = sc, *RZ = P + 2 * nh * ld, *Axn = RZ + 2 * nh * ld, *Ahn = Axn + nh * ld;
+    double *pack = Ahn + 2 * nh * ld + (nin + nh) * ld;
+    gru_gates(kern, theta, nin, nh, ld, X, P, RZ, Axn, Ahn, Hn, pack);
+    const double *U = RZ + nh * ld, *H = X + nin * ld;
+    for (size_t i = 0; i < nh * ld; i++)
+        Hn[i] += U[i] * (H[i] - Hn[i]);
+}
+
+static void gru_step_back(const node__nn_kernels *kern, const double *theta, size_t nin,
+                          size_t nh, size_t na, size_t ld, const double *X,
+                          const double *Hn, const double *G, double *dX, double *dtheta,
+                          double *sc)
+{
+    (void)Hn;
+    size_t w = nin + nh;
+    const double *Wg = theta, *Wxn = Wg + 2 * nh * w + 2 * nh, *Whn = Wxn + nh * nin + nh;
+    double *dWg = dtheta, *dbg = dWg + 2 * nh * w, *dWxn = dbg + 2 * nh;
+    double *dbxn = dWxn + nh * nin, *dWhn = dbxn + nh, *dbhn = dWhn + nh * nh;
+    double *P = sc, *RZ = P + 2 * nh * ld, *Axn = RZ + 2 * nh * ld, *Ahn = Axn + nh * ld;
+    double *N = Ahn + nh * ld, *T = N + nh * ld, *pack = T + w * ld, *wsc = pack + NODE__PACK;
+    gru_gates(kern, theta, nin, nh, ld, X, P, RZ, Axn, Ahn, N, pack);
+    /* In place, each element read before it is written: P ← ∂L/∂(gate pre-activations),
+       Axn ← ∂L/∂(W_xn x + b_xn), Ahn ← ∂L/∂(W_hn h + b_hn), N ← ∂L/∂h through u ⊙ h. */
+    const double *H = X + nin * ld;
+    for (size_t j = 0; j < nh; j++)
+        for (size_t c = 0; c < ld; c++) {
+            size_t i = j * ld + c, iu = i + nh * ld;
+            if (c >= na) {   /* padding columns carry no gradient */
+                P[i] = P[iu] = Axn[i] = Ahn[i] = N[i] = 0.0;
+                continue;
+            }
+            double g = G[i], r = RZ[i], u = RZ[iu], n = N[i];
+            double dan = g * (1.0 - u) * (1.0 - n * n);
+            P[i] = dan * Ahn[i] * r * (1.0 - r);
+            P[iu] = g * (H[i] - n) * u * (1.0 - u);
+            Axn[i] = dan;
+            Ahn[i] = dan * r;
+            N[i] = g * u;
+        }
+    kern->layer_bwd_w(2 * nh, w, na, ld, P, X, dWg, dbg, wsc, 1);
+    kern->layer_bwd_w(nh, nin, na, ld, Axn, X, dWxn, dbxn, wsc, 1);
+    kern->layer_bwd_w(nh, nh, na, ld, Ahn, X + nin * ld, dWhn, dbhn, wsc, 1);
+    kern->layer_bwd_x(2 * nh, w, ld, Wg, P, dX, pack);
+    kern->layer_bwd_x(nh, nin, ld, Wxn, Axn, T, pack);
+    for (size_t i = 0; i < nin * ld; i++)
+        dX[i] += T[i];
+    kern->layer_bwd_x(nh, nh, ld, Whn, Ahn, T, pack);
+    for (size_t i = 0; i < nh * ld; i++)
+        dX[nin * ld + i] += T[i] + N[i];
+}
+
 static const cell_kind cell_kinds[] = {
     { NODE_CELL_TANH, "tanh", tanh_nparams, tanh_scratch, tanh_step, tanh_step_back },
+    { NODE_CELL_GRU, "gru", gru_nparams, gru_scratch, gru_step, gru_step_back },
 };
 
 static const cell_kind *cell_lookup(node_cell_kind kind)
