@@ -443,6 +443,30 @@ static void load_refused(const unsigned char *buf, size_t len, const char *what)
     assert_non_null(strstr(err.message, path));
 }
 
+/* q (loaded) is m (saved): the same config and np parameters, and the loss and its
+   gradient the same bits. */
+static void same_model(node_latent *m, node_latent *q, size_t np)
+{
+    node_latent_config a, b;
+    node_latent_config_get(m, &a);
+    node_latent_config_get(q, &b);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_int_equal(node_latent_nparams(q), np);
+    assert_memory_equal(node_latent_params(m), node_latent_params(q), np * sizeof(double));
+    node_solver *s;
+    assert_status(node_solver_create(&s), NODE_OK);
+    double xs[LNT * LB * LD], g1[LP_GRU], g2[LP_GRU];
+    batch_values(xs);
+    node_latent_terms t1, t2;
+    assert_status(node_latent_loss(m, s, LB, LNT, LTS, xs, LENC, LOBS, LEPS, NULL,
+                                   NODE_GRAD_ADJOINT, &t1, g1, NULL, NULL), NODE_OK);
+    assert_status(node_latent_loss(q, s, LB, LNT, LTS, xs, LENC, LOBS, LEPS, NULL,
+                                   NODE_GRAD_ADJOINT, &t2, g2, NULL, NULL), NODE_OK);
+    assert_memory_equal(&t1.loss, &t2.loss, sizeof t1.loss);
+    assert_memory_equal(g1, g2, np * sizeof(double));
+    node_solver_free(s);
+}
+
 static void test_files_round_trip_bit_exact(void **state)
 {
     (void)state;
@@ -451,24 +475,7 @@ static void test_files_round_trip_bit_exact(void **state)
     assert_status(node_latent_save(m, path, &err), NODE_OK);
     node_latent *q = NULL;
     assert_status(node_latent_load(&q, path, &err), NODE_OK);
-    node_latent_config a, b;
-    node_latent_config_get(m, &a);
-    node_latent_config_get(q, &b);
-    assert_memory_equal(&a, &b, sizeof a);
-    assert_int_equal(node_latent_nparams(q), LP);
-    assert_memory_equal(node_latent_params(m), node_latent_params(q), LP * sizeof(double));
-    /* the loaded model computes the same bits */
-    node_solver *s;
-    assert_status(node_solver_create(&s), NODE_OK);
-    double xs[LNT * LB * LD], g1[LP], g2[LP];
-    batch_values(xs);
-    node_latent_terms t1, t2;
-    assert_status(node_latent_loss(m, s, LB, LNT, LTS, xs, LENC, LOBS, LEPS, NULL,
-                                   NODE_GRAD_ADJOINT, &t1, g1, NULL, NULL), NODE_OK);
-    assert_status(node_latent_loss(q, s, LB, LNT, LTS, xs, LENC, LOBS, LEPS, NULL,
-                                   NODE_GRAD_ADJOINT, &t2, g2, NULL, NULL), NODE_OK);
-    assert_memory_equal(&t1.loss, &t2.loss, sizeof t1.loss);
-    assert_memory_equal(g1, g2, sizeof g1);
+    same_model(m, q, LP);
     /* the documented length: 76 + 8P */
     size_t len;
     unsigned char *buf = read_all(path, &len);
@@ -487,7 +494,6 @@ static void test_files_round_trip_bit_exact(void **state)
     assert_status(node_latent_load(&q, "no/such/file.lat", &err), NODE_EIO);
     assert_non_null(strstr(err.message, "no/such/file.lat: "));
     assert_status(node_latent_save(m, "no/such/dir/file.lat", &err), NODE_EIO);
-    node_solver_free(s);
     node_latent_free(q);
     node_latent_free(m);
 }
@@ -506,25 +512,10 @@ static void test_gru_files_round_trip_bit_exact(void **state)
     assert_int_equal(buf[12], NODE_CELL_GRU);
     free(buf);
     assert_status(node_latent_load(&q, path, &err), NODE_OK);
-    node_latent_config a, b;
-    node_latent_config_get(m, &a);
+    node_latent_config b;
     node_latent_config_get(q, &b);
     assert_int_equal(b.rnn_cell, NODE_CELL_GRU);
-    assert_memory_equal(&a, &b, sizeof a);
-    assert_memory_equal(node_latent_params(m), node_latent_params(q),
-                        LP_GRU * sizeof(double));
-    node_solver *s;
-    assert_status(node_solver_create(&s), NODE_OK);
-    double xs[LNT * LB * LD], g1[LP_GRU], g2[LP_GRU];
-    batch_values(xs);
-    node_latent_terms t1, t2;
-    assert_status(node_latent_loss(m, s, LB, LNT, LTS, xs, LENC, LOBS, LEPS, NULL,
-                                   NODE_GRAD_ADJOINT, &t1, g1, NULL, NULL), NODE_OK);
-    assert_status(node_latent_loss(q, s, LB, LNT, LTS, xs, LENC, LOBS, LEPS, NULL,
-                                   NODE_GRAD_ADJOINT, &t2, g2, NULL, NULL), NODE_OK);
-    assert_memory_equal(&t1.loss, &t2.loss, sizeof t1.loss);
-    assert_memory_equal(g1, g2, sizeof g1);
-    node_solver_free(s);
+    same_model(m, q, LP_GRU);
     node_latent_free(q);
     node_latent_free(m);
 }
