@@ -142,7 +142,8 @@ node_status node_latent_create(node_latent **out, const node_latent_config *cfg,
     const size_t g_sizes[3] = { m->L, m->Hg, m->D };
     const node_activation g_acts[2] = { NODE_ACT_RELU, NODE_ACT_IDENTITY };
     /* The sizes were checked: what fails below is memory. */
-    if ((st = node_rnn_create(&m->rnn, (node_cell_kind)c.rnn_cell, m->D + 1, m->H, NULL)) != NODE_OK
+    if ((st = node_rnn_create(&m->rnn, (node_cell_kind)c.rnn_cell, m->D + 1, m->H, NULL))
+            != NODE_OK
         || (st = node_mlp_create(&m->enc, 1, enc_sizes, enc_acts, 0)) != NODE_OK
         || (st = node_mlp_create(&m->f, 3, f_sizes, f_acts, 0)) != NODE_OK
         || (st = node_mlp_create(&m->g, 2, g_sizes, g_acts, 0)) != NODE_OK) {

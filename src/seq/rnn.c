@@ -117,7 +117,7 @@ static void gru_gates(const node__nn_kernels *kern, const double *theta, size_t 
     kern->sigmoid_array(2 * nh * ld, P, RZ);
     kern->layer_fwd(nh, nin, ld, Wxn, bxn, X, Axn, pack);
     kern->layer_fwd(nh, nh, ld, Whn, bhn, X + nin * ld, Ahn, pack);
-    for (size_t i = 0; i < nh * ld; i++)   /* Axn becomes n's pre-activation */
+    for (size_t i = 0; i < nh * ld; i++)   /* n's pre-activation, in P's r rows */
         P[i] = Axn[i] + RZ[i] * Ahn[i];    /* (P's r rows are spent: reuse them) */
     kern->tanh_array(nh * ld, P, N);
 }
