@@ -303,6 +303,7 @@ int main(int argc, char **argv)
         { "--enc-frac", EX_DOUBLE, &S.enc_frac, "F", "latent ODE training: the encoder sees the points in the first F of each series' time span, the likelihood all (1: all points)" },
         { "--enc-frac-max", EX_DOUBLE, &S.enc_frac_max, "G", "latent ODE training: if > --enc-frac, the fraction is drawn uniformly in [--enc-frac, G] per series and iteration" },
         { "--train-extra", EX_STRING, &train_extra_s, "K|n", "spirals: training series also keep K random points of the 100 after their window (those on the curve; n: as many as the window's, --n-obs); the latent ODE's encoder sees only the window, its likelihood all (0: none)" },
+        { "--weight-decay", EX_DOUBLE, &S.weight_decay, "L", "latent ODE: AdamW with decoupled weight decay L, e.g. 0.01 (0: Adam)" },
         { "--ema", EX_DOUBLE, &S.ema, "D", "latent ODE: end training on an exponential moving average of the parameters with decay D, e.g. 0.999 (0: the last iterate)" },
         { "--seed", EX_LONG, &S.seed, "S", "seed of the data, the weights, the batches" },
         { "--latent-dim", EX_LONG, &S.latent_dim, "N", "latent dimension" },
@@ -372,8 +373,8 @@ int main(int argc, char **argv)
         return ex_args_fail(argv[0], "sizes must be >= 1 (--rnn-hidden at most 512)");
     if (!(S.union_density >= 0 && S.union_density <= 1))
         return ex_args_fail(argv[0], "--union-density must be in [0, 1]");
-    if (!(S.clip >= 0) || !(S.enc_frac > 0 && S.enc_frac <= 1) || !(S.enc_frac_max <= 1) || !(S.ema >= 0 && S.ema < 1) || !(S.lr_min < 0 || S.lr_min >= 0))
-        return ex_args_fail(argv[0], "--clip must be >= 0, --enc-frac in (0, 1], --enc-frac-max at most 1, --ema in [0, 1), --lr-min a number");
+    if (!(S.clip >= 0) || !(S.enc_frac > 0 && S.enc_frac <= 1) || !(S.enc_frac_max <= 1) || !(S.ema >= 0 && S.ema < 1) || !(S.weight_decay >= 0) || !(S.lr_min < 0 || S.lr_min >= 0))
+        return ex_args_fail(argv[0], "--clip and --weight-decay must be >= 0, --enc-frac in (0, 1], --enc-frac-max at most 1, --ema in [0, 1), --lr-min a number");
     {
         char *end = NULL;
         const int as_n = !strcmp(train_extra_s, "n");
@@ -625,6 +626,7 @@ int main(int argc, char **argv)
     ex_json_str(&j, "method", node_method_name(S.opt.method));
     ex_json_str(&j, "gradient", S.backprop ? "backprop" : "adjoint");
     ex_json_str(&j, "cell", cell_s);
+    ex_json_num(&j, "weight_decay", S.weight_decay);
     ex_json_int(&j, "batch_size", S.batch);
     ex_json_int(&j, "seed", S.seed);
     ex_json_raw(&j, "results", arr);

@@ -49,8 +49,10 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         goto fail;
     }
     node_optim_config oc;
-    CHECK("optimizer defaults", NULL, node_optim_defaults(NODE_OPTIM_ADAM, &oc));
+    CHECK("optimizer defaults", NULL,
+          node_optim_defaults(S->weight_decay > 0 ? NODE_OPTIM_ADAMW : NODE_OPTIM_ADAM, &oc));
     oc.lr = S->lr;
+    oc.weight_decay = S->weight_decay;
     CHECK("creating the optimizer", err.message, node_optim_create_ex(&optim, P, &oc, &err));
     node_rng rng;
     node_rng_seed(&rng, (uint64_t)S->seed * 7919u + (uint64_t)E->n_obs);

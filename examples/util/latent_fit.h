@@ -31,6 +31,8 @@ typedef struct ex_settings {
                                sees only the window (ex_experiment.train_split) */
     double ema;             /* latent ODE: keep an exponential moving average of the
                                parameters with this decay and end training on it (0: none) */
+    double weight_decay;    /* latent ODE: > 0: AdamW with this decoupled weight decay
+                               (0: Adam) */
     int backprop;
     node_options opt;
     int use[EX_NMODELS];
