@@ -73,14 +73,15 @@ static int run_experiment(const ex_settings *S, ex_experiment *E, const node_lat
         CHECK("creating the solver", NULL, node_solver_create(&solver));
         printf("latent-ode%s: %zu parameters (%s encoder %llu, latent %llu, dynamics %llu-%llu-%llu-%llu "
                "elu, decoder %llu-%llu-%zu relu), batch %ld, %s rtol %g atol %g, %s gradients, "
-               "Adam lr %g, %ld iterations\n", E->tag, node_latent_nparams(m),
+               "%s lr %g, %ld iterations\n", E->tag, node_latent_nparams(m),
                cfg->rnn_cell == NODE_CELL_GRU ? "GRU" : "RNN",
                (unsigned long long)cfg->rnn_hidden, (unsigned long long)L,
                (unsigned long long)L, (unsigned long long)cfg->dyn_hidden,
                (unsigned long long)cfg->dyn_hidden, (unsigned long long)L,
                (unsigned long long)L, (unsigned long long)cfg->dec_hidden, D, S->batch,
                node_method_name(S->opt.method), S->opt.rtol, S->opt.atol,
-               S->backprop ? "backprop" : "adjoint", S->lr, S->iters);
+               S->backprop ? "backprop" : "adjoint", S->weight_decay > 0 ? "AdamW" : "Adam",
+               S->lr, S->iters);
         fflush(stdout);
         if (ex_train_latent(S, E, m, solver, &E->res[LAT]) != 0 ||
             ex_eval_latent(E, m, solver, &S->opt, L) != 0)

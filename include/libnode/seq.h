@@ -205,8 +205,8 @@ typedef struct node_latent node_latent;
 
 /* A model of cfg's sizes (zero fields: the defaults above), parameters zero
    (node_latent_init).  *out is written only on success.  NODE_EINVAL (err says
-   which): NULL out or cfg, obs_dim 0, obs_std negative or not finite, non-zero
-   reserved fields; NODE_ENOMEM. */
+   which): NULL out or cfg, obs_dim 0, obs_std negative or not finite, rnn_cell not
+   0, NODE_CELL_TANH or NODE_CELL_GRU, non-zero reserved fields; NODE_ENOMEM. */
 LIBNODE_API node_status node_latent_create(node_latent **out, const node_latent_config *cfg,
                                            node_error *err);
 LIBNODE_API void        node_latent_free(node_latent *m);           /* NULL is fine */
