@@ -284,6 +284,8 @@ int main(int argc, char **argv)
     S.enc_frac_max = -1;
     const char *train_extra_s = "0";
     S.ema = 0;          /* the README's default-run figures are without it */
+    S.val = 0;
+    S.val_every = 500;
     S.out = "latent_out";
     double rtol = 1e-5, atol = 1e-7, noise = 0.1;
     long nspiral = 1000, ntest = 100;
@@ -306,6 +308,9 @@ int main(int argc, char **argv)
         { "--train-extra", EX_STRING, &train_extra_s, "K|n", "spirals: training series also keep K random points of the 100 after their window (those on the curve; n: as many as the window's, --n-obs); the latent ODE's encoder sees only the window, its likelihood all (0: none)" },
         { "--weight-decay", EX_DOUBLE, &S.weight_decay, "L", "latent ODE: AdamW with decoupled weight decay L, e.g. 0.01 (0: Adam)" },
         { "--ema", EX_DOUBLE, &S.ema, "D", "latent ODE: end training on an exponential moving average of the parameters with decay D, e.g. 0.999 (0: the last iterate)" },
+        { "--enc-drop", EX_DOUBLE, &S.enc_drop, "Q", "latent ODE training: withhold each observed point from the encoder with probability Q (the likelihood still scores it; each series keeps one) (0: none)" },
+        { "--val", EX_LONG, &S.val, "K", "latent ODE: hold K training series out for validation and end on the parameters with the lowest predictive RMSE on them (spirals: needs --train-extra; user data: split as --split) (0: none)" },
+        { "--val-every", EX_LONG, &S.val_every, "N", "latent ODE: validate every N iterations (with --val)" },
         { "--seed", EX_LONG, &S.seed, "S", "seed of the data, the weights, the batches" },
         { "--latent-dim", EX_LONG, &S.latent_dim, "N", "latent dimension" },
         { "--rnn-hidden", EX_LONG, &S.rnn_hidden, "N", "hidden units of the encoder RNN and of the RNN baselines" },
@@ -385,6 +390,10 @@ int main(int argc, char **argv)
     }
     if (S.train_extra != 0 && S.enc_frac < 1)
         return ex_args_fail(argv[0], "--train-extra and --enc-frac exclude each other (with --train-extra the encoder sees the window)");
+    if (!(S.enc_drop >= 0 && S.enc_drop < 1))
+        return ex_args_fail(argv[0], "--enc-drop must be in [0, 1)");
+    if (S.val < 0 || S.val_every < 1)
+        return ex_args_fail(argv[0], "--val must be >= 0 and --val-every >= 1");
     if (!(S.lr >= 0) || !(S.obs_std > 0) || !(noise >= 0))
         return ex_args_fail(argv[0], "--lr and --noise must be >= 0, --obs-std > 0");
     const int user = train_path || test_path;
@@ -398,6 +407,9 @@ int main(int argc, char **argv)
     } else {
         if (split_s)
             return ex_args_fail(argv[0], "--split is for --train/--test data");
+        if (S.val > 0 && S.train_extra == 0)
+            return ex_args_fail(argv[0], "--val needs --train-extra with the spirals (the validation "
+                                "series are scored on their points after the window)");
         if (!(nexp = parse_list(n_obs_s, 100, nobs)))
             return ex_args_fail(argv[0], "--n-obs takes up to %d numbers in 1..100, "
                                 "comma-separated", MAX_N);
@@ -406,8 +418,9 @@ int main(int argc, char **argv)
     }
 
     int status = 1;
-    ex_experiment E;
+    ex_experiment E, V;
     memset(&E, 0, sizeof E);
+    memset(&V, 0, sizeof V);
     ex_spirals sp;
     memset(&sp, 0, sizeof sp);
     node_error err;
@@ -437,6 +450,15 @@ int main(int argc, char **argv)
     } else if (ex_spirals_generate(&sp, &scfg, (uint64_t)S.seed) != 0) {
         fprintf(stderr, "latent_ode: out of memory\n");
         goto done;
+    }
+    if (S.use[LAT] && S.val > 0) {
+        const size_t ntrain = user ? node_tseries_count(E.train) : (size_t)(nspiral - ntest);
+        if ((size_t)S.val >= ntrain) {
+            fprintf(stderr, "latent_ode: --val %ld leaves no training series (there are %zu)\n",
+                    S.val, ntrain);
+            status = 2;
+            goto done;
+        }
     }
     if (ex_mkdir_p(S.out) != 0) {
         fprintf(stderr, "latent_ode: cannot create the output folder %s: %s\n", S.out,
@@ -506,10 +528,18 @@ int main(int argc, char **argv)
         }
         if (ex_experiment_setup(&S, &E, cfg.latent_dim) != 0)
             goto nomem;
+        if (S.val > 0 && S.use[LAT]) {
+            double vsplit = user ? (split_s ? strtod(split_s, NULL) : NAN) : E.train_split;
+            if (ex_hold_out(&E, &V, (size_t)S.val, vsplit, cfg.latent_dim) != 0)
+                goto nomem;
+            printf("latent-ode%s: %ld training series held out for validation (predictive RMSE "
+                   "every %ld iterations)\n", E.tag, S.val, S.val_every);
+        }
         if (run_experiment(&S, &E, &cfg, title) != 0)
             goto done;
         memcpy(res[e], E.res, sizeof E.res);
         ucs[e] = E.uc;
+        ex_experiment_free(&V);
         if (e + 1 < nexp)
             ex_experiment_free(&E);
     }
@@ -570,7 +600,7 @@ int main(int argc, char **argv)
     int first = 0;
     while (!S.use[first])
         first++;
-    size_t cap = 256 + nexp * NMODEL * 600, w = 0;
+    size_t cap = 256 + nexp * NMODEL * 800, w = 0;
     char *arr = malloc(cap), *ucj = malloc(512);
     if (!arr || !ucj) {
         free(arr);
@@ -583,7 +613,7 @@ int main(int argc, char **argv)
             if (!S.use[k])
                 continue;
             const ex_result *R = &res[e][k];
-            char f[9][64];
+            char f[11][64];
             json_num(f[0], 64, "rmse_observed", R->rmse_obs, 1);
             json_num(f[1], 64, "rmse_predicted", R->rmse_pred, 1);
             json_num(f[2], 64, "rmse_observed_truth", R->rmse_obs_truth, 1);
@@ -592,12 +622,14 @@ int main(int argc, char **argv)
             json_num(f[6], 64, "nfe_fwd", k == LAT ? R->nfe_f : NAN, 1);   /* null: no solve */
             json_num(f[7], 64, "nfe_bwd", k == LAT ? R->nfe_b : NAN, 1);
             json_num(f[8], 64, "sub_batches", k == LAT ? R->groups : NAN, 1);
+            json_num(f[9], 64, "validation_rmse", k == LAT ? R->val_rmse : NAN, 1);
+            json_num(f[10], 64, "best_iter", k == LAT && R->best_iter > 0 ? (double)R->best_iter : NAN, 1);
             json_num(f[5], 64, "final_loss", R->loss, 0);
             w += (size_t)snprintf(arr + w, cap - w, "%s{\"model\": \"%s\", \"n_obs\": %ld, "
-                                  "\"iters\": %ld, \"skipped\": %ld, %s%s%s%s%s%s%s%s%s}",
+                                  "\"iters\": %ld, \"skipped\": %ld, %s%s%s%s%s%s%s%s%s%s%s}",
                                   w > 1 ? ", " : "", model_name[k], user ? 0L : nobs[e],
                                   R->iters, R->skipped, f[0], f[1], f[2], f[3], f[4], f[6],
-                                  f[7], f[8], f[5]);
+                                  f[7], f[8], f[9], f[10], f[5]);
         }
     snprintf(arr + w, cap - w, "]");
     ucj[0] = '\0';
@@ -628,6 +660,8 @@ int main(int argc, char **argv)
     ex_json_str(&j, "gradient", S.backprop ? "backprop" : "adjoint");
     ex_json_str(&j, "cell", cell_s);
     ex_json_num(&j, "weight_decay", S.weight_decay);
+    ex_json_int(&j, "validation_series", S.use[LAT] ? S.val : 0);
+    ex_json_num(&j, "enc_drop", S.enc_drop);
     ex_json_int(&j, "batch_size", S.batch);
     ex_json_int(&j, "seed", S.seed);
     ex_json_raw(&j, "results", arr);
@@ -647,6 +681,7 @@ fail:
     status = 1;
 done:
     ex_experiment_free(&E);
+    ex_experiment_free(&V);
     ex_spirals_free(&sp);
     return status;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
 #include "progress.h"
 #include "tsdata.h"
 
@@ -20,6 +21,79 @@ static int recoverable(node_status st)
 }
 
 /* ---- the latent ODE: training on union batches, prediction --------------------------- */
+
+void ex_drop_encoder_points(ex_batch *bt, node_rng *rng, double q, double *u)
+{
+    const size_t B = bt->B, nt = bt->nt;
+    node_rng_uniform(rng, nt * B, u);
+    for (size_t b = 0; b < B; b++) {
+        size_t last = nt, kept = 0;
+        for (size_t r = 0; r < nt; r++) {
+            unsigned char *e = bt->enc + r * B + b;
+            if (!*e)
+                continue;
+            last = r;
+            if (u[r * B + b] < q)
+                *e = 0;
+            else
+                kept++;
+        }
+        if (kept == 0 && last < nt)
+            bt->enc[last * B + b] = 1;
+    }
+}
+
+/* OUT/validation<tag>.csv: iteration,rmse_predicted per validation.  0, or -1 after
+   printing why (no output folder: nothing written). */
+static int write_curve(const char *out, const char *tag, const double *h, size_t n)
+{
+    char name[64], path[4096];
+    if (!out)
+        return 0;
+    snprintf(name, sizeof name, "validation%s.csv", tag);
+    if (ex_path_join(path, sizeof path, out, name) != 0) {
+        fprintf(stderr, "latent_ode: output path too long\n");
+        return -1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "latent_ode: cannot write %s\n", path);
+        return -1;
+    }
+    fprintf(f, "iteration,rmse_predicted\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%.0f,%.9g\n", h[2 * i], h[2 * i + 1]);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "latent_ode: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Score the parameters cand on the validation series (theta, the model's own, is kept):
+   *rmse; when better than *best_rmse, keep them in best.  0, or -1 after printing why. */
+static int validate(ex_experiment *V, node_latent *m, node_solver *solver, const node_options *opt,
+                    size_t L, const double *cand, double *save, double *best, double *best_rmse,
+                    double *rmse, long it, long *best_iter)
+{
+    double *theta = node_latent_params(m);
+    const size_t P = node_latent_nparams(m);
+    memcpy(save, theta, P * sizeof *save);
+    memcpy(theta, cand, P * sizeof *theta);
+    const int rc = ex_eval_latent(V, m, solver, opt, L);
+    ex_result r;
+    memset(&r, 0, sizeof r);
+    if (rc == 0)
+        ex_score(V, EX_LAT, &r);
+    *rmse = r.rmse_pred;
+    if (rc == 0 && r.rmse_pred < *best_rmse) {
+        *best_rmse = r.rmse_pred;
+        *best_iter = it;
+        memcpy(best, cand, P * sizeof *best);
+    }
+    memcpy(theta, save, P * sizeof *theta);
+    return rc;
+}
 
 int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node_solver *solver,
                         ex_result *R)
@@ -37,14 +111,24 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     const size_t cap = S->union_cap > 0 ? zmax((size_t)S->union_cap, maxlen) : B * maxlen;
     double *grad = malloc(P * sizeof *grad), *gsum = malloc(P * sizeof *gsum);
     double *avg = malloc(P * sizeof *avg);
+    ex_experiment *V = S->val_every > 0 ? E->val : NULL;
+    double *save = V ? malloc(P * sizeof *save) : NULL, *best = V ? malloc(P * sizeof *best) : NULL;
+    double best_rmse = INFINITY, last_rmse = NAN;
+    long best_iter = 0, last_val = 0;
+    /* the validation curve: (iteration, RMSE) at every validation */
+    const size_t nhist = V ? (size_t)(S->iters / S->val_every) + 2 : 0;
+    double *hist = V ? malloc(2 * nhist * sizeof *hist) : NULL;
+    size_t nh = 0;
     double *eps = malloc(B * L * sizeof *eps), *spl = malloc(B * sizeof *spl);
     size_t *perm = malloc(ntr * sizeof *perm), *start = malloc((B + 1) * sizeof *start);
     double *work = malloc(2 * B * maxlen * sizeof *work);   /* ex_union_groups */
+    double *udrop = S->enc_drop > 0 ? malloc((cap + 1) * B * sizeof *udrop) : NULL;
     ex_batch bt = { 0 };
     node_optim *optim = NULL;
     node_error err;
     err.message[0] = '\0';
-    if (!grad || !gsum || !avg || !eps || !spl || !perm || !start || !work || ex_batch_init(&bt, B, cap, D) != 0) {
+    if (!grad || !gsum || !avg || (V && (!save || !best || !hist)) || !eps || !spl || !perm || !start || !work || (S->enc_drop > 0 && !udrop) ||
+        ex_batch_init(&bt, B, cap, D) != 0) {
         fprintf(stderr, "latent_ode: out of memory\n");
         goto fail;
     }
@@ -109,6 +193,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
             CHECK("building a batch", err.message,
                   ex_batch_fill(&bt, d, Bg, perm + start[g], E->t0,
                                 cut ? spl : NULL, &err));
+            if (S->enc_drop > 0)
+                ex_drop_encoder_points(&bt, &rng, S->enc_drop, udrop);
             node_rng_normal(&rng, Bg * L, eps);
             node_latent_terms terms;
             err.message[0] = stats.message[0] = '\0';
@@ -157,14 +243,40 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         sum_b += (double)nb;
         sum_g += (double)ng;
         counted++;
+        if (V && (it % S->val_every == 0 || it == S->iters)) {
+            if (validate(V, m, solver, &S->opt, L, S->ema > 0 ? avg : theta, save, best,
+                         &best_rmse, &last_rmse, it, &best_iter) != 0)
+                goto fail;
+            last_val = it;
+            hist[2 * nh] = (double)it;
+            hist[2 * nh++ + 1] = last_rmse;
+        }
+        char vs[96] = "";
+        if (V && best_iter > 0)
+            snprintf(vs, sizeof vs, " | validation RMSE %.4f, best %.4f (iter %ld)", last_rmse,
+                     best_rmse, best_iter);
         ex_progress_draw(&prog, it, it % every == 0 || it == S->iters,
                          "latent-ode%s | iter %ld/%ld | -ELBO %.3f | KL %.3f | NFE fwd %lld "
-                         "bwd %lld | %.1f ms/it", E->tag, it, S->iters, loss_ema, kl_ema,
-                         (long long)nf, (long long)nb, 1e3 * t_train / (double)counted);
+                         "bwd %lld | %.1f ms/it%s", E->tag, it, S->iters, loss_ema, kl_ema,
+                         (long long)nf, (long long)nb, 1e3 * t_train / (double)counted, vs);
     }
     ex_progress_end(&prog);
-    if (S->ema > 0 && counted > 0)
+    if (V && counted > 0 && last_val < S->iters &&   /* the last iteration was skipped */
+        validate(V, m, solver, &S->opt, L, S->ema > 0 ? avg : theta, save, best, &best_rmse,
+                 &last_rmse, S->iters, &best_iter) != 0)
+        goto fail;
+    if (V && counted > 0 && last_val < S->iters) {
+        hist[2 * nh] = (double)S->iters;
+        hist[2 * nh++ + 1] = last_rmse;
+    }
+    if (V && write_curve(S->out, E->tag, hist, nh) != 0)
+        goto fail;
+    if (V && best_iter > 0)
+        memcpy(theta, best, P * sizeof *theta);  /* the model is the best validated from here on */
+    else if (S->ema > 0 && counted > 0)
         memcpy(theta, avg, P * sizeof *theta);   /* the model is the average from here on */
+    R->best_iter = V ? best_iter : 0;
+    R->val_rmse = V && best_iter > 0 ? best_rmse : NAN;
     R->iters = S->iters;
     /* After the first iteration, which allocates the workspaces (unless it is the only). */
     R->ms_per_iter = counted > 1 ? 1e3 * (t_train - t_first) / (double)(counted - 1)
@@ -179,11 +291,15 @@ fail:
     free(grad);
     free(gsum);
     free(avg);
+    free(save);
+    free(best);
+    free(hist);
     free(eps);
     free(spl);
     free(perm);
     free(start);
     free(work);
+    free(udrop);
     ex_batch_free(&bt);
     node_optim_free(optim);
     return rc;
@@ -485,8 +601,8 @@ void ex_score(ex_experiment *E, int k, ex_result *R)
 
 /* ---- experiments ------------------------------------------------------------------------ */
 
-/* Points of the test series, their offsets, prediction buffers, the common t0. */
-int ex_experiment_setup(const ex_settings *S, ex_experiment *E, size_t L)
+/* Offsets of the test series' points, prediction buffers for the models in use. */
+static int setup_points(ex_experiment *E, const int *use, size_t L)
 {
     const size_t D = node_tseries_dim(E->test);
     E->ntest = node_tseries_count(E->test);
@@ -504,9 +620,17 @@ int ex_experiment_setup(const ex_settings *S, ex_experiment *E, size_t L)
     }
     E->off[E->ntest] = E->npts;
     for (int k = 0; k < EX_NMODELS; k++)
-        if (S->use[k] && !(E->pred[k] = malloc(E->npts * D * sizeof(double))))
+        if (use[k] && !(E->pred[k] = malloc(E->npts * D * sizeof(double))))
             return -1;
-    if (S->use[EX_LAT] && !(E->zpath = malloc(E->npts * L * sizeof(double))))
+    if (use[EX_LAT] && !(E->zpath = malloc(E->npts * L * sizeof(double))))
+        return -1;
+    return 0;
+}
+
+/* Points of the test series, their offsets, prediction buffers, the common t0. */
+int ex_experiment_setup(const ex_settings *S, ex_experiment *E, size_t L)
+{
+    if (setup_points(E, S->use, L) != 0)
         return -1;
     double a, b, c, dd;
     size_t m1, m2;
@@ -514,6 +638,46 @@ int ex_experiment_setup(const ex_settings *S, ex_experiment *E, size_t L)
     ex_tseries_extent(E->test, &c, &dd, &m2);
     E->t0 = fmin(a, c);
     return 0;
+}
+
+int ex_hold_out(ex_experiment *E, ex_experiment *V, size_t K, double split, size_t L)
+{
+    const size_t N = node_tseries_count(E->train), D = node_tseries_dim(E->train);
+    node_tseries *keep = NULL;
+    node_error err;
+    memset(V, 0, sizeof *V);
+    if (node_tseries_create(&keep, D, &err) != NODE_OK ||
+        node_tseries_create(&V->test, D, &err) != NODE_OK ||
+        !(V->split = malloc(K * sizeof *V->split)))
+        goto fail;
+    for (size_t i = 0; i < N; i++) {
+        int64_t id;
+        size_t n;
+        const double *t, *x;
+        node_tseries_get(E->train, i, &id, &n, &t, &x);
+        if (node_tseries_add(i + K < N ? keep : V->test, id, n, t, x, &err) != NODE_OK)
+            goto fail;
+    }
+    for (size_t i = 0; i < K; i++) {
+        size_t n;
+        const double *t;
+        node_tseries_get(V->test, i, NULL, &n, &t, NULL);
+        V->split[i] = isnan(split) ? t[(n + 1) / 2 - 1] : split;   /* NaN: first half */
+    }
+    static const int lat_only[EX_NMODELS] = { 1, 0, 0 };
+    if (setup_points(V, lat_only, L) != 0)
+        goto fail;
+    snprintf(V->tag, sizeof V->tag, "%s", E->tag);
+    V->n_obs = E->n_obs;
+    V->t0 = E->t0;
+    node_tseries_free(E->train);
+    E->train = keep;
+    E->val = V;
+    return 0;
+fail:
+    node_tseries_free(keep);
+    ex_experiment_free(V);
+    return -1;
 }
 
 void ex_experiment_free(ex_experiment *E)

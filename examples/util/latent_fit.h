@@ -11,6 +11,7 @@
 
 #include "latent_report.h"
 #include "rnn_baseline.h"
+#include "tsdata.h"
 
 enum { EX_LAT = 0, EX_RNN = 1, EX_RNNDT = 2 };   /* models, the EX_NMODELS of latent_report.h */
 
@@ -33,6 +34,12 @@ typedef struct ex_settings {
                                parameters with this decay and end training on it (0: none) */
     double weight_decay;    /* latent ODE: > 0: AdamW with this decoupled weight decay
                                (0: Adam) */
+    double enc_drop;        /* latent ODE training: each point the encoder would see is
+                               withheld from it with this probability (each series keeps
+                               at least one); the likelihood still scores it (0: none) */
+    long val;               /* latent ODE: training series held out for validation (0: none) */
+    long val_every;         /* ... whose predictive RMSE is measured every val_every
+                               iterations: training ends on the best parameters seen */
     int backprop;
     node_options opt;
     int use[EX_NMODELS];
@@ -44,6 +51,8 @@ typedef struct ex_result {
     double rmse_obs, rmse_pred, rmse_obs_truth, rmse_pred_truth;
     double ms_per_iter, loss, kl, nfe_f, nfe_b, groups;   /* groups: sub-batches per iteration */
     long iters, skipped;
+    long best_iter;         /* validation: the iteration whose parameters were kept */
+    double val_rmse;        /* ... and their predictive RMSE on the validation series */
 } ex_result;
 
 typedef struct ex_union_cost {
@@ -66,6 +75,8 @@ typedef struct ex_experiment {
     double *pred[EX_NMODELS], *zpath;
     ex_result res[EX_NMODELS];
     ex_union_cost uc;
+    struct ex_experiment *val;     /* NULL, or validation series held out of train (their
+                                      test, split, off, pred[EX_LAT], zpath; no truth) */
 } ex_experiment;
 
 /* Prediction buffers (points of the test series), offsets, t0 = the earliest time of
@@ -73,12 +84,24 @@ typedef struct ex_experiment {
 int  ex_experiment_setup(const ex_settings *S, ex_experiment *E, size_t latent_dim);
 void ex_experiment_free(ex_experiment *E);   /* and zero it */
 
+/* Move the last K series of E->train into V->test (K < their count), as validation
+   series split at `split` (per series: their points after it are predicted), and set
+   V up for ex_eval_latent and ex_score; E->val = V.  0, or -1 out of memory. */
+int ex_hold_out(ex_experiment *E, ex_experiment *V, size_t K, double split, size_t latent_dim);
+
+/* --enc-drop: withhold each point of bt that the encoder sees (bt->enc) from it with
+   probability q, from uniforms drawn from rng into u (bt->nt × bt->B); a series whose
+   points would all go keeps its last.  bt->mask (what the likelihood scores) is left. */
+void ex_drop_encoder_points(ex_batch *bt, node_rng *rng, double q, double *u);
+
 /* Train m (initialised) for S->iters Adam steps on batches of S->batch training series,
    each solved on the union of its times (sub-batches when the union exceeds
    S->union_cap times: gradients weighted by their share of the batch, so the step is
    the one of the whole batch).  Batches whose solve fails with EMAXSTEPS, ESTEPSIZE or
-   ENONFINITE are skipped (R->skipped); 20 in a row stop training.  A live progress
-   line on stderr.  0, or -1 after printing why. */
+   ENONFINITE are skipped (R->skipped); 20 in a row stop training.  With E->val and
+   S->val_every > 0, the parameters (their average with S->ema) are scored on the
+   validation series every S->val_every iterations and at the end, and training ends
+   on the best (R->best_iter, R->val_rmse).  A live progress line on stderr.  0, or -1 after printing why. */
 int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m,
                     node_solver *solver, ex_result *R);
 
