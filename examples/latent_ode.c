@@ -68,17 +68,21 @@ static int run_experiment(const ex_settings *S, ex_experiment *E, const node_lat
     char path[4096], name[64];
 
     if (S->use[LAT]) {
-        CHECK("creating the latent ODE", err.message, node_latent_create(&m, cfg, &err));
-        node_latent_init(m, (uint64_t)S->seed + 17u);
+        if (S->load) {
+            CHECK("loading the latent ODE", err.message, node_latent_load(&m, S->load, &err));
+        } else {
+            CHECK("creating the latent ODE", err.message, node_latent_create(&m, cfg, &err));
+            node_latent_init(m, (uint64_t)S->seed + 17u);
+        }
         CHECK("creating the solver", NULL, node_solver_create(&solver));
         printf("latent-ode%s: %zu parameters (%s encoder %llu, latent %llu, dynamics %llu-%llu-%llu-%llu "
-               "elu, decoder %llu-%llu-%zu relu), batch %ld, %s rtol %g atol %g, %s gradients, "
+               "elu, decoder %llu-%llu-%zu relu, sigma_obs %g), batch %ld, %s rtol %g atol %g, %s gradients, "
                "%s lr %g, %ld iterations\n", E->tag, node_latent_nparams(m),
                cfg->rnn_cell == NODE_CELL_GRU ? "GRU" : "RNN",
                (unsigned long long)cfg->rnn_hidden, (unsigned long long)L,
                (unsigned long long)L, (unsigned long long)cfg->dyn_hidden,
                (unsigned long long)cfg->dyn_hidden, (unsigned long long)L,
-               (unsigned long long)L, (unsigned long long)cfg->dec_hidden, D, S->batch,
+               (unsigned long long)L, (unsigned long long)cfg->dec_hidden, D, cfg->obs_std, S->batch,
                node_method_name(S->opt.method), S->opt.rtol, S->opt.atol,
                S->backprop ? "backprop" : "adjoint", S->weight_decay > 0 ? "AdamW" : "Adam",
                S->lr, S->iters);
@@ -309,6 +313,7 @@ int main(int argc, char **argv)
         { "--weight-decay", EX_DOUBLE, &S.weight_decay, "L", "latent ODE: AdamW with decoupled weight decay L, e.g. 0.01 (0: Adam)" },
         { "--ema", EX_DOUBLE, &S.ema, "D", "latent ODE: end training on an exponential moving average of the parameters with decay D, e.g. 0.999 (0: the last iterate)" },
         { "--enc-drop", EX_DOUBLE, &S.enc_drop, "Q", "latent ODE training: withhold each observed point from the encoder with probability Q (the likelihood still scores it; each series keeps one) (0: none)" },
+        { "--load", EX_STRING, &S.load, "F.model", "latent ODE: start from this model file (as written to --out) instead of fresh weights; its sizes and cell replace the flags'; --iters 0 evaluates it" },
         { "--val", EX_LONG, &S.val, "K", "latent ODE: hold K training series out for validation and end on the parameters with the lowest predictive RMSE on them (spirals: needs --train-extra; user data: split as --split) (0: none)" },
         { "--val-every", EX_LONG, &S.val_every, "N", "latent ODE: validate every N iterations (with --val)" },
         { "--seed", EX_LONG, &S.seed, "S", "seed of the data, the weights, the batches" },
@@ -392,6 +397,8 @@ int main(int argc, char **argv)
         return ex_args_fail(argv[0], "--train-extra and --enc-frac exclude each other (with --train-extra the encoder sees the window)");
     if (!(S.enc_drop >= 0 && S.enc_drop < 1))
         return ex_args_fail(argv[0], "--enc-drop must be in [0, 1)");
+    if (S.load && !S.use[LAT])
+        return ex_args_fail(argv[0], "--load is for the latent ODE (--model latent-ode or all)");
     if (S.val < 0 || S.val_every < 1)
         return ex_args_fail(argv[0], "--val must be >= 0 and --val-every >= 1");
     if (!(S.lr >= 0) || !(S.obs_std > 0) || !(noise >= 0))
@@ -451,6 +458,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "latent_ode: out of memory\n");
         goto done;
     }
+    const size_t D = user ? node_tseries_dim(E.train) : 2;
+    node_latent_config lcfg;
+    if (S.use[LAT] && S.load) {
+        node_latent *lm = NULL;
+        if (node_latent_load(&lm, S.load, &err) != NODE_OK) {
+            fprintf(stderr, "latent_ode: --load: %s\n", err.message);
+            status = 2;
+            goto done;
+        }
+        node_latent_config_get(lm, &lcfg);
+        node_latent_free(lm);
+        if (lcfg.obs_dim != D) {
+            fprintf(stderr, "latent_ode: --load: %s models series of dimension %llu, the data "
+                    "has %zu\n", S.load, (unsigned long long)lcfg.obs_dim, D);
+            status = 2;
+            goto done;
+        }
+    }
     if (S.use[LAT] && S.val > 0) {
         const size_t ntrain = user ? node_tseries_count(E.train) : (size_t)(nspiral - ntest);
         if ((size_t)S.val >= ntrain) {
@@ -465,7 +490,6 @@ int main(int argc, char **argv)
                 strerror(errno));
         goto done;
     }
-    const size_t D = user ? node_tseries_dim(E.train) : 2;
     node_latent_config cfg;
     CHECK("latent ODE defaults", NULL, node_latent_defaults(D, &cfg));
     cfg.latent_dim = (uint64_t)S.latent_dim;
@@ -474,6 +498,8 @@ int main(int argc, char **argv)
     cfg.dec_hidden = (uint64_t)S.dec_hidden;
     cfg.obs_std = S.obs_std;
     cfg.rnn_cell = (uint64_t)cell;
+    if (S.use[LAT] && S.load)
+        cfg = lcfg;   /* the file's sizes, cell and sigma_obs */
     if (user)
         printf("latent_ode: %zu training and %zu test series of dimension %zu (%s, %s); "
                "kernels %s\n", node_tseries_count(E.train), node_tseries_count(E.test), D,
@@ -658,10 +684,11 @@ int main(int argc, char **argv)
         ex_json_num(&j, "noise", noise);
     ex_json_str(&j, "method", node_method_name(S.opt.method));
     ex_json_str(&j, "gradient", S.backprop ? "backprop" : "adjoint");
-    ex_json_str(&j, "cell", cell_s);
+    ex_json_str(&j, "cell", cfg.rnn_cell == NODE_CELL_GRU ? "gru" : "tanh");
     ex_json_num(&j, "weight_decay", S.weight_decay);
     ex_json_int(&j, "validation_series", S.use[LAT] ? S.val : 0);
     ex_json_num(&j, "enc_drop", S.enc_drop);
+    ex_json_num(&j, "obs_std", cfg.obs_std);
     ex_json_int(&j, "batch_size", S.batch);
     ex_json_int(&j, "seed", S.seed);
     ex_json_raw(&j, "results", arr);

@@ -73,8 +73,8 @@ static int write_curve(const char *out, const char *tag, const double *h, size_t
 /* Score the parameters cand on the validation series (theta, the model's own, is kept):
    *rmse; when better than *best_rmse, keep them in best.  0, or -1 after printing why. */
 static int validate(ex_experiment *V, node_latent *m, node_solver *solver, const node_options *opt,
-                    size_t L, const double *cand, double *save, double *best, double *best_rmse,
-                    double *rmse, long it, long *best_iter)
+                    size_t L, const double *cand, double *save, double *best,
+                    double *best_rmse, double *rmse, long it, long *best_iter)
 {
     double *theta = node_latent_params(m);
     const size_t P = node_latent_nparams(m);
@@ -244,8 +244,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         sum_g += (double)ng;
         counted++;
         if (V && (it % S->val_every == 0 || it == S->iters)) {
-            if (validate(V, m, solver, &S->opt, L, S->ema > 0 ? avg : theta, save, best,
-                         &best_rmse, &last_rmse, it, &best_iter) != 0)
+            if (validate(V, m, solver, &S->opt, L, S->ema > 0 ? avg : theta,
+                         save, best, &best_rmse, &last_rmse, it, &best_iter) != 0)
                 goto fail;
             last_val = it;
             hist[2 * nh] = (double)it;
@@ -262,8 +262,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     }
     ex_progress_end(&prog);
     if (V && counted > 0 && last_val < S->iters &&   /* the last iteration was skipped */
-        validate(V, m, solver, &S->opt, L, S->ema > 0 ? avg : theta, save, best, &best_rmse,
-                 &last_rmse, S->iters, &best_iter) != 0)
+        validate(V, m, solver, &S->opt, L, S->ema > 0 ? avg : theta, save,
+                 best, &best_rmse, &last_rmse, S->iters, &best_iter) != 0)
         goto fail;
     if (V && counted > 0 && last_val < S->iters) {
         hist[2 * nh] = (double)S->iters;

@@ -37,6 +37,7 @@ typedef struct ex_settings {
     double enc_drop;        /* latent ODE training: each point the encoder would see is
                                withheld from it with this probability (each series keeps
                                at least one); the likelihood still scores it (0: none) */
+    const char *load;       /* latent ODE: start from this model file (NULL: fresh) */
     long val;               /* latent ODE: training series held out for validation (0: none) */
     long val_every;         /* ... whose predictive RMSE is measured every val_every
                                iterations: training ends on the best parameters seen */
