@@ -88,7 +88,8 @@ static int run_experiment(const ex_settings *S, ex_experiment *E, const node_lat
                S->lr, S->iters);
         fflush(stdout);
         if (ex_train_latent(S, E, m, solver, &E->res[LAT]) != 0 ||
-            ex_eval_latent(E, m, solver, &S->opt, L) != 0)
+            ex_eval_latent(E, m, solver, &S->opt, L) != 0 ||
+            (S->refine > 0 && ex_refine_latent(E, m, solver, &S->opt, S->refine, S->refine_lr) != 0))
             goto fail;
         ex_score(E, LAT, &E->res[LAT]);
         print_result(E, LAT);
@@ -290,6 +291,8 @@ int main(int argc, char **argv)
     S.ema = 0;          /* the README's default-run figures are without it */
     S.val = 0;
     S.val_every = 500;
+    S.refine = 0;
+    S.refine_lr = 0.05;
     S.out = "latent_out";
     double rtol = 1e-5, atol = 1e-7, noise = 0.1;
     long nspiral = 1000, ntest = 100;
@@ -314,6 +317,8 @@ int main(int argc, char **argv)
         { "--ema", EX_DOUBLE, &S.ema, "D", "latent ODE: end training on an exponential moving average of the parameters with decay D, e.g. 0.999 (0: the last iterate)" },
         { "--enc-drop", EX_DOUBLE, &S.enc_drop, "Q", "latent ODE training: withhold each observed point from the encoder with probability Q (the likelihood still scores it; each series keeps one) (0: none)" },
         { "--load", EX_STRING, &S.load, "F.model", "latent ODE: start from this model file (as written to --out) instead of fresh weights; its sizes and cell replace the flags'; --iters 0 evaluates it" },
+        { "--refine", EX_LONG, &S.refine, "K", "latent ODE predictions: K Adam steps per test series on the mean of q(z0 | x), minimising the -ELBO of its observed points (0: the encoder's mean)" },
+        { "--refine-lr", EX_DOUBLE, &S.refine_lr, "LR", "learning rate of --refine" },
         { "--val", EX_LONG, &S.val, "K", "latent ODE: hold K training series out for validation and end on the parameters with the lowest predictive RMSE on them (spirals: needs --train-extra; user data: split as --split) (0: none)" },
         { "--val-every", EX_LONG, &S.val_every, "N", "latent ODE: validate every N iterations (with --val)" },
         { "--seed", EX_LONG, &S.seed, "S", "seed of the data, the weights, the batches" },
@@ -399,6 +404,8 @@ int main(int argc, char **argv)
         return ex_args_fail(argv[0], "--enc-drop must be in [0, 1)");
     if (S.load && !S.use[LAT])
         return ex_args_fail(argv[0], "--load is for the latent ODE (--model latent-ode or all)");
+    if (S.refine < 0 || !(S.refine_lr > 0))
+        return ex_args_fail(argv[0], "--refine must be >= 0 and --refine-lr > 0");
     if (S.val < 0 || S.val_every < 1)
         return ex_args_fail(argv[0], "--val must be >= 0 and --val-every >= 1");
     if (!(S.lr >= 0) || !(S.obs_std > 0) || !(noise >= 0))
@@ -689,6 +696,7 @@ int main(int argc, char **argv)
     ex_json_int(&j, "validation_series", S.use[LAT] ? S.val : 0);
     ex_json_num(&j, "enc_drop", S.enc_drop);
     ex_json_num(&j, "obs_std", cfg.obs_std);
+    ex_json_int(&j, "refine", S.refine);
     ex_json_int(&j, "batch_size", S.batch);
     ex_json_int(&j, "seed", S.seed);
     ex_json_raw(&j, "results", arr);

@@ -70,17 +70,20 @@ static int write_curve(const char *out, const char *tag, const double *h, size_t
     return 0;
 }
 
-/* Score the parameters cand on the validation series (theta, the model's own, is kept):
-   *rmse; when better than *best_rmse, keep them in best.  0, or -1 after printing why. */
+/* Score the parameters cand on the validation series (theta, the model's own, is kept),
+   with --refine's inference when refine > 0: *rmse; when better than *best_rmse, keep
+   them in best.  0, or -1 after printing why. */
 static int validate(ex_experiment *V, node_latent *m, node_solver *solver, const node_options *opt,
-                    size_t L, const double *cand, double *save, double *best,
-                    double *best_rmse, double *rmse, long it, long *best_iter)
+                    size_t L, long refine, double refine_lr, const double *cand, double *save,
+                    double *best, double *best_rmse, double *rmse, long it, long *best_iter)
 {
     double *theta = node_latent_params(m);
     const size_t P = node_latent_nparams(m);
     memcpy(save, theta, P * sizeof *save);
     memcpy(theta, cand, P * sizeof *theta);
-    const int rc = ex_eval_latent(V, m, solver, opt, L);
+    int rc = ex_eval_latent(V, m, solver, opt, L);
+    if (rc == 0 && refine > 0)   /* scored as the test will be */
+        rc = ex_refine_latent(V, m, solver, opt, refine, refine_lr);
     ex_result r;
     memset(&r, 0, sizeof r);
     if (rc == 0)
@@ -244,8 +247,9 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
         sum_g += (double)ng;
         counted++;
         if (V && (it % S->val_every == 0 || it == S->iters)) {
-            if (validate(V, m, solver, &S->opt, L, S->ema > 0 ? avg : theta,
-                         save, best, &best_rmse, &last_rmse, it, &best_iter) != 0)
+            if (validate(V, m, solver, &S->opt, L, S->refine, S->refine_lr,
+                         S->ema > 0 ? avg : theta, save, best, &best_rmse, &last_rmse, it,
+                         &best_iter) != 0)
                 goto fail;
             last_val = it;
             hist[2 * nh] = (double)it;
@@ -262,8 +266,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     }
     ex_progress_end(&prog);
     if (V && counted > 0 && last_val < S->iters &&   /* the last iteration was skipped */
-        validate(V, m, solver, &S->opt, L, S->ema > 0 ? avg : theta, save,
-                 best, &best_rmse, &last_rmse, S->iters, &best_iter) != 0)
+        validate(V, m, solver, &S->opt, L, S->refine, S->refine_lr, S->ema > 0 ? avg : theta,
+                 save, best, &best_rmse, &last_rmse, S->iters, &best_iter) != 0)
         goto fail;
     if (V && counted > 0 && last_val < S->iters) {
         hist[2 * nh] = (double)S->iters;
@@ -365,6 +369,86 @@ fail:
     free(z);
     free(spl);
     free(work);
+    ex_batch_free(&bt);
+    return rc;
+}
+
+int ex_refine_latent(ex_experiment *E, node_latent *m, node_solver *solver,
+                     const node_options *opt, long steps, double lr)
+{
+    int rc = -1;
+    const node_tseries *d = E->test;
+    const size_t D = node_tseries_dim(d), N = E->ntest, P = node_latent_nparams(m);
+    node_latent_config c;
+    node_latent_config_get(m, &c);
+    const size_t L = c.latent_dim, H = c.dyn_hidden, Hd = c.dec_hidden;
+    /* θ = [cell, encoder output layer (W: 2L × rnn_hidden, b: [b_mu, b_logvar]), f, g]:
+       with one series in the batch, the mean of q is W h + b_mu, so moving b_mu moves
+       that series' mean and nothing else. */
+    const size_t nf = L * H + H + H * H + H + H * L + L, ng = L * Hd + Hd + Hd * D + D;
+    const size_t bmu = P - nf - ng - 2 * L;
+    double *theta = node_latent_params(m);
+    double tmin, tmax;
+    size_t maxlen;
+    ex_tseries_extent(d, &tmin, &tmax, &maxlen);
+    double *grad = malloc(P * sizeof *grad), *save = malloc(L * sizeof *save);
+    double *am = malloc(2 * L * sizeof *am);
+    double *xp = malloc((maxlen + 1) * D * sizeof *xp), *z = malloc((maxlen + 1) * L * sizeof *z);
+    ex_batch bt = { 0 };
+    node_error err;
+    err.message[0] = '\0';
+    if (!grad || !save || !am || !xp || !z || ex_batch_init(&bt, 1, maxlen, D) != 0) {
+        fprintf(stderr, "latent_ode: out of memory\n");
+        goto fail;
+    }
+    memcpy(save, theta + bmu, L * sizeof *save);
+    for (size_t i = 0; i < N; i++) {
+        CHECK("building a test batch", err.message,
+              ex_batch_fill(&bt, d, 1, &i, E->t0, E->split + i, &err));
+        for (size_t k = 0; k < 2 * L; k++)
+            am[k] = 0.0;
+        const double b1 = 0.9, b2 = 0.999;
+        double p1 = 1.0, p2 = 1.0;
+        for (long s = 0; s < steps; s++) {
+            node_latent_terms terms;
+            node_stats stats;
+            stats.message[0] = '\0';
+            CHECK("refining a test series' posterior", err.message[0] ? err.message : stats.message,
+                  node_latent_loss(m, solver, 1, bt.nt, bt.ts, bt.xs, bt.enc, bt.enc, NULL, opt,
+                                   NODE_GRAD_BACKPROP, &terms, grad, &stats, &err));
+            p1 *= b1;
+            p2 *= b2;
+            for (size_t k = 0; k < L; k++) {
+                const double g = grad[bmu + k];
+                am[k] = b1 * am[k] + (1 - b1) * g;
+                am[L + k] = b2 * am[L + k] + (1 - b2) * g * g;
+                theta[bmu + k] -= lr * (am[k] / (1 - p1)) / (sqrt(am[L + k] / (1 - p2)) + 1e-8);
+            }
+        }
+        node_stats stats;
+        stats.message[0] = '\0';
+        CHECK("latent ODE prediction", err.message[0] ? err.message : stats.message,
+              node_latent_predict(m, solver, 1, bt.nt, bt.ts, bt.xs, bt.enc, NULL, opt, xp, z,
+                                  &stats, &err));
+        size_t k = E->off[i];
+        for (size_t r = 0; r < bt.nt; r++) {
+            if (!bt.mask[r])
+                continue;
+            memcpy(E->pred[EX_LAT] + k * D, xp + r * D, D * sizeof *xp);
+            memcpy(E->zpath + k * L, z + r * L, L * sizeof *z);
+            k++;
+        }
+        memcpy(theta + bmu, save, L * sizeof *save);
+    }
+    rc = 0;
+fail:
+    if (save)
+        memcpy(theta + bmu, save, L * sizeof *save);
+    free(grad);
+    free(save);
+    free(am);
+    free(xp);
+    free(z);
     ex_batch_free(&bt);
     return rc;
 }

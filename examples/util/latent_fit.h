@@ -38,6 +38,10 @@ typedef struct ex_settings {
                                withheld from it with this probability (each series keeps
                                at least one); the likelihood still scores it (0: none) */
     const char *load;       /* latent ODE: start from this model file (NULL: fresh) */
+    long refine;            /* latent ODE predictions: K > 0 Adam steps per test series on
+                               the mean of q(z0 | x) from the encoder, minimising the
+                               -ELBO of the series' observed points (0: the encoder's) */
+    double refine_lr;       /* ... their learning rate */
     long val;               /* latent ODE: training series held out for validation (0: none) */
     long val_every;         /* ... whose predictive RMSE is measured every val_every
                                iterations: training ends on the best parameters seen */
@@ -110,6 +114,15 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m,
    points: E->pred[EX_LAT], E->zpath.  0, or -1 after printing why. */
 int ex_eval_latent(ex_experiment *E, node_latent *m, node_solver *solver,
                    const node_options *opt, size_t latent_dim);
+
+/* Semi-amortized inference for the test series (--refine): for each, starting from the
+   encoder's mean of q(z0 | x), `steps` Adam steps at rate lr on that mean minimising the
+   -ELBO of the series' points at t <= split alone (z0 = the mean; the KL to the prior
+   included), then its prediction at all its points from the refined mean:
+   E->pred[EX_LAT] (E->zpath: the refined path).  The model is unchanged on return.
+   0, or -1 after printing why. */
+int ex_refine_latent(ex_experiment *E, node_latent *m, node_solver *solver,
+                     const node_options *opt, long steps, double lr);
 
 /* S->union_cost batches of training series: loss and gradient (eps = NULL) once on the
    union of their times and once series by series (averaged): times, NFE, and the
