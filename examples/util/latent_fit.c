@@ -392,23 +392,24 @@ int ex_refine_latent(ex_experiment *E, node_latent *m, node_solver *solver,
     size_t maxlen;
     ex_tseries_extent(d, &tmin, &tmax, &maxlen);
     double *grad = malloc(P * sizeof *grad), *save = malloc(L * sizeof *save);
-    double *am = malloc(2 * L * sizeof *am);
     double *xp = malloc((maxlen + 1) * D * sizeof *xp), *z = malloc((maxlen + 1) * L * sizeof *z);
     ex_batch bt = { 0 };
+    node_optim *adam = NULL;
     node_error err;
     err.message[0] = '\0';
-    if (!grad || !save || !am || !xp || !z || ex_batch_init(&bt, 1, maxlen, D) != 0) {
+    if (!grad || !save || !xp || !z || ex_batch_init(&bt, 1, maxlen, D) != 0) {
         fprintf(stderr, "latent_ode: out of memory\n");
         goto fail;
     }
+    node_optim_config oc;
+    CHECK("optimizer defaults", NULL, node_optim_defaults(NODE_OPTIM_ADAM, &oc));
+    oc.lr = lr;
+    CHECK("creating the optimizer", err.message, node_optim_create_ex(&adam, L, &oc, &err));
     memcpy(save, theta + bmu, L * sizeof *save);
     for (size_t i = 0; i < N; i++) {
         CHECK("building a test batch", err.message,
               ex_batch_fill(&bt, d, 1, &i, E->t0, E->split + i, &err));
-        for (size_t k = 0; k < 2 * L; k++)
-            am[k] = 0.0;
-        const double b1 = 0.9, b2 = 0.999;
-        double p1 = 1.0, p2 = 1.0;
+        CHECK("resetting the optimizer", NULL, node_optim_reset(adam));
         for (long s = 0; s < steps; s++) {
             node_latent_terms terms;
             node_stats stats;
@@ -416,14 +417,8 @@ int ex_refine_latent(ex_experiment *E, node_latent *m, node_solver *solver,
             CHECK("refining a test series' posterior", err.message[0] ? err.message : stats.message,
                   node_latent_loss(m, solver, 1, bt.nt, bt.ts, bt.xs, bt.enc, bt.enc, NULL, opt,
                                    NODE_GRAD_BACKPROP, &terms, grad, &stats, &err));
-            p1 *= b1;
-            p2 *= b2;
-            for (size_t k = 0; k < L; k++) {
-                const double g = grad[bmu + k];
-                am[k] = b1 * am[k] + (1 - b1) * g;
-                am[L + k] = b2 * am[L + k] + (1 - b2) * g * g;
-                theta[bmu + k] -= lr * (am[k] / (1 - p1)) / (sqrt(am[L + k] / (1 - p2)) + 1e-8);
-            }
+            CHECK("refining a test series' posterior", NULL,
+                  node_optim_step(adam, theta + bmu, grad + bmu));   /* the mean's L entries */
         }
         node_stats stats;
         stats.message[0] = '\0';
@@ -446,10 +441,10 @@ fail:
         memcpy(theta + bmu, save, L * sizeof *save);
     free(grad);
     free(save);
-    free(am);
     free(xp);
     free(z);
     ex_batch_free(&bt);
+    node_optim_free(adam);
     return rc;
 }
 
