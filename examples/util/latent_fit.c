@@ -130,8 +130,8 @@ int ex_train_latent(const ex_settings *S, ex_experiment *E, node_latent *m, node
     node_optim *optim = NULL;
     node_error err;
     err.message[0] = '\0';
-    if (!grad || !gsum || !avg || (V && (!save || !best || !hist)) || !eps || !spl || !perm || !start || !work || (S->enc_drop > 0 && !udrop) ||
-        ex_batch_init(&bt, B, cap, D) != 0) {
+    if (!grad || !gsum || !avg || (V && (!save || !best || !hist)) || !eps || !spl || !perm ||
+        !start || !work || (S->enc_drop > 0 && !udrop) || ex_batch_init(&bt, B, cap, D) != 0) {
         fprintf(stderr, "latent_ode: out of memory\n");
         goto fail;
     }
